@@ -1,0 +1,1 @@
+"""Contract checks: one profiling pass per table, one AssetCheckResult per rule."""

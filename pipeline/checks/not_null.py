@@ -1,0 +1,51 @@
+"""Required columns (IDs above all) hold no nulls."""
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlglot import exp
+
+from pipeline.checks.profile import row_count
+from pipeline.checks.rule import Columns, Rule, Verdict
+from pipeline.contract import TableContract
+from pipeline.warehouse.sql import column
+
+
+def _required(table: TableContract) -> list[str]:
+    return [c.name for c in table.columns if c.required]
+
+
+def metrics(table: TableContract, present: Columns, dialect: str) -> dict[str, exp.Expression]:
+    found = {"rows": row_count()}
+    for name in _required(table):
+        if name in present:
+            nulls = exp.Sub(this=row_count(), expression=exp.Count(this=column(name, dialect)))
+            found[f"nulls:{name}"] = nulls
+    return found
+
+
+def judge(table: TableContract, present: Columns, profile: Mapping[str, Any]) -> Verdict:
+    rows = int(profile["rows"])
+    missing = [name for name in _required(table) if name not in present]
+    nulls = {name: int(profile[f"nulls:{name}"]) for name in _required(table) if name in present}
+    failing = {name: count for name, count in nulls.items() if count}
+    problems = [f"{name}: {count} of {rows} rows null" for name, count in failing.items()]
+    problems += [f"{name}: column missing, nullness cannot be verified" for name in missing]
+    return Verdict(
+        passed=not problems,
+        summary="; ".join(problems) or f"no nulls in {len(nulls)} required columns over {rows} rows",
+        metadata={
+            "row_count": rows,
+            "null_counts": nulls,
+            "failing_columns": sorted([*failing, *missing]),
+        },
+    )
+
+
+RULE = Rule(
+    check_name="required_columns_are_not_null",
+    description="Columns the contract marks required (every ID) contain no nulls.",
+    applies=lambda table: bool(_required(table)),
+    metrics=metrics,
+    judge=judge,
+)

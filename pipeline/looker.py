@@ -1,0 +1,113 @@
+"""Looker refresh assets: datagroup resets and PDT rebuilds, downstream of the tables they read."""
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+from dagster import AssetExecutionContext, AssetsDefinition, Config, Failure, MaterializeResult, asset
+from dagster_looker import LookerResource
+from looker_sdk.sdk.api40.methods import Looker40SDK
+from looker_sdk.sdk.api40.models import WriteDatagroup
+
+from pipeline.checks.factory import fivetran_key
+
+REFRESHES_FILE = Path(__file__).parent / "looker_refreshes.yaml"
+
+
+@dataclass(frozen=True)
+class Refresh:
+    name: str
+    description: str
+    reads: tuple[str, ...]
+    datagroup: tuple[str, str] | None = None  # (model, datagroup name)
+    pdt: tuple[str, str] | None = None  # (model, view)
+
+
+class RefreshConfig(Config):
+    poll_interval_seconds: float = 1.0
+    timeout_seconds: float = 1800.0
+
+
+class SandboxLookerResource(LookerResource):
+    """dagster-looker's LookerResource pointed at the local Looker sandbox."""
+
+    def get_sdk(self) -> Looker40SDK:
+        from pipeline.sandbox.looker_api import sandbox_url
+
+        real = LookerResource(base_url=sandbox_url(), client_id=self.client_id, client_secret=self.client_secret)
+        return real.get_sdk()
+
+
+def load_refreshes(path: Path = REFRESHES_FILE) -> list[Refresh]:
+    entries = yaml.safe_load(path.read_text(encoding="utf-8"))["refreshes"]
+    return [
+        Refresh(
+            name=entry["name"],
+            description=entry.get("description", ""),
+            reads=tuple(entry["reads"]),
+            datagroup=(entry["datagroup"]["model"], entry["datagroup"]["name"]) if "datagroup" in entry else None,
+            pdt=(entry["pdt"]["model"], entry["pdt"]["view"]) if "pdt" in entry else None,
+        )
+        for entry in entries
+    ]
+
+
+def build_refresh_asset(refresh: Refresh) -> AssetsDefinition:
+    @asset(
+        key=["looker", refresh.name],
+        deps=[fivetran_key(*table.split(".", 1)) for table in refresh.reads],
+        group_name="looker",
+        kinds={"looker"},
+        description=refresh.description,
+    )
+    def looker_refresh(context: AssetExecutionContext, config: RefreshConfig, looker: LookerResource):
+        sdk = looker.get_sdk()
+        metadata: dict[str, str] = {}
+        if refresh.datagroup:
+            metadata["datagroup"] = reset_datagroup(sdk, *refresh.datagroup)
+            context.log.info(f"Reset Looker datagroup {refresh.datagroup[0]}::{refresh.datagroup[1]}")
+        if refresh.pdt:
+            metadata["pdt_status"] = build_pdt(context, sdk, *refresh.pdt, config)
+        return MaterializeResult(metadata=metadata)
+
+    return looker_refresh
+
+
+def reset_datagroup(sdk: Looker40SDK, model: str, name: str) -> str:
+    """Mark the datagroup stale now, so Looker drops its cache and rebuilds dependent PDTs."""
+    match = [d for d in sdk.all_datagroups() if d.model_name == model and d.name == name]
+    if not match:
+        raise Failure(f"Looker has no datagroup {name!r} in model {model!r}")
+    now = int(datetime.now(UTC).timestamp())
+    sdk.update_datagroup(match[0].id, WriteDatagroup(stale_before=now, triggered_at=now))
+    return f"{model}::{name} stale_before={now}"
+
+
+def build_pdt(context: AssetExecutionContext, sdk: Looker40SDK, model: str, view: str, config: RefreshConfig) -> str:
+    """Start a PDT rebuild and poll it until Looker reports it complete, failed or timed out."""
+    started = sdk.start_pdt_build(model, view, force_rebuild="true", source="tollgate")
+    deadline = time.monotonic() + config.timeout_seconds
+    while True:
+        status = sdk.check_pdt_build(started.materialization_id)
+        text = status.resp_text or ""
+        context.log.info(f"PDT {model}.{view} ({started.materialization_id}): {text}")
+        state = pdt_state(text)
+        if state == "complete":
+            return text
+        if state == "failed":
+            raise Failure(f"Looker PDT {model}.{view} failed: {text}")
+        if time.monotonic() > deadline:
+            raise Failure(f"Looker PDT {model}.{view} still not built after {config.timeout_seconds:.0f}s: {text}")
+        time.sleep(config.poll_interval_seconds)
+
+
+def pdt_state(resp_text: str) -> str:
+    """Read Looker's free-text build status: running, complete or failed."""
+    text = resp_text.lower()
+    if "fail" in text or "error" in text:
+        return "failed"
+    if "complete" in text or "success" in text:
+        return "complete"
+    return "running"

@@ -1,0 +1,23 @@
+"""Local paths and names shared by the pipeline, the sandbox and the tests."""
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def data_dir() -> Path:
+    """Folder for the embedded warehouse and sandbox state (TOLLGATE_DATA_DIR, else ./.tollgate)."""
+    path = Path(os.environ.get("TOLLGATE_DATA_DIR") or REPO_ROOT / ".tollgate")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def duckdb_path() -> Path:
+    return data_dir() / "warehouse.duckdb"
+
+
+def sandbox_dir() -> Path:
+    path = data_dir() / "sandbox"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,37 @@
+"""The one small interface every warehouse backend implements."""
+
+from abc import abstractmethod
+from typing import Any
+
+import pandas as pd
+from dagster import ConfigurableResource
+
+
+class TableNotFound(LookupError):
+    """The table the contract names is not in the warehouse."""
+
+
+class Warehouse(ConfigurableResource):
+    """Where Fivetran lands tables and where the checks read them."""
+
+    @property
+    @abstractmethod
+    def dialect(self) -> str:
+        """sqlglot dialect name of this backend."""
+
+    @abstractmethod
+    def query(self, sql: str) -> list[dict[str, Any]]:
+        """Run one statement and return its rows as dicts keyed by lower-case column name."""
+
+    @abstractmethod
+    def write_table(self, schema: str, table: str, frame: pd.DataFrame) -> None:
+        """Replace schema.table with the frame's rows (used by the sandbox to land a sync)."""
+
+    def columns(self, schema: str, table: str) -> dict[str, str]:
+        """Column name -> upper-case type name, in table order; TableNotFound when absent."""
+        from pipeline.warehouse.sql import columns_query
+
+        rows = self.query(columns_query(schema, table, self.dialect))
+        if not rows:
+            raise TableNotFound(f"table {schema}.{table} does not exist in the {self.dialect} warehouse")
+        return {row["column_name"].lower(): row["data_type"].upper() for row in rows}

@@ -1,0 +1,55 @@
+"""Embedded DuckDB warehouse: one file, one process at a time."""
+
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from pipeline.warehouse.base import Warehouse
+from pipeline.warehouse.sql import identifier
+
+
+class DuckDBWarehouse(Warehouse):
+    """DuckDB file under the local data folder; the embedded default."""
+
+    path: str
+
+    @property
+    def dialect(self) -> str:
+        return "duckdb"
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        # DuckDB lets one process open a file at a time, readers included, so every process
+        # (multiprocess steps, overlapping runs, the sandbox) takes an exclusive file lock first.
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        with open(f"{self.path}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                conn = duckdb.connect(self.path)
+                try:
+                    yield conn
+                finally:
+                    conn.close()
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def query(self, sql: str) -> list[dict[str, Any]]:
+        with self.connect() as conn:
+            cursor = conn.execute(sql)
+            names = [d[0].lower() for d in cursor.description or []]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def write_table(self, schema: str, table: str, frame: pd.DataFrame) -> None:
+        target = f"{identifier(schema, 'duckdb').sql('duckdb')}.{identifier(table, 'duckdb').sql('duckdb')}"
+        with self.connect() as conn:
+            conn.register("landing_frame", frame)
+            conn.execute("BEGIN")
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {identifier(schema, 'duckdb').sql('duckdb')}")
+            conn.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM landing_frame")
+            conn.execute("COMMIT")
+            conn.unregister("landing_frame")
