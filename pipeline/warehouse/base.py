@@ -33,5 +33,7 @@ class Warehouse(ConfigurableResource):
 
         rows = self.query(columns_query(schema, table, self.dialect))
         if not rows:
-            raise TableNotFound(f"table {schema}.{table} does not exist in the {self.dialect} warehouse")
+            raise TableNotFound(
+                f"table {schema}.{table} does not exist in the {self.dialect} warehouse"
+            )
         return {row["column_name"].lower(): row["data_type"].upper() for row in rows}

@@ -45,11 +45,12 @@ class DuckDBWarehouse(Warehouse):
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def write_table(self, schema: str, table: str, frame: pd.DataFrame) -> None:
-        target = f"{identifier(schema, 'duckdb').sql('duckdb')}.{identifier(table, 'duckdb').sql('duckdb')}"
+        schema_sql = identifier(schema, "duckdb").sql("duckdb")
+        target = f"{schema_sql}.{identifier(table, 'duckdb').sql('duckdb')}"
         with self.connect() as conn:
             conn.register("landing_frame", frame)
             conn.execute("BEGIN")
-            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {identifier(schema, 'duckdb').sql('duckdb')}")
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema_sql}")
             conn.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM landing_frame")
             conn.execute("COMMIT")
             conn.unregister("landing_frame")

@@ -6,6 +6,7 @@ import pandas as pd
 from dagster_snowflake import SnowflakeResource
 
 from pipeline.warehouse.base import Warehouse
+from pipeline.warehouse.sql import identifier
 
 
 class SnowflakeWarehouse(Warehouse):
@@ -25,12 +26,33 @@ class SnowflakeWarehouse(Warehouse):
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def write_table(self, schema: str, table: str, frame: pd.DataFrame) -> None:
-        from snowflake.connector.pandas_tools import write_pandas
-
-        upper = frame.rename(columns=str.upper)
+        # Plain DDL + INSERT rather than write_pandas: the sandbox lands small tables, and a stage
+        # upload would need more grants than a read-mostly service role usually has.
+        quote = lambda name: identifier(name, "snowflake").sql("snowflake")  # noqa: E731
+        target = f"{quote(schema)}.{quote(table)}"
+        columns = ", ".join(f"{quote(c)} {_snowflake_type(frame[c])}" for c in frame.columns)
+        placeholders = ", ".join(["%s"] * len(frame.columns))
+        rows = [
+            tuple(None if pd.isna(v) else v for v in row)
+            for row in frame.astype(object).itertuples(index=False)
+        ]
         with self.snowflake.get_connection() as conn:
-            conn.cursor().execute(f'CREATE SCHEMA IF NOT EXISTS "{schema.upper()}"')
-            write_pandas(
-                conn, upper, table.upper(), schema=schema.upper(),
-                auto_create_table=True, overwrite=True, quote_identifiers=True,
-            )
+            cursor = conn.cursor()
+            cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
+            cursor.execute(f"CREATE OR REPLACE TABLE {target} ({columns})")
+            if rows:
+                cursor.executemany(f"INSERT INTO {target} VALUES ({placeholders})", rows)
+
+
+def _snowflake_type(series: pd.Series) -> str:
+    if pd.api.types.is_bool_dtype(series):
+        return "BOOLEAN"
+    if pd.api.types.is_integer_dtype(series):
+        return "NUMBER(38,0)"
+    if pd.api.types.is_float_dtype(series):
+        return "FLOAT"
+    if isinstance(series.dtype, pd.DatetimeTZDtype):
+        return "TIMESTAMP_TZ"
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return "TIMESTAMP_NTZ"
+    return "VARCHAR"
