@@ -1,7 +1,7 @@
 """Load ODCS v3 data contracts (one YAML per connector) into plain, validated objects."""
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +14,23 @@ from open_data_contract_standard.model import (
     SchemaProperty,
 )
 
+from pipeline.warehouse.types import logical_family, type_family
+
 CONTRACTS_DIR = Path(__file__).parent / "contracts"
+PII_CLASSES = ("email", "phone", "name", "address", "ssn", "card", "ip", "iban", "dob")
+NON_PII_CLASSES = ("public", "internal")
 PII_HANDLING = ("hashed", "blocked", "allowed")
+SEVERITIES = ("error", "warn")
+RULE_FAMILIES = ("not_null", "schema", "new_columns", "pii", "pii_scan", "primary_key",
+                 "foreign_keys", "freshness", "volume")  # fmt: skip
 
 
 class ContractError(ValueError):
     """A contract that cannot be used; the message names the file, table and column."""
 
-    def __init__(self, file: Path, message: str, table: str | None = None, column: str | None = None):
+    def __init__(
+        self, file: Path, message: str, table: str | None = None, column: str | None = None
+    ):
         where = str(file)
         if table:
             where += f", table {table!r}"
@@ -35,13 +44,18 @@ class ContractError(ValueError):
 class ColumnContract:
     name: str
     physical_type: str
+    family: str = "text"  # type family the warehouse column must have (see warehouse.types)
     required: bool = False
     primary_key: bool = False
     unique: bool = False
     classification: str | None = None
     pii_handling: str | None = None
-    references: tuple[str, ...] = ()  # "table.column" targets of foreign keys
+    references: tuple[str, ...] = ()  # "table.column" or "connector.table.column"
     description: str = ""
+
+    @property
+    def is_pii(self) -> bool:
+        return self.classification in PII_CLASSES
 
 
 @dataclass(frozen=True)
@@ -54,6 +68,9 @@ class TableContract:
     freshness_hours: float | None = None
     row_count_min: int | None = None
     row_count_max: int | None = None
+    severity: dict[str, str] = field(default_factory=dict)  # rule family -> error | warn
+    pii_scan: str = "sample"  # sample | exact
+    file: Path | None = None
 
     def column(self, name: str) -> ColumnContract | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -73,9 +90,19 @@ def contracts_dir() -> Path:
 
 
 def load_contracts(folder: Path | None = None) -> dict[str, Contract]:
-    """Every contract in the folder, keyed by connector name (the contract's id)."""
-    contracts = [load_contract(path) for path in sorted((folder or contracts_dir()).glob("*.yaml"))]
-    return {contract.connector: contract for contract in contracts}
+    """Every contract in the folder, keyed by connector name, cross-checked with each other."""
+    contracts: dict[str, Contract] = {}
+    for path in sorted((folder or contracts_dir()).glob("*.yaml")):
+        contract = load_contract(path)
+        if contract.connector in contracts:
+            raise ContractError(
+                path, f"connector {contract.connector!r} already has a contract in "
+                f"{contracts[contract.connector].file.name}"
+            )  # fmt: skip
+        contracts[contract.connector] = contract
+    for contract in contracts.values():
+        _check_references(contract, contracts)
+    return contracts
 
 
 def load_contract(path: Path) -> Contract:
@@ -91,13 +118,21 @@ def load_contract(path: Path) -> Contract:
     except pydantic.ValidationError as error:
         first = error.errors()[0]
         location = ".".join(str(part) for part in first["loc"])
-        raise ContractError(path, f"not a valid ODCS contract at {location}: {first['msg']}") from None
+        raise ContractError(
+            path, f"not a valid ODCS contract at {location}: {first['msg']}"
+        ) from None
     connector = odcs.id or odcs.name
     if not connector:
         raise ContractError(path, "needs an `id` naming the connector (its destination schema)")
     owner = _team_owner(odcs)
-    tables = {obj.name: _table(path, connector, owner, obj) for obj in odcs.schema_ or []}
-    return Contract(path, connector, _custom(odcs.customProperties).get("fivetranConnectorId"), owner, tables)
+    tables: dict[str, TableContract] = {}
+    for obj in odcs.schema_ or []:
+        table = _table(path, connector, owner, obj)
+        if table.name in tables:
+            raise ContractError(path, "is listed twice", table.name)
+        tables[table.name] = table
+    connector_id = _custom(odcs.customProperties).get("fivetranConnectorId")
+    return Contract(path, connector, connector_id, owner, tables)
 
 
 def _team_owner(odcs: OpenDataContractStandard) -> str:
@@ -115,7 +150,24 @@ def _table(path: Path, connector: str, owner: str, obj: SchemaObject) -> TableCo
         raise ContractError(path, "every schema object needs a `name`")
     custom = _custom(obj.customProperties)
     bounds = custom.get("rowCount") or {}
+    if not isinstance(bounds, dict):
+        raise ContractError(path, "rowCount must be a mapping like {min: 1, max: 1000}", obj.name)
+    severity = custom.get("severity") or {}
+    for family, level in severity.items() if isinstance(severity, dict) else [("severity", None)]:
+        if family not in RULE_FAMILIES or level not in SEVERITIES:
+            raise ContractError(
+                path, f"severity must map rule families ({', '.join(RULE_FAMILIES)}) to "
+                f"error or warn, got {family}: {level}", obj.name
+            )  # fmt: skip
+    pii_scan = custom.get("piiScan", "sample")
+    if pii_scan not in ("sample", "exact"):
+        raise ContractError(path, f"piiScan must be sample or exact, got {pii_scan!r}", obj.name)
     columns = tuple(_column(path, obj.name, prop) for prop in obj.properties or [])
+    seen: set[str] = set()
+    for column in columns:
+        if column.name in seen:
+            raise ContractError(path, "is listed twice", obj.name, column.name)
+        seen.add(column.name)
     return TableContract(
         connector=connector,
         name=obj.name,
@@ -125,17 +177,38 @@ def _table(path: Path, connector: str, owner: str, obj: SchemaObject) -> TableCo
         freshness_hours=custom.get("freshnessHours"),
         row_count_min=bounds.get("min"),
         row_count_max=bounds.get("max"),
+        severity=dict(severity),
+        pii_scan=pii_scan,
+        file=path,
     )
 
 
 def _column(path: Path, table: str, prop: SchemaProperty) -> ColumnContract:
     if not prop.name:
         raise ContractError(path, "every property needs a `name`", table)
+    fail = lambda message: ContractError(path, message, table, prop.name)  # noqa: E731
+    try:
+        if prop.physicalType:
+            family = type_family(prop.physicalType)
+        elif prop.logicalType:
+            family = logical_family(prop.logicalType)
+        else:
+            raise fail("needs a physicalType (the warehouse type) or a logicalType")
+    except ValueError as error:
+        raise fail(str(error)) from None
+    classification = prop.classification.lower() if prop.classification else None
+    if classification and classification not in PII_CLASSES + NON_PII_CLASSES:
+        raise fail(
+            f"unknown classification {prop.classification!r} "
+            f"(one of {', '.join(PII_CLASSES + NON_PII_CLASSES)})"
+        )
     handling = _custom(prop.customProperties).get("piiHandling")
     if handling is not None and handling not in PII_HANDLING:
-        raise ContractError(
-            path, f"piiHandling {handling!r} is not one of {', '.join(PII_HANDLING)}", table, prop.name
-        )
+        raise fail(f"piiHandling {handling!r} is not one of {', '.join(PII_HANDLING)}")
+    if classification in PII_CLASSES and handling is None:
+        raise fail(f"is classified {classification}: say how it arrives with piiHandling")
+    if handling and classification not in PII_CLASSES:
+        raise fail("has piiHandling but no PII classification")
     references = tuple(
         target
         for rel in prop.relationships or []
@@ -144,11 +217,48 @@ def _column(path: Path, table: str, prop: SchemaProperty) -> ColumnContract:
     return ColumnContract(
         name=prop.name,
         physical_type=(prop.physicalType or prop.logicalType or "").upper(),
+        family=family,
         required=bool(prop.required or prop.primaryKey),
         primary_key=bool(prop.primaryKey),
         unique=bool(prop.unique or prop.primaryKey),
-        classification=prop.classification,
+        classification=classification,
         pii_handling=handling,
         references=references,
         description=prop.description or "",
     )
+
+
+def resolve_reference(contract: str, target: str) -> tuple[str, str, str]:
+    """'table.column' or 'connector.table.column' -> (connector, table, column)."""
+    parts = target.split(".")
+    if len(parts) == 2:
+        return contract, parts[0], parts[1]
+    if len(parts) == 3:
+        return parts[0], parts[1], parts[2]
+    raise ValueError(
+        f"relationship target {target!r} must be table.column or connector.table.column"
+    )
+
+
+def _check_references(contract: Contract, contracts: dict[str, Contract]) -> None:
+    for table in contract.tables.values():
+        for column in table.columns:
+            for target in column.references:
+                try:
+                    connector, parent, key = resolve_reference(contract.connector, target)
+                except ValueError as error:
+                    raise ContractError(
+                        contract.file, str(error), table.name, column.name
+                    ) from None
+                other = contracts.get(connector)
+                parent_table = other.tables.get(parent) if other else None
+                if parent_table is None:
+                    raise ContractError(
+                        contract.file, f"foreign key to {target}: no contract has table "
+                        f"{connector}.{parent}", table.name, column.name
+                    )  # fmt: skip
+                if parent_table.column(key) is None:
+                    raise ContractError(
+                        contract.file, f"foreign key to {target}: {connector}.{parent} has no "
+                        f"column {key!r}", table.name, column.name
+                    )  # fmt: skip

@@ -74,10 +74,11 @@ def test_broken_rule_fails_alone(warehouse):
     land(warehouse, id=["a"], customer_id=["c1"], memo=["x"])
     broken = Rule(
         check_name="broken_rule",
+        family="volume",
         description="A rule whose SQL cannot run.",
         applies=lambda table: True,
-        metrics=lambda table, present, dialect: {"x": exp.Anonymous(this="no_such_fn")},
-        judge=lambda table, present, profile: Verdict(True, "never reached"),
+        metrics=lambda table, state, dialect: {"x": exp.Anonymous(this="no_such_fn")},
+        judge=lambda table, state, profile: Verdict(True, "never reached"),
     )
     results = {r.check_name: r for r in evaluate(TABLE, [not_null.RULE, broken], warehouse)}
     assert results["required_columns_are_not_null"].passed

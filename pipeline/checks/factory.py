@@ -8,35 +8,47 @@ from dagster import (
     AssetCheckExecutionContext,
     AssetCheckKey,
     AssetCheckResult,
+    AssetChecksDefinition,
     AssetCheckSeverity,
     AssetCheckSpec,
-    AssetChecksDefinition,
     AssetKey,
     MetadataValue,
     multi_asset_check,
 )
+from dagster_fivetran import FivetranWorkspace
 
-from pipeline.checks import not_null
+from pipeline.checks import freshness, keys, not_null, pii, pii_scan, schema
+from pipeline.checks.fivetran_config import fetch_column_config
 from pipeline.checks.profile import run_profile
-from pipeline.checks.rule import Columns, Rule, Verdict
+from pipeline.checks.rule import Rule, TableState, Verdict
 from pipeline.contract import TableContract
 from pipeline.warehouse import Warehouse
 
-RULES: tuple[Rule, ...] = (not_null.RULE,)
+RULES: tuple[Rule, ...] = (
+    not_null.RULE,
+    *schema.RULES,
+    *pii.RULES,
+    pii_scan.RULE,
+    *keys.RULES,
+    *freshness.RULES,
+)
 
 
 def fivetran_key(connector: str, table: str) -> AssetKey:
     return AssetKey(["fivetran", connector, table])
 
 
-def build_table_checks(table: TableContract) -> AssetChecksDefinition | None:
-    """The contract checks of one table, or None when no rule applies to it."""
+def build_table_checks(table: TableContract, connector_id: str | None) -> AssetChecksDefinition:
+    """The contract checks of one table; ERROR rules block whatever reads the table."""
     rules = [rule for rule in RULES if rule.applies(table)]
-    if not rules:
-        return None
     key = fivetran_key(table.connector, table.name)
     specs = [
-        AssetCheckSpec(rule.check_name, asset=key, blocking=rule.blocking, description=rule.description)
+        AssetCheckSpec(
+            rule.check_name,
+            asset=key,
+            blocking=rule.severity(table) == "error",
+            description=f"{rule.description} Owner: {table.owner}.",
+        )
         for rule in rules
     ]
 
@@ -46,46 +58,97 @@ def build_table_checks(table: TableContract) -> AssetChecksDefinition | None:
         description=f"Contract checks for {table.connector}.{table.name}, owned by {table.owner}.",
         can_subset=True,
     )
-    def table_contract(context: AssetCheckExecutionContext, warehouse: Warehouse):
-        selected = [r for r in rules if AssetCheckKey(key, r.check_name) in context.selected_asset_check_keys]
-        context.log.info(f"Checking {table.connector}.{table.name}: {', '.join(r.check_name for r in selected)}")
-        yield from evaluate(table, selected, warehouse)
+    def table_contract(
+        context: AssetCheckExecutionContext, warehouse: Warehouse, fivetran: FivetranWorkspace
+    ):
+        selected = [
+            r
+            for r in rules
+            if AssetCheckKey(key, r.check_name) in context.selected_asset_check_keys
+        ]
+        context.log.info(f"Checking {table.connector}.{table.name}: {len(selected)} rules")
+        state_or_error = table_state(table, selected, warehouse, fivetran, connector_id)
+        yield from evaluate(table, selected, warehouse, state_or_error)
 
     return table_contract
 
 
-def evaluate(table: TableContract, rules: Sequence[Rule], warehouse: Warehouse) -> Iterator[AssetCheckResult]:
-    """Judge every rule; a rule that cannot run fails with its error, never passes."""
+def table_state(
+    table: TableContract,
+    rules: Sequence[Rule],
+    warehouse: Warehouse,
+    fivetran: FivetranWorkspace | None,
+    connector_id: str | None,
+) -> TableState | Exception:
+    """Columns, size estimate and (when a rule needs it) Fivetran's column config."""
     try:
-        present = warehouse.columns(table.connector, table.name)
+        columns = warehouse.columns(table.connector, table.name)
+        estimate = warehouse.row_estimate(table.connector, table.name)
     except Exception as error:  # fail closed: an unreadable table fails every rule
+        return error
+    config = None
+    if fivetran is not None and connector_id and any(r.needs_fivetran_config for r in rules):
+        try:
+            config = fetch_column_config(fivetran, connector_id, table.name)
+        except Exception:  # the config rule fails on None; the others judge the data alone
+            config = None
+    return TableState(columns=columns, row_estimate=estimate, fivetran_columns=config)
+
+
+def evaluate(
+    table: TableContract,
+    rules: Sequence[Rule],
+    warehouse: Warehouse,
+    state: TableState | Exception | None = None,
+) -> Iterator[AssetCheckResult]:
+    """Judge every rule; a rule that cannot run fails with its error, never passes."""
+    if state is None:
+        state = table_state(table, rules, warehouse, None, None)
+    if isinstance(state, Exception):
         for rule in rules:
-            yield _result(table, rule, Verdict(False, f"cannot read the table: {error}"), "")
+            yield _result(table, rule, Verdict(False, f"cannot read the table: {state}"), "")
         return
-    profiles, sql = _profiles(table, rules, present, warehouse)
+    profiles, sql = _profiles(table, rules, state, warehouse)
     for rule in rules:
-        profile = profiles[rule.check_name]
-        if isinstance(profile, Exception):
-            verdict = Verdict(False, f"profiling query failed: {profile}")
-        else:
-            try:
-                verdict = rule.judge(table, present, profile)
-            except Exception as error:
-                verdict = Verdict(False, f"rule could not be judged: {error!r}")
-        yield _result(table, rule, verdict, sql.get(rule.check_name, ""))
+        yield _result(
+            table,
+            rule,
+            _judge(table, rule, state, warehouse, profiles[rule.check_name]),
+            sql.get(rule.check_name, ""),
+        )
+
+
+def _judge(
+    table: TableContract,
+    rule: Rule,
+    state: TableState,
+    warehouse: Warehouse,
+    profile: Mapping[str, Any] | Exception,
+) -> Verdict:
+    if isinstance(profile, Exception):
+        return Verdict(False, f"profiling query failed: {profile}")
+    try:
+        facts = dict(profile)
+        if rule.followup:
+            facts.update(rule.followup(table, state, warehouse, facts))
+        return rule.judge(table, state, facts)
+    except Exception as error:
+        return Verdict(False, f"rule could not run: {error}")
 
 
 def _profiles(
-    table: TableContract, rules: Sequence[Rule], present: Columns, warehouse: Warehouse
+    table: TableContract, rules: Sequence[Rule], state: TableState, warehouse: Warehouse
 ) -> tuple[dict[str, Mapping[str, Any] | Exception], dict[str, str]]:
     """One query for all rules; if it fails, one query per rule so only the broken rule fails."""
-    wanted = {rule.check_name: rule.metrics(table, present, warehouse.dialect) for rule in rules}
-    combined = {(name, metric): expr for name, exprs in wanted.items() for metric, expr in exprs.items()}
+    wanted = {rule.check_name: rule.metrics(table, state, warehouse.dialect) for rule in rules}
+    combined = {
+        f"{name}/{metric}": expr for name, exprs in wanted.items() for metric, expr in exprs.items()
+    }
     try:
-        values, sql = run_profile(warehouse, table, {f"{n}/{m}": e for (n, m), e in combined.items()})
+        values, sql = run_profile(warehouse, table, combined)
         return (
             {name: {m: values[f"{name}/{m}"] for m in exprs} for name, exprs in wanted.items()},
-            dict.fromkeys(wanted, sql),
+            {name: sql for name, exprs in wanted.items() if exprs},
         )
     except Exception:
         profiles: dict[str, Mapping[str, Any] | Exception] = {}
@@ -100,14 +163,23 @@ def _profiles(
 
 def _result(table: TableContract, rule: Rule, verdict: Verdict, sql: str) -> AssetCheckResult:
     description = verdict.summary if verdict.passed else f"{verdict.summary} (owner: {table.owner})"
-    metadata: dict[str, Any] = {**verdict.metadata, "owner": table.owner}
+    metadata: dict[str, Any] = {"owner": table.owner, "contract": str(table.file or "")}
+    for name, value in verdict.metadata.items():
+        if isinstance(value, str) and value.startswith("| "):
+            metadata[name] = MetadataValue.md(value)
+        elif isinstance(value, dict | list):
+            metadata[name] = MetadataValue.json(value)
+        elif value is not None:
+            metadata[name] = value
     if sql:
         metadata["sql"] = MetadataValue.md(f"```sql\n{sql}\n```")
     return AssetCheckResult(
         asset_key=fivetran_key(table.connector, table.name),
         check_name=rule.check_name,
         passed=verdict.passed,
-        severity=AssetCheckSeverity.ERROR if rule.blocking else AssetCheckSeverity.WARN,
+        severity=AssetCheckSeverity.ERROR
+        if rule.severity(table) == "error"
+        else AssetCheckSeverity.WARN,
         description=description,
         metadata=metadata,
     )

@@ -6,7 +6,7 @@ from typing import Any
 from sqlglot import exp
 
 from pipeline.checks.profile import row_count
-from pipeline.checks.rule import Columns, Rule, Verdict
+from pipeline.checks.rule import Rule, TableState, Verdict
 from pipeline.contract import TableContract
 from pipeline.warehouse.sql import column
 
@@ -15,25 +15,29 @@ def _required(table: TableContract) -> list[str]:
     return [c.name for c in table.columns if c.required]
 
 
-def metrics(table: TableContract, present: Columns, dialect: str) -> dict[str, exp.Expression]:
+def null_count(name: str, dialect: str) -> exp.Expression:
+    return exp.Sub(this=row_count(), expression=exp.Count(this=column(name, dialect)))
+
+
+def metrics(table: TableContract, state: TableState, dialect: str) -> dict[str, exp.Expression]:
     found = {"rows": row_count()}
     for name in _required(table):
-        if name in present:
-            nulls = exp.Sub(this=row_count(), expression=exp.Count(this=column(name, dialect)))
-            found[f"nulls:{name}"] = nulls
+        if name in state.columns:
+            found[f"nulls:{name}"] = null_count(name, dialect)
     return found
 
 
-def judge(table: TableContract, present: Columns, profile: Mapping[str, Any]) -> Verdict:
+def judge(table: TableContract, state: TableState, profile: Mapping[str, Any]) -> Verdict:
     rows = int(profile["rows"])
-    missing = [name for name in _required(table) if name not in present]
-    nulls = {name: int(profile[f"nulls:{name}"]) for name in _required(table) if name in present}
+    required = _required(table)
+    missing = [name for name in required if name not in state.columns]
+    nulls = {name: int(profile[f"nulls:{name}"]) for name in required if name in state.columns}
     failing = {name: count for name, count in nulls.items() if count}
     problems = [f"{name}: {count} of {rows} rows null" for name, count in failing.items()]
     problems += [f"{name}: column missing, nullness cannot be verified" for name in missing]
     return Verdict(
         passed=not problems,
-        summary="; ".join(problems) or f"no nulls in {len(nulls)} required columns over {rows} rows",
+        summary="; ".join(problems) or f"no nulls in {len(nulls)} required columns, {rows} rows",
         metadata={
             "row_count": rows,
             "null_counts": nulls,
@@ -44,6 +48,7 @@ def judge(table: TableContract, present: Columns, profile: Mapping[str, Any]) ->
 
 RULE = Rule(
     check_name="required_columns_are_not_null",
+    family="not_null",
     description="Columns the contract marks required (every ID) contain no nulls.",
     applies=lambda table: bool(_required(table)),
     metrics=metrics,

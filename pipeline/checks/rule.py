@@ -7,9 +7,16 @@ from typing import Any
 from sqlglot import exp
 
 from pipeline.contract import TableContract
+from pipeline.warehouse import Warehouse
 
-# column name -> warehouse type, as the table exists right now
-Columns = Mapping[str, str]
+
+@dataclass(frozen=True)
+class TableState:
+    """What is known about the landed table before profiling it."""
+
+    columns: Mapping[str, str]  # column name -> warehouse type, as the table exists now
+    row_estimate: int | None = None
+    fivetran_columns: Mapping[str, Mapping[str, Any]] | None = None  # Fivetran's column config
 
 
 @dataclass(frozen=True)
@@ -19,11 +26,27 @@ class Verdict:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+Metrics = Callable[[TableContract, TableState, str], dict[str, exp.Expression]]
+Followup = Callable[[TableContract, TableState, Warehouse, Mapping[str, Any]], dict[str, Any]]
+
+
+def no_metrics(table: TableContract, state: TableState, dialect: str) -> dict[str, exp.Expression]:
+    return {}
+
+
 @dataclass(frozen=True)
 class Rule:
+    """One rule family: its check name, the profile slice it needs, and its judgement."""
+
     check_name: str
+    family: str  # the key a contract uses to set this rule's severity
     description: str
     applies: Callable[[TableContract], bool]
-    metrics: Callable[[TableContract, Columns, str], dict[str, exp.Expression]]
-    judge: Callable[[TableContract, Columns, Mapping[str, Any]], Verdict]
-    blocking: bool = True
+    judge: Callable[[TableContract, TableState, Mapping[str, Any]], Verdict]
+    metrics: Metrics = no_metrics
+    followup: Followup | None = None  # its own queries (keys, joins, failing samples)
+    default_severity: str = "error"
+    needs_fivetran_config: bool = False
+
+    def severity(self, table: TableContract) -> str:
+        return table.severity.get(self.family, self.default_severity)

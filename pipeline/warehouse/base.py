@@ -37,3 +37,11 @@ class Warehouse(ConfigurableResource):
                 f"table {schema}.{table} does not exist in the {self.dialect} warehouse"
             )
         return {row["column_name"].lower(): row["data_type"].upper() for row in rows}
+
+    def row_estimate(self, schema: str, table: str) -> int | None:
+        """The warehouse's own row count estimate, without scanning; None when it has none."""
+        from pipeline.warehouse.sql import row_estimate_query
+
+        rows = self.query(row_estimate_query(schema, table, self.dialect))
+        value = rows[0]["row_count"] if rows else None
+        return int(value) if value is not None else None

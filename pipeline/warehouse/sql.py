@@ -32,3 +32,53 @@ def columns_query(schema: str, table: str, dialect: str) -> str:
         .order_by("ordinal_position")
     )
     return query.sql(dialect=dialect)
+
+
+def contains_match(value: exp.Expression, pattern: str, dialect: str) -> exp.Expression:
+    """True when the pattern occurs anywhere in the value (Snowflake's REGEXP_LIKE is anchored)."""
+    if dialect == "snowflake":
+        return exp.GT(
+            this=exp.Anonymous(this="REGEXP_INSTR", expressions=[value, literal(pattern)]),
+            expression=exp.Literal.number(0),
+        )
+    return exp.Anonymous(this="regexp_matches", expressions=[value, literal(pattern)])
+
+
+def full_match(value: exp.Expression, pattern: str, dialect: str) -> exp.Expression:
+    """True when the whole value matches the pattern."""
+    name = "REGEXP_LIKE" if dialect == "snowflake" else "regexp_full_match"
+    return exp.Anonymous(this=name, expressions=[value, literal(pattern)])
+
+
+def in_sample(value: exp.Expression, rate: float, dialect: str) -> exp.Expression:
+    """Deterministic hash sample of about `rate` of the rows, decided by the value itself."""
+    hashed = exp.Anonymous(this="HASH" if dialect == "snowflake" else "hash", expressions=[value])
+    bucket = exp.Mod(this=exp.Abs(this=hashed), expression=exp.Literal.number(10_000))
+    return exp.LT(this=bucket, expression=exp.Literal.number(max(1, round(rate * 10_000))))
+
+
+def count_where(condition: exp.Expression) -> exp.Expression:
+    """COUNT of rows where the condition holds, as one aggregate of the profiling pass."""
+    return exp.Sum(
+        this=exp.Case(
+            ifs=[exp.If(this=condition, true=exp.Literal.number(1))], default=exp.Literal.number(0)
+        )
+    )
+
+
+def row_estimate_query(schema: str, table: str, dialect: str) -> str:
+    if dialect == "snowflake":
+        query = (
+            exp.select("row_count")
+            .from_("information_schema.tables")
+            .where(exp.column("table_schema").eq(literal(schema.upper())))
+            .where(exp.column("table_name").eq(literal(table.upper())))
+        )
+    else:
+        query = (
+            exp.select(exp.column("estimated_size").as_("row_count"))
+            .from_("duckdb_tables()")
+            .where(exp.column("schema_name").eq(literal(schema)))
+            .where(exp.column("table_name").eq(literal(table)))
+        )
+    return query.sql(dialect=dialect)

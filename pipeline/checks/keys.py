@@ -1,0 +1,176 @@
+"""Keys hold: primary keys and unique columns have no duplicates, foreign keys no orphans."""
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlglot import exp
+
+from pipeline.checks.redact import redact
+from pipeline.checks.rule import Rule, TableState, Verdict
+from pipeline.contract import TableContract, resolve_reference
+from pipeline.warehouse import Warehouse
+from pipeline.warehouse.sql import identifier, table_ref
+
+SAMPLES = 5
+
+
+def key_sets(table: TableContract) -> list[tuple[str, ...]]:
+    """The primary key (possibly composite), then every other unique column on its own."""
+    primary = tuple(c.name for c in table.columns if c.primary_key)
+    others = [(c.name,) for c in table.columns if c.unique and not c.primary_key]
+    return ([primary] if primary else []) + others
+
+
+def _col(name: str, dialect: str, alias: str | None = None) -> exp.Column:
+    return exp.Column(
+        this=identifier(name, dialect), table=exp.to_identifier(alias) if alias else None
+    )
+
+
+def duplicates_sql(
+    table: TableContract, key: tuple[str, ...], dialect: str, limit: int | None
+) -> str:
+    # GROUP BY ... HAVING is exact and stays within a small memory limit, where COUNT(DISTINCT) does not.
+    cols = [_col(name, dialect) for name in key]
+    groups = (
+        exp.select(*cols, exp.Count(this=exp.Star()).as_("n"))
+        .from_(table_ref(table.connector, table.name, dialect))
+        .where(
+            exp.and_(*(exp.Not(this=exp.Is(this=c.copy(), expression=exp.Null())) for c in cols))
+        )
+        .group_by(*(c.copy() for c in cols))
+        .having(exp.GT(this=exp.Count(this=exp.Star()), expression=exp.Literal.number(1)))
+    )
+    if limit is not None:
+        return (
+            groups.order_by(exp.Ordered(this=exp.column("n"), desc=True)).limit(limit).sql(dialect)
+        )
+    summary = exp.select(
+        exp.Count(this=exp.Star()).as_("keys"),
+        exp.Coalesce(this=exp.Sum(this=exp.column("n")), expressions=[exp.Literal.number(0)]).as_(
+            "rows"
+        ),
+    )
+    return summary.from_(groups.subquery("d")).sql(dialect)
+
+
+def uniqueness_followup(
+    table: TableContract, state: TableState, warehouse: Warehouse, profile: Mapping[str, Any]
+) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key in key_sets(table):
+        if any(name not in state.columns for name in key):
+            found[",".join(key)] = {"error": "key column missing"}
+            continue
+        [summary] = warehouse.query(duplicates_sql(table, key, warehouse.dialect, None))
+        entry = {
+            "duplicate_keys": int(summary["keys"]),
+            "duplicate_rows": int(summary["rows"] or 0),
+        }
+        if entry["duplicate_keys"]:
+            rows = warehouse.query(duplicates_sql(table, key, warehouse.dialect, SAMPLES))
+            entry["samples"] = [_sample(table, key, row) for row in rows]
+        found[",".join(key)] = entry
+    return found
+
+
+def _sample(table: TableContract, key: tuple[str, ...], row: Mapping[str, Any]) -> dict[str, Any]:
+    sample = {}
+    for name in key:
+        contract = table.column(name)
+        value = row[name.lower()]
+        sample[name] = redact(value, contract.classification if contract else None)
+    return {**sample, "rows": int(row["n"])}
+
+
+def judge_unique(table: TableContract, state: TableState, profile: Mapping[str, Any]) -> Verdict:
+    problems = []
+    for key, entry in profile.items():
+        if "error" in entry:
+            problems.append(f"({key}): {entry['error']}")
+        elif entry["duplicate_keys"]:
+            problems.append(
+                f"({key}): {entry['duplicate_keys']} values repeated over {entry['duplicate_rows']} rows"
+            )
+    return Verdict(
+        passed=not problems,
+        summary="; ".join(problems) or f"{len(profile)} keys unique",
+        metadata={"keys": dict(profile)},
+    )
+
+
+def orphans_sql(table: TableContract, fk: str, target: str, dialect: str) -> str:
+    connector, parent, key = resolve_reference(table.connector, target)
+    child_fk, parent_key = _col(fk, dialect, "c"), _col(key, dialect, "p")
+    return (
+        exp.select(
+            exp.Count(this=exp.Star()).as_("orphans"),
+            exp.Min(this=child_fk.copy()).as_("example"),
+        )
+        .from_(table_ref(table.connector, table.name, dialect).as_("c"))
+        .join(
+            table_ref(connector, parent, dialect).as_("p"),
+            on=exp.EQ(this=child_fk.copy(), expression=parent_key.copy()),
+            join_type="left",
+        )
+        .where(exp.Not(this=exp.Is(this=child_fk.copy(), expression=exp.Null())))
+        .where(exp.Is(this=parent_key.copy(), expression=exp.Null()))
+        .sql(dialect)
+    )
+
+
+def _foreign_keys(table: TableContract) -> list[tuple[str, str]]:
+    return [(c.name, target) for c in table.columns for target in c.references]
+
+
+def orphans_followup(
+    table: TableContract, state: TableState, warehouse: Warehouse, profile: Mapping[str, Any]
+) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for fk, target in _foreign_keys(table):
+        if fk not in state.columns:
+            found[f"{fk} -> {target}"] = {"error": "column missing"}
+            continue
+        [row] = warehouse.query(orphans_sql(table, fk, target, warehouse.dialect))
+        contract = table.column(fk)
+        found[f"{fk} -> {target}"] = {
+            "orphans": int(row["orphans"]),
+            "example": redact(row["example"], contract.classification if contract else None),
+        }
+    return found
+
+
+def judge_orphans(table: TableContract, state: TableState, profile: Mapping[str, Any]) -> Verdict:
+    problems = []
+    for relation, entry in profile.items():
+        if "error" in entry:
+            problems.append(f"{relation}: {entry['error']}")
+        elif entry["orphans"]:
+            problems.append(
+                f"{relation}: {entry['orphans']} rows point nowhere (e.g. {entry['example']})"
+            )
+    return Verdict(
+        passed=not problems,
+        summary="; ".join(problems) or f"{len(profile)} foreign keys resolve",
+        metadata={"foreign_keys": dict(profile)},
+    )
+
+
+RULES = (
+    Rule(
+        check_name="keys_are_unique",
+        family="primary_key",
+        description="The primary key and every unique column hold no duplicate values (exact).",
+        applies=lambda table: bool(key_sets(table)),
+        judge=judge_unique,
+        followup=uniqueness_followup,
+    ),
+    Rule(
+        check_name="foreign_keys_resolve",
+        family="foreign_keys",
+        description="Every foreign key value exists in the table it references.",
+        applies=lambda table: bool(_foreign_keys(table)),
+        judge=judge_orphans,
+        followup=orphans_followup,
+    ),
+)

@@ -1,0 +1,141 @@
+"""Classified PII arrives as the contract says: hashed, blocked or allowed; Fivetran agrees."""
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlglot import exp
+
+from pipeline.checks.patterns import HASH_SHAPE
+from pipeline.checks.redact import redact
+from pipeline.checks.rule import Rule, TableState, Verdict
+from pipeline.contract import ColumnContract, TableContract
+from pipeline.warehouse import Warehouse
+from pipeline.warehouse.sql import column, count_where, full_match, table_ref
+
+SAMPLES = 3
+
+
+def _governed(table: TableContract) -> list[ColumnContract]:
+    return [c for c in table.columns if c.pii_handling in ("hashed", "blocked")]
+
+
+def _not_hashed(name: str, dialect: str) -> exp.Expression:
+    col = column(name, dialect)
+    return exp.and_(
+        exp.Not(this=exp.Is(this=col, expression=exp.Null())),
+        exp.Not(this=full_match(col.copy(), HASH_SHAPE, dialect)),
+    )
+
+
+def metrics(table: TableContract, state: TableState, dialect: str) -> dict[str, exp.Expression]:
+    found: dict[str, exp.Expression] = {}
+    for c in _governed(table):
+        if c.name not in state.columns:
+            continue
+        if c.pii_handling == "hashed":
+            found[f"not_hashed:{c.name}"] = count_where(_not_hashed(c.name, dialect))
+        else:
+            found[f"present:{c.name}"] = exp.Count(this=column(c.name, dialect))
+    return found
+
+
+def samples(
+    table: TableContract, state: TableState, warehouse: Warehouse, profile: Mapping[str, Any]
+) -> dict[str, Any]:
+    """A few redacted offending values, fetched only for columns that failed."""
+    found: dict[str, Any] = {}
+    for c in _governed(table):
+        bad = profile.get(f"not_hashed:{c.name}") or profile.get(f"present:{c.name}")
+        if not bad:
+            continue
+        condition = _not_hashed(c.name, warehouse.dialect) if c.pii_handling == "hashed" else (
+            exp.Not(this=exp.Is(this=column(c.name, warehouse.dialect), expression=exp.Null()))
+        )  # fmt: skip
+        sql = (
+            exp.select(column(c.name, warehouse.dialect).as_("value"))
+            .from_(table_ref(table.connector, table.name, warehouse.dialect))
+            .where(condition)
+            .limit(SAMPLES)
+            .sql(warehouse.dialect)
+        )
+        found[f"samples:{c.name}"] = [
+            redact(r["value"], c.classification) for r in warehouse.query(sql)
+        ]
+    return found
+
+
+def judge(table: TableContract, state: TableState, profile: Mapping[str, Any]) -> Verdict:
+    problems, samples_md = [], []
+    for c in _governed(table):
+        if c.pii_handling == "hashed" and c.name not in state.columns:
+            problems.append(f"{c.name}: hashed column missing")
+            continue
+        bad = int(profile.get(f"not_hashed:{c.name}") or profile.get(f"present:{c.name}") or 0)
+        if bad:
+            what = (
+                "values are not hashes"
+                if c.pii_handling == "hashed"
+                else "values arrive though blocked"
+            )
+            problems.append(f"{c.name} ({c.classification}): {bad} {what}")
+            samples_md += [f"| {c.name} | `{s}` |" for s in profile.get(f"samples:{c.name}", [])]
+    metadata: dict[str, Any] = {
+        "governed_columns": {c.name: c.pii_handling for c in _governed(table)},
+    }
+    if samples_md:
+        metadata["redacted_samples"] = "| column | value (redacted) |\n|---|---|\n" + "\n".join(
+            samples_md
+        )
+    return Verdict(
+        passed=not problems,
+        summary="; ".join(problems) or f"{len(_governed(table))} PII columns arrive as contracted",
+        metadata=metadata,
+    )
+
+
+def judge_config(table: TableContract, state: TableState, profile: Mapping[str, Any]) -> Verdict:
+    if state.fivetran_columns is None:
+        return Verdict(False, "Fivetran's column config for this table could not be read")
+    problems = []
+    for c in table.columns:
+        config = state.fivetran_columns.get(c.name)
+        enabled = bool(config.get("enabled", True)) if config else None
+        hashed = bool(config.get("hashed", False)) if config else False
+        if c.pii_handling == "blocked":
+            if enabled:
+                problems.append(f"{c.name}: contract blocks it, Fivetran syncs it")
+        elif config is None:
+            if c.pii_handling == "hashed":
+                problems.append(
+                    f"{c.name}: not in Fivetran's column config, cannot confirm hashing"
+                )
+        elif not enabled:
+            problems.append(f"{c.name}: disabled in Fivetran")
+        elif c.pii_handling == "hashed" and not hashed:
+            problems.append(f"{c.name}: contract says hashed, Fivetran does not hash it")
+    return Verdict(
+        passed=not problems,
+        summary="; ".join(problems) or "Fivetran's column config matches the contract",
+        metadata={"fivetran_columns_compared": len(state.fivetran_columns)},
+    )
+
+
+RULES = (
+    Rule(
+        check_name="pii_arrives_as_contracted",
+        family="pii",
+        description="PII columns arrive hashed or blocked exactly as the contract says.",
+        applies=lambda table: bool(_governed(table)),
+        metrics=metrics,
+        followup=samples,
+        judge=judge,
+    ),
+    Rule(
+        check_name="fivetran_config_matches_contract",
+        family="schema",
+        description="Fivetran syncs, hashes and blocks the columns the way the contract says.",
+        applies=lambda table: bool(table.columns),
+        judge=judge_config,
+        needs_fivetran_config=True,
+    ),
+)

@@ -1,0 +1,121 @@
+"""No PII hides in unclassified text columns: email, phone, SSN, card (Luhn), IP, IBAN."""
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlglot import exp
+
+from pipeline.checks.patterns import ANY_PII, pii_kinds
+from pipeline.checks.redact import mask_all
+from pipeline.checks.rule import Rule, TableState, Verdict
+from pipeline.checks.schema import SYSTEM_COLUMNS
+from pipeline.contract import TableContract
+from pipeline.warehouse import Warehouse
+from pipeline.warehouse.sql import column, contains_match, count_where, in_sample, table_ref
+from pipeline.warehouse.types import type_family
+
+SAMPLE_ROWS = 100_000  # regex cost, not the scan, dominates: scan about this many values per column
+CANDIDATES = 50
+
+
+def scanned_columns(table: TableContract, state: TableState) -> list[str]:
+    """Text columns not classified as PII, including ones the contract does not know yet."""
+
+    def unclassified(name: str) -> bool:
+        contract = table.column(name)
+        return contract is None or not contract.is_pii
+
+    return [
+        name
+        for name, type_name in state.columns.items()
+        if name not in SYSTEM_COLUMNS and _is_text(type_name) and unclassified(name)
+    ]
+
+
+def _is_text(type_name: str) -> bool:
+    try:
+        return type_family(type_name) == "text"
+    except ValueError:
+        return False
+
+
+def sample_rate(table: TableContract, state: TableState) -> float:
+    if table.pii_scan == "exact" or not state.row_estimate or state.row_estimate <= SAMPLE_ROWS:
+        return 1.0
+    return SAMPLE_ROWS / state.row_estimate
+
+
+def _hit(name: str, rate: float, dialect: str) -> exp.Expression:
+    col = column(name, dialect)
+    match = contains_match(col, ANY_PII, dialect)
+    return match if rate >= 1 else exp.and_(in_sample(col.copy(), rate, dialect), match)
+
+
+def metrics(table: TableContract, state: TableState, dialect: str) -> dict[str, exp.Expression]:
+    rate = sample_rate(table, state)
+    return {
+        f"hits:{name}": count_where(_hit(name, rate, dialect))
+        for name in scanned_columns(table, state)
+    }
+
+
+def candidates(
+    table: TableContract, state: TableState, warehouse: Warehouse, profile: Mapping[str, Any]
+) -> dict[str, Any]:
+    """For columns with pattern hits, fetch a few and confirm them (Luhn, IBAN checksum)."""
+    found: dict[str, Any] = {}
+    rate = sample_rate(table, state)
+    for name in scanned_columns(table, state):
+        if not profile.get(f"hits:{name}"):
+            continue
+        sql = (
+            exp.select(column(name, warehouse.dialect).as_("value"))
+            .from_(table_ref(table.connector, table.name, warehouse.dialect))
+            .where(_hit(name, rate, warehouse.dialect))
+            .limit(CANDIDATES)
+            .sql(warehouse.dialect)
+        )
+        confirmed = [(row["value"], pii_kinds(str(row["value"]))) for row in warehouse.query(sql)]
+        found[f"confirmed:{name}"] = [(mask_all(str(v)), kinds) for v, kinds in confirmed if kinds]
+    return found
+
+
+def judge(table: TableContract, state: TableState, profile: Mapping[str, Any]) -> Verdict:
+    rate = sample_rate(table, state)
+    columns = scanned_columns(table, state)
+    failing: dict[str, list[str]] = {}
+    rows_md = []
+    for name in columns:
+        confirmed = profile.get(f"confirmed:{name}") or []
+        if confirmed:
+            failing[name] = sorted({kind for _, kinds in confirmed for kind in kinds})
+            rows_md += [f"| {name} | {', '.join(k)} | `{v}` |" for v, k in confirmed[:3]]
+    method = "exact (every row)" if rate >= 1 else f"hash sample of {rate:.2%} of rows per column"
+    metadata: dict[str, Any] = {
+        "scanned_columns": columns,
+        "scan_method": method,
+        "pattern_hits": {name: int(profile.get(f"hits:{name}") or 0) for name in columns},
+        "pii_found": failing,
+    }
+    if rows_md:
+        header = "| column | found | value (redacted) |\n|---|---|---|\n"
+        metadata["redacted_samples"] = header + "\n".join(rows_md)
+    found = "; ".join(f"{name}: {', '.join(kinds)}" for name, kinds in failing.items())
+    return Verdict(
+        passed=not failing,
+        summary=f"PII in unclassified columns: {found}"
+        if failing
+        else f"no PII found in {len(columns)} unclassified text columns ({method})",
+        metadata=metadata,
+    )
+
+
+RULE = Rule(
+    check_name="no_pii_in_unclassified_columns",
+    family="pii_scan",
+    description="Unclassified text columns hold no emails, phones, SSNs, cards, IPs or IBANs.",
+    applies=lambda table: True,
+    metrics=metrics,
+    followup=candidates,
+    judge=judge,
+)

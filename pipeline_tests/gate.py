@@ -1,0 +1,31 @@
+"""Helpers for tests that run the whole gate in-process."""
+
+from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult
+
+from pipeline.definitions import build_definitions
+
+LOOKER_KEYS = {
+    AssetKey(["looker", "payments_etl"]),
+    AssetKey(["looker", "revenue_by_customer"]),
+    AssetKey(["looker", "crm_etl"]),
+}
+
+
+def run_gate() -> ExecuteInProcessResult:
+    """Build the definitions from the current environment and materialize everything."""
+    defs = build_definitions()
+    job = defs.resolve_implicit_global_asset_job_def()
+    return job.execute_in_process(instance=DagsterInstance.ephemeral(), raise_on_error=False)
+
+
+def materialized(result: ExecuteInProcessResult) -> set[AssetKey]:
+    return {event.asset_key for event in result.get_asset_materialization_events()}
+
+
+def failed_checks(result: ExecuteInProcessResult) -> dict[tuple[str, ...], str]:
+    """(connector, table, check) -> description for every failed check evaluation."""
+    return {
+        (*evaluation.asset_key.path[1:], evaluation.check_name): evaluation.description or ""
+        for evaluation in result.get_asset_check_evaluations()
+        if not evaluation.passed
+    }

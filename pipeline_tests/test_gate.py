@@ -1,0 +1,56 @@
+"""Scope: the whole spine in-process — sandbox Fivetran sync, contract checks, Looker refresh."""
+
+from dagster import AssetKey
+
+from pipeline.sandbox import looker_api
+from pipeline.warehouse import DuckDBWarehouse
+from pipeline.settings import duckdb_path
+from pipeline_tests.gate import LOOKER_KEYS, failed_checks, materialized, run_gate
+
+FIVETRAN_KEYS = {
+    AssetKey(["fivetran", connector, table])
+    for connector, tables in {
+        "payments": ("customers", "charges", "invoices"),
+        "crm": ("companies", "contacts", "deals"),
+    }.items()
+    for table in tables
+}
+
+
+def looker_calls() -> list[str]:
+    return [f"{r['method']} {r['path']}" for r in looker_api.requests_seen()]
+
+
+def test_clean_run_lands_checks_and_refreshes_looker():
+    result = run_gate()
+    assert result.success
+    assert materialized(result) == FIVETRAN_KEYS | LOOKER_KEYS
+    evaluations = result.get_asset_check_evaluations()
+    assert {e.asset_key for e in evaluations} == FIVETRAN_KEYS
+    assert all(e.passed for e in evaluations)
+    rows = DuckDBWarehouse(path=str(duckdb_path())).query(
+        'SELECT COUNT(*) AS n, MAX("_fivetran_synced") AS synced FROM "payments"."charges"'
+    )
+    assert rows[0]["n"] > 0 and rows[0]["synced"] is not None
+    calls = looker_calls()
+    assert any(c.startswith("PATCH /api/4.0/datagroups/") for c in calls)
+    assert any(c.endswith("/revenue_by_customer/start") for c in calls)
+
+
+def test_null_ids_fail_the_check_and_hold_looker_back(monkeypatch):
+    monkeypatch.setenv("TOLLGATE_SANDBOX_DEFECTS", "null_ids")
+    result = run_gate()
+    assert not result.success
+    failures = failed_checks(result)
+    assert set(failures) == {("payments", "charges", "required_columns_are_not_null")}
+    assert "id:" in failures[("payments", "charges", "required_columns_are_not_null")]
+    done = materialized(result)
+    assert FIVETRAN_KEYS <= done
+    # payments refreshes read charges and are skipped; the CRM refresh reads nothing broken.
+    assert AssetKey(["looker", "payments_etl"]) not in done
+    assert AssetKey(["looker", "revenue_by_customer"]) not in done
+    assert AssetKey(["looker", "crm_etl"]) in done
+    calls = looker_calls()
+    assert not any("/derived_table/" in c for c in calls)
+    skipped = {e.step_key for e in result.get_step_skipped_events()}
+    assert any("payments_etl" in key for key in skipped)
