@@ -1,12 +1,13 @@
 """Assemble the tollgate Definitions: Fivetran assets, contract checks, Looker refreshes."""
 
-from dagster import Definitions, get_dagster_logger
+from dagster import AssetChecksDefinition, AssetsDefinition, Definitions, get_dagster_logger
 from dagster_fivetran import build_fivetran_assets_definitions
+from dagster_fivetran.translator import FivetranMetadataSet
 
 from pipeline import environment
 from pipeline.automation import gate_job, gate_schedule
 from pipeline.checks.factory import build_table_checks, fivetran_key
-from pipeline.contract import ContractError, load_contracts
+from pipeline.contract import Contract, ContractError, load_contracts
 from pipeline.fivetran import ContractTranslator
 from pipeline.looker import build_refresh_asset, load_refreshes
 
@@ -18,26 +19,9 @@ def build_definitions() -> Definitions:
     fivetran_assets = build_fivetran_assets_definitions(
         workspace=workspace, dagster_fivetran_translator=ContractTranslator(contracts)
     )
-    synced = {key for assets_def in fivetran_assets for key in assets_def.keys}
-    synced_connectors = {key.path[1] for key in synced}
-    checks = []
-    for contract in contracts.values():
-        if contract.connector not in synced_connectors:
-            get_dagster_logger().warning(
-                f"{contract.file}: connector {contract.connector!r} is not in the Fivetran workspace "
-                "(not set up or never synced); its contract checks are not loaded."
-            )
-            continue
-        for table in contract.tables.values():
-            if fivetran_key(contract.connector, table.name) not in synced:
-                raise ContractError(
-                    contract.file, f"connector {contract.connector!r} does not sync this table", table.name
-                )
-            if table_checks := build_table_checks(table):
-                checks.append(table_checks)
     return Definitions(
         assets=[*fivetran_assets, *(build_refresh_asset(r) for r in load_refreshes())],
-        asset_checks=checks,
+        asset_checks=contract_checks(contracts, fivetran_assets),
         jobs=[gate_job],
         schedules=[gate_schedule],
         resources={
@@ -46,3 +30,32 @@ def build_definitions() -> Definitions:
             "looker": environment.looker(),
         },
     )
+
+
+def contract_checks(
+    contracts: dict[str, Contract], fivetran_assets: list[AssetsDefinition]
+) -> list[AssetChecksDefinition]:
+    """Checks for every contracted table the Fivetran workspace syncs."""
+    connector_ids = {
+        spec.key.path[1]: FivetranMetadataSet.extract(spec.metadata).connector_id
+        for assets_def in fivetran_assets
+        for spec in assets_def.specs
+    }
+    synced = {spec.key for assets_def in fivetran_assets for spec in assets_def.specs}
+    checks = []
+    for contract in contracts.values():
+        if contract.connector not in connector_ids:
+            get_dagster_logger().warning(
+                f"{contract.file}: connector {contract.connector!r} is not in the Fivetran "
+                "workspace (not set up or never synced); its contract checks are not loaded."
+            )
+            continue
+        for table in contract.tables.values():
+            if fivetran_key(contract.connector, table.name) not in synced:
+                raise ContractError(
+                    contract.file,
+                    f"connector {contract.connector!r} does not sync this table",
+                    table.name,
+                )
+            checks.append(build_table_checks(table, connector_ids[contract.connector]))
+    return checks

@@ -1,0 +1,184 @@
+"""Scope: each rule family judged against real DuckDB tables, including redaction of samples."""
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+from dagster import AssetCheckSeverity
+
+from pipeline.checks import freshness, keys, pii, pii_scan, schema
+from pipeline.checks.factory import RULES, evaluate
+from pipeline.checks.rule import TableState
+from pipeline.contract import ColumnContract, TableContract
+from pipeline.warehouse import DuckDBWarehouse
+
+NOW = datetime.now(UTC)
+
+
+def sha(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+CONTACTS = TableContract(
+    connector="crm",
+    name="contacts",
+    owner="team:growth",
+    description="",
+    columns=(
+        ColumnContract(
+            "id", "BIGINT", family="number", required=True, primary_key=True, unique=True
+        ),
+        ColumnContract(
+            "company_id", "BIGINT", family="number", required=True, references=("companies.id",)
+        ),
+        ColumnContract("email", "VARCHAR", classification="email", pii_handling="hashed"),
+        ColumnContract("ssn", "VARCHAR", classification="ssn", pii_handling="blocked"),
+        ColumnContract("notes", "VARCHAR"),
+    ),
+    freshness_hours=24,
+    row_count_min=2,
+    row_count_max=10,
+)
+
+
+@pytest.fixture
+def warehouse(tmp_path):
+    wh = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    wh.write_table("crm", "companies", pd.DataFrame({"id": [1, 2]}))
+    return wh
+
+
+def land(warehouse, **overrides):
+    frame = pd.DataFrame(
+        {
+            "id": [1, 2, 3],
+            "company_id": [1, 2, 2],
+            "email": [sha("a@x.com"), sha("b@y.com"), None],
+            "ssn": pd.Series([None, None, None], dtype="string"),
+            "notes": ["renewal in Q3", "asked for a demo", None],
+            "_fivetran_synced": [NOW] * 3,
+            "_fivetran_deleted": [False] * 3,
+        }
+    )
+    for name, values in overrides.items():
+        if values is None:
+            frame = frame.drop(columns=[name])
+        else:
+            frame[name] = values
+    warehouse.write_table("crm", "contacts", frame)
+
+
+def results(warehouse, table=CONTACTS):
+    rules = [rule for rule in RULES if rule.applies(table)]
+    return {r.check_name: r for r in evaluate(table, rules, warehouse)}
+
+
+def failed(warehouse, table=CONTACTS):
+    return {name: r for name, r in results(warehouse, table).items() if not r.passed}
+
+
+def test_clean_table_passes_everything_but_fivetran_config(warehouse):
+    land(warehouse)
+    # Without a Fivetran workspace the config cannot be read, so that rule fails closed.
+    assert set(failed(warehouse)) == {"fivetran_config_matches_contract"}
+
+
+def test_missing_and_changed_and_new_columns_are_separate(warehouse):
+    land(warehouse, notes=None, company_id=["1", "2", "2"], phone_number=["x", "y", "z"])
+    bad = failed(warehouse)
+    assert "notes" in bad["contract_columns_are_present"].description
+    assert (
+        "company_id: BIGINT expected, VARCHAR landed"
+        in bad["column_types_match_contract"].description
+    )
+    new = bad["no_unexpected_columns"]
+    assert "phone_number" in new.description and new.severity == AssetCheckSeverity.WARN
+
+
+def test_raw_value_in_hashed_column_fails_and_sample_is_redacted(warehouse):
+    land(warehouse, email=[sha("a@x.com"), "bob.smith@example.com", None])
+    result = failed(warehouse)["pii_arrives_as_contracted"]
+    assert "email (email): 1 values are not hashes" in result.description
+    samples = result.metadata["redacted_samples"].value
+    assert "b***@e***.com" in samples and "bob.smith" not in samples
+
+
+def test_blocked_column_with_values_fails(warehouse):
+    land(warehouse, ssn=["123-45-6789", None, None])
+    result = failed(warehouse)["pii_arrives_as_contracted"]
+    assert "ssn (ssn): 1 values arrive though blocked" in result.description
+    assert "123-45-6789" not in str(result.metadata)
+
+
+@pytest.mark.parametrize(
+    ("note", "kind"),
+    [
+        ("write to jane.doe@example.com", "email"),
+        ("ssn 123-45-6789 on file", "ssn"),
+        ("card 4111 1111 1111 1111 exp 12/29", "card"),
+        ("call +1-555-201-7788", "phone"),
+        ("from 10.20.30.40", "ipv4"),
+        ("iban GB82 WEST 1234 5698 7654 32", "iban"),
+    ],
+)
+def test_pii_in_free_text_is_found_and_redacted(warehouse, note, kind):
+    land(warehouse, notes=["fine", note, None])
+    result = failed(warehouse)["no_pii_in_unclassified_columns"]
+    assert result.metadata["pii_found"].value == {"notes": [kind]}
+    assert note not in str(result.metadata) and note not in result.description
+
+
+def test_number_failing_luhn_is_not_a_card(warehouse):
+    land(warehouse, notes=["order 4111 1111 1111 1112", "fine", None])
+    result = results(warehouse)["no_pii_in_unclassified_columns"]
+    assert result.passed
+    assert result.metadata["pattern_hits"].value == {"notes": 1}
+
+
+def test_large_table_is_scanned_on_a_sample():
+    state = TableState(columns={"notes": "VARCHAR"}, row_estimate=10_000_000)
+    assert pii_scan.sample_rate(CONTACTS, state) == pytest.approx(0.01)
+    exact = TableContract(**{**CONTACTS.__dict__, "pii_scan": "exact"})
+    assert pii_scan.sample_rate(exact, state) == 1.0
+
+
+def test_duplicate_keys_and_orphans(warehouse):
+    land(warehouse, id=[1, 1, 3], company_id=[1, 2, 9])
+    bad = failed(warehouse)
+    assert "(id): 1 values repeated over 2 rows" in bad["keys_are_unique"].description
+    assert (
+        "company_id -> companies.id: 1 rows point nowhere (e.g. 9)"
+        in bad["foreign_keys_resolve"].description
+    )
+
+
+def test_stale_and_out_of_bounds(warehouse):
+    land(warehouse, _fivetran_synced=[NOW - timedelta(days=3)] * 3)
+    stale = failed(warehouse)["data_is_fresh"]
+    assert "SLA 24 h" in stale.description and stale.metadata["age_hours"].value > 71
+    small = TableContract(**{**CONTACTS.__dict__, "row_count_min": 5})
+    assert "3 rows, expected [5, 10]" in failed(warehouse, small)["row_count_in_bounds"].description
+
+
+def test_fivetran_config_drift():
+    state = TableState(
+        columns={},
+        fivetran_columns={
+            "id": {"enabled": True},
+            "company_id": {"enabled": False},
+            "email": {"enabled": True, "hashed": False},
+            "ssn": {"enabled": True},
+        },
+    )
+    verdict = pii.judge_config(CONTACTS, state, {})
+    assert not verdict.passed
+    assert "company_id: disabled in Fivetran" in verdict.summary
+    assert "email: contract says hashed, Fivetran does not hash it" in verdict.summary
+    assert "ssn: contract blocks it, Fivetran syncs it" in verdict.summary
+
+
+def test_rule_modules_export_what_factory_uses():
+    names = [rule.check_name for rule in RULES]
+    assert len(names) == len(set(names))
+    assert {r.check_name for r in (*schema.RULES, *keys.RULES, *freshness.RULES)} <= set(names)
