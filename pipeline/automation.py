@@ -7,7 +7,7 @@ GATE_JOB = "tollgate_gate"
 gate_job = define_asset_job(
     GATE_JOB,
     selection=AssetSelection.all(),
-    description="Sync every Fivetran connector, check every contract, refresh Looker where it passed.",
+    description="Sync every connector, check every contract, refresh Looker where it passed.",
 )
 
 gate_schedule = ScheduleDefinition(

@@ -26,12 +26,17 @@ def uses_real_fivetran() -> bool:
 def fivetran_workspace() -> FivetranWorkspace:
     if uses_real_fivetran():
         return FivetranWorkspace(
-            account_id=EnvVar("FIVETRAN_ACCOUNT_ID") if os.environ.get("FIVETRAN_ACCOUNT_ID") else "default",
+            account_id=EnvVar("FIVETRAN_ACCOUNT_ID")
+            if os.environ.get("FIVETRAN_ACCOUNT_ID")
+            else "default",
             api_key=EnvVar("FIVETRAN_API_KEY"),
             api_secret=EnvVar("FIVETRAN_API_SECRET"),
         )
     return SandboxFivetranWorkspace(
-        account_id="sandbox", api_key=SANDBOX_SECRET, api_secret=SANDBOX_SECRET, request_retry_delay=0.2
+        account_id="sandbox",
+        api_key=SANDBOX_SECRET,
+        api_secret=SANDBOX_SECRET,
+        request_retry_delay=0.2,
     )
 
 
@@ -60,4 +65,6 @@ def looker() -> LookerResource:
             client_id=EnvVar("LOOKERSDK_CLIENT_ID"),
             client_secret=EnvVar("LOOKERSDK_CLIENT_SECRET"),
         )
-    return SandboxLookerResource(base_url="sandbox", client_id=SANDBOX_SECRET, client_secret=SANDBOX_SECRET)
+    return SandboxLookerResource(
+        base_url="sandbox", client_id=SANDBOX_SECRET, client_secret=SANDBOX_SECRET
+    )

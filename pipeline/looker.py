@@ -6,7 +6,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
-from dagster import AssetExecutionContext, AssetsDefinition, Config, Failure, MaterializeResult, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetsDefinition,
+    Config,
+    Failure,
+    MaterializeResult,
+    asset,
+)
 from dagster_looker import LookerResource
 from looker_sdk.sdk.api40.methods import Looker40SDK
 from looker_sdk.sdk.api40.models import WriteDatagroup
@@ -36,7 +43,9 @@ class SandboxLookerResource(LookerResource):
     def get_sdk(self) -> Looker40SDK:
         from pipeline.sandbox.looker_api import sandbox_url
 
-        real = LookerResource(base_url=sandbox_url(), client_id=self.client_id, client_secret=self.client_secret)
+        real = LookerResource(
+            base_url=sandbox_url(), client_id=self.client_id, client_secret=self.client_secret
+        )
         return real.get_sdk()
 
 
@@ -47,7 +56,9 @@ def load_refreshes(path: Path = REFRESHES_FILE) -> list[Refresh]:
             name=entry["name"],
             description=entry.get("description", ""),
             reads=tuple(entry["reads"]),
-            datagroup=(entry["datagroup"]["model"], entry["datagroup"]["name"]) if "datagroup" in entry else None,
+            datagroup=(entry["datagroup"]["model"], entry["datagroup"]["name"])
+            if "datagroup" in entry
+            else None,
             pdt=(entry["pdt"]["model"], entry["pdt"]["view"]) if "pdt" in entry else None,
         )
         for entry in entries
@@ -62,12 +73,16 @@ def build_refresh_asset(refresh: Refresh) -> AssetsDefinition:
         kinds={"looker"},
         description=refresh.description,
     )
-    def looker_refresh(context: AssetExecutionContext, config: RefreshConfig, looker: LookerResource):
+    def looker_refresh(
+        context: AssetExecutionContext, config: RefreshConfig, looker: LookerResource
+    ):
         sdk = looker.get_sdk()
         metadata: dict[str, str] = {}
         if refresh.datagroup:
             metadata["datagroup"] = reset_datagroup(sdk, *refresh.datagroup)
-            context.log.info(f"Reset Looker datagroup {refresh.datagroup[0]}::{refresh.datagroup[1]}")
+            context.log.info(
+                f"Reset Looker datagroup {refresh.datagroup[0]}::{refresh.datagroup[1]}"
+            )
         if refresh.pdt:
             metadata["pdt_status"] = build_pdt(context, sdk, *refresh.pdt, config)
         return MaterializeResult(metadata=metadata)
@@ -85,7 +100,9 @@ def reset_datagroup(sdk: Looker40SDK, model: str, name: str) -> str:
     return f"{model}::{name} stale_before={now}"
 
 
-def build_pdt(context: AssetExecutionContext, sdk: Looker40SDK, model: str, view: str, config: RefreshConfig) -> str:
+def build_pdt(
+    context: AssetExecutionContext, sdk: Looker40SDK, model: str, view: str, config: RefreshConfig
+) -> str:
     """Start a PDT rebuild and poll it until Looker reports it complete, failed or timed out."""
     started = sdk.start_pdt_build(model, view, force_rebuild="true", source="tollgate")
     deadline = time.monotonic() + config.timeout_seconds
@@ -99,7 +116,9 @@ def build_pdt(context: AssetExecutionContext, sdk: Looker40SDK, model: str, view
         if state == "failed":
             raise Failure(f"Looker PDT {model}.{view} failed: {text}")
         if time.monotonic() > deadline:
-            raise Failure(f"Looker PDT {model}.{view} still not built after {config.timeout_seconds:.0f}s: {text}")
+            raise Failure(
+                f"Looker PDT {model}.{view} not built after {config.timeout_seconds:.0f}s: {text}"
+            )
         time.sleep(config.poll_interval_seconds)
 
 

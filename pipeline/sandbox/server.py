@@ -17,7 +17,9 @@ def serve(name: str, handler: type[BaseHTTPRequestHandler]) -> str:
         if name not in _servers:
             server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
             server.daemon_threads = True
-            threading.Thread(target=server.serve_forever, name=f"sandbox-{name}", daemon=True).start()
+            threading.Thread(
+                target=server.serve_forever, name=f"sandbox-{name}", daemon=True
+            ).start()
             _servers[name] = server
         host, port = _servers[name].server_address[:2]
         return f"http://{host}:{port}"
