@@ -1,8 +1,16 @@
-"""Jobs and schedules: the whole gate, hourly."""
+"""Jobs, schedules and automation conditions shared by the gate's assets and checks."""
 
-from dagster import AssetSelection, ScheduleDefinition, define_asset_job
+from dagster import AssetSelection, AutomationCondition, ScheduleDefinition, define_asset_job
 
 GATE_JOB = "tollgate_gate"
+
+# A check runs again whenever its table lands a new sync (even when Fivetran synced on its own).
+CHECK_CONDITION = AutomationCondition.eager()
+# Looker refreshes after its tables update, and only once every blocking check upstream has
+# passed on that latest data (a pass from an older sync does not count).
+REFRESH_CONDITION = (
+    AutomationCondition.eager() & AutomationCondition.all_deps_blocking_checks_passed()
+)
 
 gate_job = define_asset_job(
     GATE_JOB,

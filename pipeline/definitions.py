@@ -1,7 +1,7 @@
 """Assemble the tollgate Definitions: Fivetran assets, contract checks, Looker refreshes."""
 
 from dagster import AssetChecksDefinition, AssetsDefinition, Definitions, get_dagster_logger
-from dagster_fivetran import build_fivetran_assets_definitions
+from dagster_fivetran import build_fivetran_assets_definitions, build_fivetran_polling_sensor
 from dagster_fivetran.translator import FivetranMetadataSet
 
 from pipeline import environment
@@ -10,20 +10,32 @@ from pipeline.checks.factory import build_table_checks, fivetran_key
 from pipeline.contract import Contract, ContractError, load_contracts
 from pipeline.fivetran import ContractTranslator
 from pipeline.looker import build_refresh_asset, load_refreshes
+from pipeline.looker_checks import build_looker_checks
 
 
 def build_definitions() -> Definitions:
     """Read contracts and the Fivetran workspace, and build every definition from them."""
     contracts = load_contracts()
     workspace = environment.fivetran_workspace()
+    translator = ContractTranslator(contracts)
     fivetran_assets = build_fivetran_assets_definitions(
-        workspace=workspace, dagster_fivetran_translator=ContractTranslator(contracts)
+        workspace=workspace, dagster_fivetran_translator=translator
     )
+    # Syncs Fivetran ran on its own schedule become materializations; the automation
+    # conditions then check those tables and refresh Looker where the checks pass.
+    syncs_sensor = build_fivetran_polling_sensor(
+        workspace=workspace, dagster_fivetran_translator=translator, name="fivetran_syncs"
+    )
+    refreshes = load_refreshes()
     return Definitions(
-        assets=[*fivetran_assets, *(build_refresh_asset(r) for r in load_refreshes())],
-        asset_checks=contract_checks(contracts, fivetran_assets),
+        assets=[*fivetran_assets, *(build_refresh_asset(r) for r in refreshes)],
+        asset_checks=[
+            *contract_checks(contracts, fivetran_assets),
+            *(build_looker_checks(r, contracts) for r in refreshes),
+        ],
         jobs=[gate_job],
         schedules=[gate_schedule],
+        sensors=[syncs_sensor],
         resources={
             "fivetran": workspace,
             "warehouse": environment.warehouse(),

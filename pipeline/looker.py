@@ -18,7 +18,9 @@ from dagster_looker import LookerResource
 from looker_sdk.sdk.api40.methods import Looker40SDK
 from looker_sdk.sdk.api40.models import WriteDatagroup
 
+from pipeline.automation import REFRESH_CONDITION
 from pipeline.checks.factory import fivetran_key
+from pipeline.looker_lineage import Lineage, lookml_dir
 
 REFRESHES_FILE = Path(__file__).parent / "looker_refreshes.yaml"
 
@@ -30,6 +32,7 @@ class Refresh:
     reads: tuple[str, ...]
     datagroup: tuple[str, str] | None = None  # (model, datagroup name)
     pdt: tuple[str, str] | None = None  # (model, view)
+    views: tuple[str, ...] = ()  # LookML views whose data this refresh puts in front of users
 
 
 class RefreshConfig(Config):
@@ -49,20 +52,38 @@ class SandboxLookerResource(LookerResource):
         return real.get_sdk()
 
 
-def load_refreshes(path: Path = REFRESHES_FILE) -> list[Refresh]:
-    entries = yaml.safe_load(path.read_text(encoding="utf-8"))["refreshes"]
-    return [
-        Refresh(
-            name=entry["name"],
-            description=entry.get("description", ""),
-            reads=tuple(entry["reads"]),
-            datagroup=(entry["datagroup"]["model"], entry["datagroup"]["name"])
+def load_refreshes(path: Path = REFRESHES_FILE, project: Path | None = None) -> list[Refresh]:
+    """Refreshes from the config; the tables each reads come from LookML unless `reads` overrides."""
+    lineage = Lineage(project or lookml_dir())
+    refreshes = []
+    for entry in yaml.safe_load(path.read_text(encoding="utf-8"))["refreshes"]:
+        datagroup = (
+            (entry["datagroup"]["model"], entry["datagroup"]["name"])
             if "datagroup" in entry
-            else None,
-            pdt=(entry["pdt"]["model"], entry["pdt"]["view"]) if "pdt" in entry else None,
+            else None
         )
-        for entry in entries
-    ]
+        pdt = (entry["pdt"]["model"], entry["pdt"]["view"]) if "pdt" in entry else None
+        try:
+            nodes = (lineage.datagroup_nodes(*datagroup) if datagroup else set()) | (
+                {lineage.view_node(pdt[1])} if pdt else set()
+            )
+        except LookupError as error:
+            raise ValueError(f"{path}: refresh {entry['name']!r}: {error}") from None
+        derived = lineage.reachable(nodes, "fivetran")
+        reads = entry.get("reads") or sorted(".".join(key.path[1:]) for key in derived)
+        if not reads:
+            raise ValueError(f"{path}: refresh {entry['name']!r} reads no warehouse table")
+        refreshes.append(
+            Refresh(
+                name=entry["name"],
+                description=entry.get("description", ""),
+                reads=tuple(reads),
+                datagroup=datagroup,
+                pdt=pdt,
+                views=tuple(sorted(key.path[1] for key in lineage.reachable(nodes, "view"))),
+            )
+        )
+    return refreshes
 
 
 def build_refresh_asset(refresh: Refresh) -> AssetsDefinition:
@@ -72,6 +93,7 @@ def build_refresh_asset(refresh: Refresh) -> AssetsDefinition:
         group_name="looker",
         kinds={"looker"},
         description=refresh.description,
+        automation_condition=REFRESH_CONDITION,
     )
     def looker_refresh(
         context: AssetExecutionContext, config: RefreshConfig, looker: LookerResource

@@ -26,7 +26,7 @@ def test_clean_run_lands_checks_and_refreshes_looker():
     assert result.success
     assert materialized(result) == FIVETRAN_KEYS | LOOKER_KEYS
     evaluations = result.get_asset_check_evaluations()
-    assert {e.asset_key for e in evaluations} == FIVETRAN_KEYS
+    assert {e.asset_key for e in evaluations} == FIVETRAN_KEYS | LOOKER_KEYS
     assert all(e.passed for e in evaluations)
     rows = DuckDBWarehouse(path=str(duckdb_path())).query(
         'SELECT COUNT(*) AS n, MAX("_fivetran_synced") AS synced FROM "payments"."charges"'
@@ -42,15 +42,21 @@ def test_null_ids_fail_the_check_and_hold_looker_back(monkeypatch):
     result = run_gate()
     assert not result.success
     failures = failed_checks(result)
-    assert set(failures) == {("payments", "charges", "required_columns_are_not_null")}
-    assert "id:" in failures[("payments", "charges", "required_columns_are_not_null")]
+    assert set(failures) == {
+        ("payments", "charges", "required_columns_are_not_null"),
+        ("crm", "deals", "required_columns_are_not_null"),
+    }
+    assert "id" in failures[("payments", "charges", "required_columns_are_not_null")]
+    assert (
+        "team:payments-data" in failures[("payments", "charges", "required_columns_are_not_null")]
+    )
     done = materialized(result)
-    assert done >= FIVETRAN_KEYS
-    # payments refreshes read charges and are skipped; the CRM refresh reads nothing broken.
-    assert AssetKey(["looker", "payments_etl"]) not in done
-    assert AssetKey(["looker", "revenue_by_customer"]) not in done
-    assert AssetKey(["looker", "crm_etl"]) in done
-    calls = looker_calls()
-    assert not any("/derived_table/" in c for c in calls)
-    skipped = {e.step_key for e in result.get_step_skipped_events()}
-    assert any("payments_etl" in key for key in skipped)
+    assert done >= FIVETRAN_KEYS  # the data landed; only what reads it is held back
+    assert not done & LOOKER_KEYS
+    assert {e.step_key for e in result.get_step_failure_events()} == {
+        "payments__charges__contract",
+        "crm__deals__contract",
+    }
+    started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
+    assert not any(step.startswith("looker") for step in started)
+    assert not any(c.startswith(("PATCH", "GET /api/4.0/derived_table")) for c in looker_calls())

@@ -17,6 +17,7 @@ from dagster import (
 )
 from dagster_fivetran import FivetranWorkspace
 
+from pipeline.automation import CHECK_CONDITION
 from pipeline.checks import freshness, keys, not_null, pii, pii_scan, schema
 from pipeline.checks.fivetran_config import fetch_column_config
 from pipeline.checks.profile import run_profile
@@ -48,6 +49,7 @@ def build_table_checks(table: TableContract, connector_id: str | None) -> AssetC
             asset=key,
             blocking=rule.severity(table) == "error",
             description=f"{rule.description} Owner: {table.owner}.",
+            automation_condition=CHECK_CONDITION,
         )
         for rule in rules
     ]

@@ -1,0 +1,142 @@
+"""Looker-side checks: the LookML validates, and no PII column is shown without an access grant."""
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetKey,
+    multi_asset_check,
+)
+from dagster_looker import LookerResource
+from sqlglot import exp
+from sqlglot.lineage import lineage
+
+from pipeline.contract import Contract
+from pipeline.looker import Refresh
+from pipeline.looker_lineage import Lineage, lookml_dir
+
+LOOKML_VALID = "lookml_is_valid"
+NO_PII_EXPOSED = "no_pii_shown_without_access_grant"
+_TABLE_COLUMN = re.compile(r"\$\{TABLE\}\s*\.\s*\"?(\w+)\"?")
+
+
+def exposed_pii(
+    lineage: Lineage, views: tuple[str, ...], contracts: Mapping[str, Contract]
+) -> list[str]:
+    """Dimensions that show a column the contract classifies as raw PII, with no grant or hiding."""
+    found = []
+    for name in views:
+        view = lineage.views.get(name, {})
+        for field in view.get("dimensions", []) + view.get("dimension_groups", []):
+            if field.get("hidden") == "yes" or field.get("required_access_grants"):
+                continue
+            for output in _TABLE_COLUMN.findall(field.get("sql", "${TABLE}." + field["name"])):
+                for schema, table_name, column_name in source_columns(view, output.lower()):
+                    contract = contracts.get(schema)
+                    table = contract.tables.get(table_name) if contract else None
+                    column = table.column(column_name) if table else None
+                    if column and column.is_pii and column.pii_handling == "allowed":
+                        found.append(
+                            f"{name}.{field['name']} shows {schema}.{table_name}.{column_name} "
+                            f"({column.classification}, owner {table.owner})"
+                        )
+    return found
+
+
+def source_columns(view: Mapping[str, Any], column: str) -> list[tuple[str, str, str]]:
+    """(schema, table, column) a view's column comes from: its table, or its derived SQL's lineage."""
+    sql = view.get("derived_table", {}).get("sql")
+    if not sql:
+        parts = str(view.get("sql_table_name", "")).replace('"', "").lower().split(".")
+        return [(parts[-2], parts[-1], column)] if len(parts) >= 2 else []
+    try:
+        node = lineage(column, sql.strip().rstrip(";"), schema=None)
+    except Exception:  # Liquid or ${view.SQL_TABLE_NAME} SQL: no column lineage to follow
+        return []
+    return [
+        (leaf.source.db.lower(), leaf.source.name.lower(), leaf.name.split(".")[-1].lower())
+        for leaf in node.walk()
+        if not leaf.downstream and isinstance(leaf.source, exp.Table)
+    ]
+
+
+def build_looker_checks(
+    refresh: Refresh, contracts: Mapping[str, Contract]
+) -> AssetChecksDefinition:
+    """LookML validation and PII exposure checks on one Looker refresh asset."""
+    key = AssetKey(["looker", refresh.name])
+    model = (refresh.datagroup or refresh.pdt or ("", ""))[0]
+
+    @multi_asset_check(
+        specs=[
+            AssetCheckSpec(
+                LOOKML_VALID,
+                asset=key,
+                blocking=True,
+                description=f"Looker validates the LookML project behind model {model}.",
+            ),
+            AssetCheckSpec(
+                NO_PII_EXPOSED,
+                asset=key,
+                blocking=True,
+                description="Every dimension showing a raw PII column needs "
+                "required_access_grants or hidden: yes.",
+            ),
+        ],  # fmt: skip
+        name=f"looker__{refresh.name}__lookml",
+        can_subset=True,
+    )
+    def looker_checks(context: AssetCheckExecutionContext, looker: LookerResource):
+        selected = {k.name for k in context.selected_asset_check_keys}
+        if LOOKML_VALID in selected:
+            yield _validate(key, looker, model)
+        if NO_PII_EXPOSED in selected:
+            yield _pii(key, refresh, contracts)
+
+    return looker_checks
+
+
+def _validate(key: AssetKey, looker: LookerResource, model: str) -> AssetCheckResult:
+    try:
+        sdk = looker.get_sdk()
+        project = sdk.lookml_model(model).project_name
+        validation = sdk.validate_project(project)
+    except Exception as error:  # fail closed: a validation we could not run is not a pass
+        return _result(key, LOOKML_VALID, False, f"Looker validation could not run: {error}", {})
+    errors = [
+        f"{e.file_path or '?'}:{e.line_number or '?'} {e.message}"
+        for e in validation.errors or []
+        if (e.severity or "error") in ("error", "fatal")
+    ]
+    summary = f"{len(errors)} LookML errors in project {project}" if errors else (
+        f"LookML project {project} validates"
+    )  # fmt: skip
+    return _result(key, LOOKML_VALID, not errors, summary, {"errors": errors, "project": project})
+
+
+def _pii(key: AssetKey, refresh: Refresh, contracts: Mapping[str, Contract]) -> AssetCheckResult:
+    try:
+        findings = exposed_pii(Lineage(lookml_dir()), refresh.views, contracts)
+    except Exception as error:
+        return _result(key, NO_PII_EXPOSED, False, f"LookML could not be read: {error}", {})
+    summary = "; ".join(findings) or f"no raw PII shown ungranted in {len(refresh.views)} views"
+    return _result(key, NO_PII_EXPOSED, not findings, summary, {"exposed": findings})
+
+
+def _result(
+    key: AssetKey, name: str, passed: bool, summary: str, metadata: dict[str, Any]
+) -> AssetCheckResult:
+    return AssetCheckResult(
+        asset_key=key,
+        check_name=name,
+        passed=passed,
+        severity=AssetCheckSeverity.ERROR,
+        description=summary,
+        metadata=metadata,
+    )

@@ -1,0 +1,174 @@
+"""A Fivetran-API-compatible server on 127.0.0.1 for the real dagster-fivetran client."""
+
+import json
+import re
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from pipeline.sandbox import disk, fivetran_sync
+from pipeline.sandbox.fivetran_sync import GROUP_ID
+from pipeline.sandbox.server import serve
+from pipeline.sandbox.sources import sources
+from pipeline.settings import duckdb_path
+
+Route = tuple[str, re.Pattern[str], Callable[..., tuple[int, Any]]]
+
+
+def sandbox_url() -> str:
+    """Base URL of this process's sandbox server (started on first use)."""
+    return serve("fivetran", FivetranHandler)
+
+
+def requests_seen() -> list[dict[str, Any]]:
+    """Every request any process's sandbox answered, in order: method, path, query, status."""
+    return disk.read_lines(disk.folder("fivetran") / "requests.jsonl")
+
+
+def _connector(connector_id: str):
+    src = fivetran_sync.source(connector_id)
+    if src is None:
+        raise LookupError(f"Connection with id '{connector_id}' doesn't exist")
+    return src
+
+
+def groups(body, query):
+    items = [{"id": GROUP_ID, "name": "tollgate sandbox", "created_at": "2026-01-01T00:00:00Z"}]
+    return 200, {"items": items, "nextCursor": None}
+
+
+def destination(body, query, group_id):
+    if group_id != GROUP_ID:
+        raise LookupError(f"Destination with id '{group_id}' doesn't exist")
+    return 200, {
+        "id": GROUP_ID,
+        "group_id": GROUP_ID,
+        "service": "duckdb",
+        "region": "GCP_US_EAST4",
+        "setup_status": "connected",
+        "time_zone_offset": "0",
+        "config": {"database": duckdb_path().stem},
+    }
+
+
+def group_connectors(body, query, group_id):
+    if group_id != GROUP_ID:
+        raise LookupError(f"Group with id '{group_id}' doesn't exist")
+    return 200, {
+        "items": [fivetran_sync.connector_details(s) for s in sources()],
+        "nextCursor": None,
+    }
+
+
+def details(body, query, connector_id):
+    return 200, fivetran_sync.connector_details(_connector(connector_id))
+
+
+def patch(body, query, connector_id):
+    src = _connector(connector_id)
+    fivetran_sync.update_connector(src, body or {})
+    return 200, fivetran_sync.connector_details(src)
+
+
+def schemas(body, query, connector_id):
+    config = fivetran_sync.schema_config(_connector(connector_id))
+    if "schemas" not in config:
+        raise LookupError(f"Schema config for connection '{connector_id}' doesn't exist")
+    return 200, config
+
+
+def columns(body, query, connector_id, schema, table):
+    config = fivetran_sync.schema_config(_connector(connector_id))
+    found = config.get("schemas", {}).get(schema, {}).get("tables", {}).get(table)
+    if found is None:
+        raise LookupError(f"Table '{schema}.{table}' doesn't exist in connection '{connector_id}'")
+    return 200, {"columns": found["columns"]}
+
+
+def sync(body, query, connector_id):
+    src = _connector(connector_id)
+    if src.schema in fivetran_sync.faults().get("paused", []):
+        return 400, {"code": "InvalidState", "message": f"Connection '{connector_id}' is paused"}
+    fivetran_sync.start_sync(src)
+    return 200, {"code": "Success", "message": "Sync has been successfully triggered"}
+
+
+_CONNECTOR = r"/v1/(?:connectors|connections)/(?P<connector_id>[^/]+)"
+ROUTES: list[Route] = [
+    ("GET", re.compile(r"/v1/groups"), groups),
+    ("GET", re.compile(r"/v1/destinations/(?P<group_id>[^/]+)"), destination),
+    (
+        "GET",
+        re.compile(r"/v1/groups/(?P<group_id>[^/]+)/(?:connectors|connections)"),
+        group_connectors,
+    ),
+    ("GET", re.compile(_CONNECTOR), details),
+    ("PATCH", re.compile(_CONNECTOR), patch),
+    ("GET", re.compile(_CONNECTOR + "/schemas"), schemas),
+    (
+        "GET",
+        re.compile(_CONNECTOR + r"/schemas/(?P<schema>[^/]+)/tables/(?P<table>[^/]+)/columns"),
+        columns,
+    ),
+    ("POST", re.compile(_CONNECTOR + r"/(?:force|sync)"), sync),
+]
+
+
+class FivetranHandler(BaseHTTPRequestHandler):
+    """Routes requests to the handlers above, wrapping answers as Fivetran does ({code, data})."""
+
+    def do_GET(self):
+        self._handle("GET")
+
+    def do_POST(self):
+        self._handle("POST")
+
+    def do_PATCH(self):
+        self._handle("PATCH")
+
+    def log_message(self, format, *args):  # the request log on disk replaces stderr noise
+        pass
+
+    def _handle(self, method: str) -> None:
+        url = urlsplit(self.path)
+        status, payload, headers = self._answer(method, url.path.rstrip("/"))
+        disk.append_line(
+            disk.folder("fivetran") / "requests.jsonl",
+            {"method": method, "path": url.path, "query": parse_qs(url.query), "status": status},
+        )
+        raw = json.dumps(payload).encode()
+        self.send_response(status)
+        for name, value in {"Content-Type": "application/json", **headers}.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def _answer(self, method: str, path: str) -> tuple[int, Any, dict[str, str]]:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length) or b"null") if length else None
+        if not (self.headers.get("Authorization") or "").startswith("Basic "):
+            return 401, {"code": "AuthFailed", "message": "Missing API key and secret"}, {}
+        fault = fivetran_sync.take_http_fault()
+        if fault == 429:
+            return 429, {"code": "TooManyRequests", "message": "Rate limit exceeded"}, {
+                "Retry-After": "1"
+            }  # fmt: skip
+        if fault:
+            return fault, {"code": "ServiceUnavailable", "message": "Injected outage"}, {}
+        for route_method, pattern, handler in ROUTES:
+            match = pattern.fullmatch(path)
+            if match and route_method == method:
+                try:
+                    status, data = handler(
+                        body, parse_qs(urlsplit(self.path).query), **match.groupdict()
+                    )
+                except LookupError as error:
+                    return 404, {"code": "NotFound", "message": str(error)}, {}
+                except Exception as error:  # answer like an API would, never drop the connection
+                    return 500, {"code": "InternalError", "message": repr(error)}, {}
+                if status >= 400:
+                    return status, data, {}
+                return status, {"code": "Success", "data": data}, {}
+        return 404, {"code": "NotFound", "message": f"No route {method} {path}"}, {}

@@ -1,0 +1,54 @@
+"""Scope: `dagster asset materialize` as CI runs it — real CLI, multiprocess executor, exit codes."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from dagster import AssetKey, DagsterInstance
+
+from pipeline.settings import REPO_ROOT
+from pipeline_tests.gate import LOOKER_KEYS
+
+DAGSTER = Path(sys.executable).parent / "dagster"
+
+
+def materialize(home: Path, defects: str = "") -> subprocess.CompletedProcess:
+    home.mkdir(exist_ok=True)
+    shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    env = {**os.environ, "DAGSTER_HOME": str(home), "TOLLGATE_SANDBOX_DEFECTS": defects}
+    return subprocess.run(
+        [str(DAGSTER), "asset", "materialize", "-m", "pipeline", "--select", "*"],
+        cwd=home,  # dagster.yaml's relative storage paths land under the test's own folder
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def materialized(home: Path, keys: set[AssetKey]) -> set[AssetKey]:
+    with DagsterInstance.from_config(str(home)) as instance:
+        return {key for key in keys if instance.get_latest_materialization_event(key)}
+
+
+@pytest.mark.parametrize("defects", ["", "null_ids"])
+def test_cli_exit_code_follows_blocking_checks(tmp_path, monkeypatch, defects):
+    home = tmp_path / "dagster_home"
+    run = materialize(home, defects)
+    output = run.stdout + run.stderr
+    monkeypatch.chdir(home)  # read the run's storage through the same relative paths
+    fivetran = {
+        AssetKey(["fivetran", "payments", "charges"]),
+        AssetKey(["fivetran", "crm", "deals"]),
+    }
+    assert materialized(home, fivetran) == fivetran, output[-3000:]
+    if defects:
+        assert run.returncode != 0, output[-3000:]
+        assert "required_columns_are_not_null" in output
+        assert materialized(home, LOOKER_KEYS) == set()
+    else:
+        assert run.returncode == 0, output[-3000:]
+        assert materialized(home, LOOKER_KEYS) == LOOKER_KEYS
