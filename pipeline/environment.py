@@ -9,12 +9,11 @@ import os
 from dagster import EnvVar
 from dagster_fivetran import FivetranWorkspace
 from dagster_looker import LookerResource
-from dagster_snowflake import SnowflakeResource
 
 from pipeline.fivetran import SandboxFivetranWorkspace
 from pipeline.looker import SandboxLookerResource
 from pipeline.settings import duckdb_path
-from pipeline.warehouse import DuckDBWarehouse, SnowflakeWarehouse, Warehouse
+from pipeline.warehouse import DuckDBWarehouse, Warehouse
 
 SANDBOX_SECRET = "sandbox"  # not a secret: the local sandboxes accept any credentials
 
@@ -43,6 +42,10 @@ def fivetran_workspace() -> FivetranWorkspace:
 def warehouse() -> Warehouse:
     if not os.environ.get("SNOWFLAKE_ACCOUNT"):
         return DuckDBWarehouse(path=str(duckdb_path()))
+    from dagster_snowflake import SnowflakeResource
+
+    from pipeline.warehouse.snowflake import SnowflakeWarehouse
+
     optional = {
         key: EnvVar(f"SNOWFLAKE_{key.upper()}")
         for key in ("password", "private_key", "role", "warehouse")

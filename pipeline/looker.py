@@ -1,5 +1,6 @@
 """Looker refresh assets: datagroup resets and PDT rebuilds, downstream of the tables they read."""
 
+import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -132,11 +133,11 @@ def build_pdt(
         status = sdk.check_pdt_build(started.materialization_id)
         text = status.resp_text or ""
         context.log.info(f"PDT {model}.{view} ({started.materialization_id}): {text}")
-        state = pdt_state(text)
+        state, message = pdt_state(text)
         if state == "complete":
-            return text
+            return message
         if state == "failed":
-            raise Failure(f"Looker PDT {model}.{view} failed: {text}")
+            raise Failure(f"Looker PDT {model}.{view} failed: {message}")
         if time.monotonic() > deadline:
             raise Failure(
                 f"Looker PDT {model}.{view} not built after {config.timeout_seconds:.0f}s: {text}"
@@ -144,11 +145,15 @@ def build_pdt(
         time.sleep(config.poll_interval_seconds)
 
 
-def pdt_state(resp_text: str) -> str:
-    """Read Looker's free-text build status: running, complete or failed."""
-    text = resp_text.lower()
-    if "fail" in text or "error" in text:
-        return "failed"
-    if "complete" in text or "success" in text:
-        return "complete"
-    return "running"
+def pdt_state(resp_text: str) -> tuple[str, str]:
+    """Looker's build status (JSON with `status`) as running, complete or failed, and its message."""
+    try:
+        body = json.loads(resp_text)
+        status, message = str(body.get("status", "")).lower(), str(body.get("message") or resp_text)
+    except (ValueError, AttributeError):  # older Lookers answer in plain text
+        status, message = resp_text.lower(), resp_text
+    if status in ("complete", "success", "done") or status.startswith("complete"):
+        return "complete", message
+    if status in ("error", "killed", "unknown", "failed") or "fail" in status or "error" in status:
+        return "failed", message
+    return "running", message

@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 from dagster_snowflake import SnowflakeResource
 
-from pipeline.warehouse import DuckDBWarehouse, SnowflakeWarehouse, TableNotFound
+from pipeline.warehouse import DuckDBWarehouse, TableNotFound
+from pipeline.warehouse.snowflake import SnowflakeWarehouse
 
 FRAME = pd.DataFrame({"id": ["a", None, "c"], "amount": [1.5, 2.0, None]})
 

@@ -31,7 +31,7 @@ def locked(path: Path) -> Iterator[None]:
 def edit_json(path: Path, default: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Read a JSON document under its lock, let the caller change it, write it back atomically."""
     with locked(path):
-        data = json.loads(path.read_text()) if path.exists() else default
+        data = json.loads(path.read_text()) if path.exists() else dict(default)
         yield data
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=1, default=str))
@@ -40,7 +40,7 @@ def edit_json(path: Path, default: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 def read_json(path: Path, default: dict[str, Any]) -> dict[str, Any]:
     with locked(path):
-        return json.loads(path.read_text()) if path.exists() else default
+        return json.loads(path.read_text()) if path.exists() else dict(default)
 
 
 def append_line(path: Path, record: dict[str, Any]) -> None:

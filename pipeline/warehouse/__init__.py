@@ -1,7 +1,10 @@
-"""Warehouse backends behind one interface: DuckDB (embedded) and Snowflake (production)."""
+"""Warehouse backends behind one interface: DuckDB (embedded) and Snowflake (production).
+
+The Snowflake backend lives in pipeline.warehouse.snowflake and is imported only when used:
+the Snowflake client libraries take seconds to import, in every step process.
+"""
 
 from pipeline.warehouse.base import TableNotFound, Warehouse
 from pipeline.warehouse.duckdb import DuckDBWarehouse
-from pipeline.warehouse.snowflake import SnowflakeWarehouse
 
-__all__ = ["DuckDBWarehouse", "SnowflakeWarehouse", "TableNotFound", "Warehouse"]
+__all__ = ["DuckDBWarehouse", "TableNotFound", "Warehouse"]
