@@ -107,7 +107,7 @@ def build_refresh_asset(refresh: Refresh) -> AssetsDefinition:
                 f"Reset Looker datagroup {refresh.datagroup[0]}::{refresh.datagroup[1]}"
             )
         if refresh.pdt:
-            metadata["pdt_status"] = build_pdt(context, sdk, *refresh.pdt, config)
+            metadata.update(build_pdt(context, sdk, *refresh.pdt, config))
         return MaterializeResult(metadata=metadata)
 
     return looker_refresh
@@ -125,7 +125,7 @@ def reset_datagroup(sdk: Looker40SDK, model: str, name: str) -> str:
 
 def build_pdt(
     context: AssetExecutionContext, sdk: Looker40SDK, model: str, view: str, config: RefreshConfig
-) -> str:
+) -> dict[str, str]:
     """Start a PDT rebuild and poll it until Looker reports it complete, failed or timed out."""
     started = sdk.start_pdt_build(model, view, force_rebuild="true", source="tollgate")
     deadline = time.monotonic() + config.timeout_seconds
@@ -135,7 +135,11 @@ def build_pdt(
         context.log.info(f"PDT {model}.{view} ({started.materialization_id}): {text}")
         state, message = pdt_state(text)
         if state == "complete":
-            return message
+            return {
+                "pdt_status": state,
+                "pdt_message": message,
+                "pdt_build": str(started.materialization_id),
+            }
         if state == "failed":
             raise Failure(f"Looker PDT {model}.{view} failed: {message}")
         if time.monotonic() > deadline:

@@ -11,11 +11,17 @@ LOOKER_KEYS = {
 }
 
 
-def run_gate() -> ExecuteInProcessResult:
+def run_gate(
+    run_config: dict | None = None, instance: DagsterInstance | None = None
+) -> ExecuteInProcessResult:
     """Build the definitions from the current environment and materialize everything."""
     defs = build_definitions()
     job = defs.resolve_implicit_global_asset_job_def()
-    return job.execute_in_process(instance=DagsterInstance.ephemeral(), raise_on_error=False)
+    return job.execute_in_process(
+        run_config=run_config,
+        instance=instance or DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
 
 
 def materialized(result: ExecuteInProcessResult) -> set[AssetKey]:

@@ -1,0 +1,75 @@
+"""Scope: the Looker side of the gate in-process — refresh calls, PDT outcomes, LookML checks."""
+
+import shutil
+
+from dagster import AssetKey
+
+from pipeline.looker_lineage import LOOKML_DIR
+from pipeline.sandbox import looker_api
+from pipeline_tests.gate import LOOKER_KEYS, failed_checks, materialized, run_gate
+
+PDT = AssetKey(["looker", "revenue_by_customer"])
+
+
+def calls() -> list[str]:
+    return [f"{r['method']} {r['path']}" for r in looker_api.requests_seen()]
+
+
+def pdt_config(**config) -> dict:
+    return {"ops": {"looker__revenue_by_customer": {"config": config}}}
+
+
+def test_clean_run_resets_datagroups_and_polls_the_pdt_to_complete():
+    result = run_gate(pdt_config(poll_interval_seconds=0.05))
+    assert result.success
+    seen = calls()
+    start = seen.index("GET /api/4.0/derived_table/payments/revenue_by_customer/start")
+    polls = [c for c in seen[start:] if c.endswith("/status")]
+    assert len(polls) >= 2  # the sandbox answers "running" before "complete"
+    assert sum(c.startswith("PATCH /api/4.0/datagroups/") for c in seen) == 2
+    assert seen[0] == "POST /api/4.0/login"
+    [pdt] = [m for m in result.get_asset_materialization_events() if m.asset_key == PDT]
+    assert "complete" in str(pdt.materialization.metadata["pdt_status"].value).lower()
+
+
+def test_failed_pdt_build_fails_the_asset_with_lookers_message():
+    looker_api.set_faults(pdt_outcome="fail")
+    result = run_gate(pdt_config(poll_interval_seconds=0.05))
+    assert not result.success
+    assert PDT not in materialized(result)
+    assert materialized(result) & LOOKER_KEYS == LOOKER_KEYS - {PDT}
+    [failure] = [e for e in result.get_step_failure_events() if "revenue_by_customer" in e.step_key]
+    message = failure.step_failure_data.error.message
+    assert "revenue_by_customer failed" in message
+
+
+def test_pdt_build_that_never_finishes_times_out():
+    looker_api.set_faults(pdt_outcome="hang")
+    result = run_gate(pdt_config(poll_interval_seconds=0.05, timeout_seconds=0.5))
+    assert PDT not in materialized(result)
+    [failure] = [e for e in result.get_step_failure_events() if "revenue_by_customer" in e.step_key]
+    assert "not built after" in failure.step_failure_data.error.message
+
+
+def test_pii_dimension_without_access_grant_fails_the_looker_check(tmp_path, monkeypatch):
+    project = tmp_path / "lookml"
+    shutil.copytree(LOOKML_DIR, project)
+    view = project / "views" / "payments" / "customers.view.lkml"
+    view.write_text(view.read_text().replace("required_access_grants: [can_see_pii]", ""))
+    monkeypatch.setenv("TOLLGATE_LOOKML_DIR", str(project))
+    result = run_gate(pdt_config(poll_interval_seconds=0.05))
+    failures = failed_checks(result)
+    assert set(failures) == {
+        ("payments_etl", "no_pii_shown_without_access_grant"),
+    }
+    assert "customers.name shows payments.customers.name" in "".join(failures.values())
+
+
+def test_lookml_validation_errors_fail_the_looker_check():
+    looker_api.set_faults(validation_errors=["Unknown or inaccessible field customers.nmae"])
+    result = run_gate(pdt_config(poll_interval_seconds=0.05))
+    failures = failed_checks(result)
+    assert {check for *_, check in failures} == {"lookml_is_valid"}
+    assert "customers.nmae" in str(
+        [e.metadata for e in result.get_asset_check_evaluations() if not e.passed]
+    )
