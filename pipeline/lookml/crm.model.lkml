@@ -1,0 +1,35 @@
+connection: "warehouse"
+label: "CRM"
+
+include: "/views/crm/*.view.lkml"
+
+# Triggered by tollgate through the API once the crm checks pass (see payments.model.lkml).
+datagroup: crm_etl {
+  label: "CRM ETL"
+  description: "Triggered by tollgate after the crm tables pass their data contract."
+  max_cache_age: "168 hours"
+}
+
+persist_with: crm_etl
+
+access_grant: can_see_pii {
+  user_attribute: can_see_pii
+  allowed_values: ["yes"]
+}
+
+explore: deals {
+  label: "Deals"
+  description: "HubSpot deals with their company and primary contact."
+
+  join: companies {
+    type: left_outer
+    relationship: many_to_one
+    sql_on: ${deals.company_id} = ${companies.id} ;;
+  }
+
+  join: contacts {
+    type: left_outer
+    relationship: many_to_one
+    sql_on: ${deals.contact_id} = ${contacts.id} ;;
+  }
+}

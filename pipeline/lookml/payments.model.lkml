@@ -1,0 +1,43 @@
+connection: "warehouse"
+label: "Payments"
+
+include: "/views/payments/*.view.lkml"
+include: "/dashboards/*.dashboard.lookml"
+
+# No sql_trigger on _fivetran_synced: that would refresh Looker on data no contract has
+# checked yet. tollgate triggers this datagroup through the API once the payments checks pass;
+# until then dashboards keep serving the cached, last good results.
+datagroup: payments_etl {
+  label: "Payments ETL"
+  description: "Triggered by tollgate after the payments tables pass their data contract."
+  max_cache_age: "168 hours"
+}
+
+persist_with: payments_etl
+
+access_grant: can_see_pii {
+  user_attribute: can_see_pii
+  allowed_values: ["yes"]
+}
+
+explore: charges {
+  label: "Charges"
+  description: "Stripe charges with the paying customer and the invoice they settle."
+
+  join: customers {
+    type: left_outer
+    relationship: many_to_one
+    sql_on: ${charges.customer_id} = ${customers.id} ;;
+  }
+
+  join: invoices {
+    type: left_outer
+    relationship: many_to_one
+    sql_on: ${charges.invoice_id} = ${invoices.id} ;;
+  }
+}
+
+explore: revenue_by_customer {
+  label: "Revenue by Customer"
+  description: "Succeeded charge totals per customer and currency (a PDT rebuilt by tollgate)."
+}
