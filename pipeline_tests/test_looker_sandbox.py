@@ -107,7 +107,7 @@ def test_a_pdt_build_runs_for_the_configured_polls_then_completes(sdk):
         "payments", "revenue_by_customer", force_rebuild="true", source="tollgate"
     )
     texts = [sdk.check_pdt_build(started.materialization_id).resp_text for _ in range(4)]
-    assert [pdt_state(t) for t in texts] == ["running", "running", "complete", "complete"]
+    assert [pdt_state(t)[0] for t in texts] == ["running", "running", "complete", "complete"]
     assert [json.loads(t)["status"] for t in texts] == [
         "running",
         "running",
@@ -121,14 +121,14 @@ def test_a_pdt_build_runs_for_the_configured_polls_then_completes(sdk):
     set_faults(pdt_polls_until_done=0)
     quick = sdk.start_pdt_build("payments", "revenue_by_customer")
     assert quick.materialization_id != started.materialization_id
-    assert pdt_state(sdk.check_pdt_build(quick.materialization_id).resp_text) == "complete"
+    assert pdt_state(sdk.check_pdt_build(quick.materialization_id).resp_text)[0] == "complete"
 
 
 def test_a_failing_pdt_build_reports_lookers_error(sdk):
     set_faults(pdt_outcome="fail", pdt_polls_until_done=1)
     started = sdk.start_pdt_build("payments", "revenue_by_customer")
     texts = [sdk.check_pdt_build(started.materialization_id).resp_text for _ in range(3)]
-    assert [pdt_state(t) for t in texts] == ["running", "failed", "failed"]
+    assert [pdt_state(t)[0] for t in texts] == ["running", "failed", "failed"]
     failure = json.loads(texts[1])
     assert failure["status"] == "error"
     assert "Looker" in failure["message"] and "warehouse" in failure["message"]
@@ -138,15 +138,15 @@ def test_a_hanging_pdt_build_never_leaves_running(sdk):
     set_faults(pdt_outcome="hang", pdt_polls_until_done=0)
     started = sdk.start_pdt_build("payments", "revenue_by_customer")
     states = {
-        pdt_state(sdk.check_pdt_build(started.materialization_id).resp_text) for _ in range(25)
+        pdt_state(sdk.check_pdt_build(started.materialization_id).resp_text)[0] for _ in range(25)
     }
     assert states == {"running"}
 
     clear_faults()  # the fault is fixed when a build starts: new builds complete again
     fresh = sdk.start_pdt_build("payments", "revenue_by_customer")
     polls = [sdk.check_pdt_build(fresh.materialization_id).resp_text for _ in range(3)]
-    assert pdt_state(polls[-1]) == "complete"
-    assert pdt_state(sdk.check_pdt_build(started.materialization_id).resp_text) == "running"
+    assert pdt_state(polls[-1])[0] == "complete"
+    assert pdt_state(sdk.check_pdt_build(started.materialization_id).resp_text)[0] == "running"
 
 
 def test_only_persistent_views_of_the_model_can_be_built(sdk):
@@ -178,7 +178,7 @@ def test_5xx_faults_fail_requests_until_used_up(sdk):
     now = int(time.time())
     assert sdk.update_datagroup(payments_id, WriteDatagroup(stale_before=now)).stale_before == now
     started = sdk.start_pdt_build("payments", "revenue_by_customer")
-    assert pdt_state(sdk.check_pdt_build(started.materialization_id).resp_text) == "running"
+    assert pdt_state(sdk.check_pdt_build(started.materialization_id).resp_text)[0] == "running"
     assert [r["status"] for r in requests_seen() if r["status"] >= 500] == [503] * 4
 
 
