@@ -9,7 +9,7 @@ from pipeline.automation import gate_job, gate_schedule
 from pipeline.checks.factory import build_table_checks, fivetran_key
 from pipeline.contract import Contract, ContractError, load_contracts
 from pipeline.fivetran import ContractTranslator
-from pipeline.looker import build_refresh_asset, load_refreshes
+from pipeline.looker import Refresh, build_refresh_asset, load_refreshes
 from pipeline.looker_checks import build_looker_checks
 
 
@@ -26,7 +26,7 @@ def build_definitions() -> Definitions:
     syncs_sensor = build_fivetran_polling_sensor(
         workspace=workspace, dagster_fivetran_translator=translator, name="fivetran_syncs"
     )
-    refreshes = load_refreshes()
+    refreshes = gated_refreshes(load_refreshes(), fivetran_assets)
     return Definitions(
         assets=[*fivetran_assets, *(build_refresh_asset(r) for r in refreshes)],
         asset_checks=[
@@ -71,3 +71,21 @@ def contract_checks(
                 )
             checks.append(build_table_checks(table, connector_ids[contract.connector]))
     return checks
+
+
+def gated_refreshes(
+    refreshes: list[Refresh], fivetran_assets: list[AssetsDefinition]
+) -> list[Refresh]:
+    """Refreshes whose every table Fivetran syncs; anything else could refresh on unchecked data."""
+    synced = {spec.key for assets_def in fivetran_assets for spec in assets_def.specs}
+    gated = []
+    for refresh in refreshes:
+        unsynced = [t for t in refresh.reads if fivetran_key(*t.split(".", 1)) not in synced]
+        if unsynced:
+            get_dagster_logger().warning(
+                f"looker/{refresh.name} is not loaded: it reads {', '.join(unsynced)}, which no "
+                "Fivetran connector in the workspace syncs, so no contract check could gate it."
+            )
+        else:
+            gated.append(refresh)
+    return gated

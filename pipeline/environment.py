@@ -10,7 +10,7 @@ from dagster import EnvVar
 from dagster_fivetran import FivetranWorkspace
 from dagster_looker import LookerResource
 
-from pipeline.fivetran import SandboxFivetranWorkspace
+from pipeline.fivetran import GateFivetranWorkspace, SandboxFivetranWorkspace
 from pipeline.looker import SandboxLookerResource
 from pipeline.settings import duckdb_path
 from pipeline.warehouse import DuckDBWarehouse, Warehouse
@@ -24,7 +24,7 @@ def uses_real_fivetran() -> bool:
 
 def fivetran_workspace() -> FivetranWorkspace:
     if uses_real_fivetran():
-        return FivetranWorkspace(
+        return GateFivetranWorkspace(
             account_id=EnvVar("FIVETRAN_ACCOUNT_ID")
             if os.environ.get("FIVETRAN_ACCOUNT_ID")
             else "default",

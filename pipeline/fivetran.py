@@ -1,11 +1,20 @@
 """Fivetran through dagster-fivetran: keys fivetran/<connector>/<table>, owners from contracts."""
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
-from dagster import AssetSpec
+from dagster import (
+    AssetExecutionContext,
+    AssetMaterialization,
+    AssetSpec,
+    Failure,
+    MaterializeResult,
+    RetryRequested,
+)
 from dagster_fivetran import (
     DagsterFivetranTranslator,
     FivetranConnectorTableProps,
+    FivetranMetadataSet,
+    FivetranSyncConfig,
     FivetranWorkspace,
 )
 from dagster_fivetran.resources import FivetranClient
@@ -40,6 +49,54 @@ class ContractTranslator(DagsterFivetranTranslator):
         )
 
 
+class GateFivetranWorkspace(FivetranWorkspace):
+    """dagster-fivetran's workspace, failing closed: a sync that lands nothing fails, saying why."""
+
+    def sync_and_poll(
+        self, context: AssetExecutionContext, config: FivetranSyncConfig | None = None
+    ) -> Iterator[AssetMaterialization | MaterializeResult]:
+        connector = _connector_id(context)
+        landed = set()
+        try:
+            for event in super().sync_and_poll(context=context, config=config):
+                landed.add(event.asset_key)
+                yield event
+        except Failure as failure:
+            raise Failure(
+                f"{failure.description} Fivetran says: {_reasons(failure)}",
+                metadata=failure.metadata,
+            ) from None
+        except RetryRequested as retry:
+            if context.retry_number < retry.max_retries:
+                raise
+            raise Failure(
+                f"Fivetran rescheduled connector {connector} {retry.max_retries + 1} times "
+                "(quota or rate limits); giving up until the next run."
+            ) from None
+        missing = context.selected_asset_keys - landed
+        if missing:
+            raise Failure(
+                f"Fivetran connector {connector} landed nothing for "
+                f"{', '.join(sorted(k.to_user_string() for k in missing))}: the connector is "
+                "paused or not set up, so the tables still hold the previous sync's data."
+            )
+
+
+def _connector_id(context: AssetExecutionContext) -> str:
+    return next(
+        FivetranMetadataSet.extract(spec.metadata).connector_id or "?"
+        for spec in context.assets_def.specs
+    )
+
+
+def _reasons(failure: Failure) -> str:
+    """The messages Fivetran attached to the failed sync (its status tasks), if any."""
+    details = failure.metadata.get("connector_details")
+    status = (details.value if details else {}).get("status") or {}
+    messages = [task.get("message", "") for task in status.get("tasks", []) if task.get("message")]
+    return "; ".join(messages) or "no reason given (see the connector's logs in Fivetran)"
+
+
 class SandboxFivetranClient(FivetranClient):
     """The real dagster-fivetran client, pointed at the local sandbox API."""
 
@@ -50,7 +107,7 @@ class SandboxFivetranClient(FivetranClient):
         return f"{sandbox_url()}/v1"
 
 
-class SandboxFivetranWorkspace(FivetranWorkspace):
+class SandboxFivetranWorkspace(GateFivetranWorkspace):
     """A FivetranWorkspace whose client talks to the sandbox on 127.0.0.1."""
 
     def get_client(self) -> FivetranClient:

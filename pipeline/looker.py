@@ -16,6 +16,7 @@ from dagster import (
     asset,
 )
 from dagster_looker import LookerResource
+from looker_sdk.error import SDKError
 from looker_sdk.sdk.api40.methods import Looker40SDK
 from looker_sdk.sdk.api40.models import WriteDatagroup
 
@@ -99,15 +100,19 @@ def build_refresh_asset(refresh: Refresh) -> AssetsDefinition:
     def looker_refresh(
         context: AssetExecutionContext, config: RefreshConfig, looker: LookerResource
     ):
-        sdk = looker.get_sdk()
         metadata: dict[str, str] = {}
-        if refresh.datagroup:
-            metadata["datagroup"] = reset_datagroup(sdk, *refresh.datagroup)
-            context.log.info(
-                f"Reset Looker datagroup {refresh.datagroup[0]}::{refresh.datagroup[1]}"
-            )
-        if refresh.pdt:
-            metadata.update(build_pdt(context, sdk, *refresh.pdt, config))
+        try:
+            sdk = looker.get_sdk()
+            if refresh.datagroup:
+                metadata["datagroup"] = reset_datagroup(sdk, *refresh.datagroup)
+                context.log.info(
+                    f"Reset Looker datagroup {refresh.datagroup[0]}::{refresh.datagroup[1]}"
+                )
+            if refresh.pdt:
+                metadata.update(build_pdt(context, sdk, *refresh.pdt, config))
+        except SDKError as error:
+            detail = " ".join(str(getattr(error, "message", "") or error).split())
+            raise Failure(f"Looker refused refresh {refresh.name}: {detail}") from None
         return MaterializeResult(metadata=metadata)
 
     return looker_refresh

@@ -11,7 +11,9 @@ FAULT_KINDS = {
     "http_5xx": "the next N API requests answer 503",
     "rate_limit": "the next N API requests answer 429 with Retry-After",
     "sync_failure": "syncs of these connectors fail (failed_at advances, nothing lands)",
-    "reschedule": "syncs of these connectors are rescheduled by Fivetran N seconds ahead",
+    "reschedule": "syncs of these connectors are rescheduled by Fivetran (quota), not run",
+    "reschedule_seconds": "how far ahead a rescheduled sync is set (default 3600)",
+    "reschedule_times": "how many syncs are rescheduled before one runs (default: all)",
     "paused": "these connectors are paused",
     "never_synced": "these connectors have no schema yet (never synced)",
 }
@@ -138,15 +140,14 @@ def columns_config(columns: dict[str, dict[str, bool]]) -> dict[str, Any]:
 
 def start_sync(src: Source) -> None:
     """Run one sync to completion: land every table, then advance succeeded_at (or failed_at)."""
-    active = faults()
-    if src.schema in active.get("reschedule", []):
-        delay = float(active.get("reschedule_seconds", 3600))
+    if _rescheduled(src):
+        delay = float(faults().get("reschedule_seconds", 3600))
         with disk.edit_json(_state_file(), {}) as state:
             entry = state.setdefault(src.connector_id, {})
             entry["rescheduled_for"] = _stamp(datetime.now(UTC) + timedelta(seconds=delay))
         return
     tasks: list[dict[str, str]] = []
-    succeeded = src.schema not in active.get("sync_failure", [])
+    succeeded = src.schema not in faults().get("sync_failure", [])
     if succeeded:
         try:
             land(src)
@@ -161,6 +162,19 @@ def start_sync(src: Source) -> None:
         entry["succeeded_at" if succeeded else "failed_at"] = _after(previous)
         entry["rescheduled_for"] = None
         entry["tasks"] = tasks
+
+
+def _rescheduled(src: Source) -> bool:
+    """Whether this sync is rescheduled, consuming one of `reschedule_times` when it is set."""
+    with disk.edit_json(_faults_file(), {}) as current:
+        if src.schema not in current.get("reschedule", []):
+            return False
+        if "reschedule_times" not in current:
+            return True
+        if current["reschedule_times"] <= 0:
+            return False
+        current["reschedule_times"] -= 1
+        return True
 
 
 def land(src: Source) -> None:
