@@ -1,6 +1,13 @@
 """Jobs, schedules and automation conditions shared by the gate's assets and checks."""
 
-from dagster import AssetSelection, AutomationCondition, ScheduleDefinition, define_asset_job
+from dagster import (
+    AssetSelection,
+    AutomationCondition,
+    AutomationConditionSensorDefinition,
+    DefaultSensorStatus,
+    ScheduleDefinition,
+    define_asset_job,
+)
 
 GATE_JOB = "tollgate_gate"
 
@@ -23,4 +30,11 @@ gate_schedule = ScheduleDefinition(
     job=gate_job,
     cron_schedule="0 * * * *",
     description="Run the whole gate at the top of every hour.",
+)
+
+automation_sensor = AutomationConditionSensorDefinition(
+    "tollgate_automation",
+    target=AssetSelection.all(),
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Check tables Fivetran synced on its own, then refresh Looker where they passed.",
 )

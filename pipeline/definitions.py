@@ -5,7 +5,7 @@ from dagster_fivetran import build_fivetran_assets_definitions, build_fivetran_p
 from dagster_fivetran.translator import FivetranMetadataSet
 
 from pipeline import environment
-from pipeline.automation import gate_job, gate_schedule
+from pipeline.automation import automation_sensor, gate_job, gate_schedule
 from pipeline.checks.factory import build_table_checks, fivetran_key
 from pipeline.contract import Contract, ContractError, load_contracts
 from pipeline.fivetran import ContractTranslator
@@ -35,7 +35,7 @@ def build_definitions() -> Definitions:
         ],
         jobs=[gate_job],
         schedules=[gate_schedule],
-        sensors=[syncs_sensor],
+        sensors=[syncs_sensor, automation_sensor],
         resources={
             "fivetran": workspace,
             "warehouse": environment.warehouse(),
