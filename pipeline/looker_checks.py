@@ -17,6 +17,7 @@ from dagster_looker import LookerResource
 from sqlglot import exp
 from sqlglot.lineage import lineage
 
+from pipeline import report
 from pipeline.contract import Contract
 from pipeline.looker import Refresh
 from pipeline.looker_lineage import Lineage, lookml_dir
@@ -94,10 +95,14 @@ def build_looker_checks(
     )
     def looker_checks(context: AssetCheckExecutionContext, looker: LookerResource):
         selected = {k.name for k in context.selected_asset_check_keys}
-        if LOOKML_VALID in selected:
-            yield _validate(key, looker, model)
-        if NO_PII_EXPOSED in selected:
-            yield _pii(key, refresh, contracts)
+
+        def results():
+            if LOOKML_VALID in selected:
+                yield _validate(key, looker, model)
+            if NO_PII_EXPOSED in selected:
+                yield _pii(key, refresh, contracts)
+
+        yield from report.recorded(context, results())
 
     return looker_checks
 

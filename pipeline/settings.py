@@ -21,3 +21,10 @@ def sandbox_dir() -> Path:
     path = data_dir() / "sandbox"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def reports_dir() -> Path:
+    """Folder for per-run check reports (TOLLGATE_REPORTS_DIR, else <data dir>/reports)."""
+    path = Path(os.environ.get("TOLLGATE_REPORTS_DIR") or data_dir() / "reports")
+    path.mkdir(parents=True, exist_ok=True)
+    return path

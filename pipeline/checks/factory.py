@@ -1,6 +1,7 @@
 """One @multi_asset_check per contracted table: profile once, then every rule judges its slice."""
 
 import re
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -17,6 +18,7 @@ from dagster import (
 )
 from dagster_fivetran import FivetranWorkspace
 
+from pipeline import report
 from pipeline.automation import CHECK_CONDITION
 from pipeline.checks import freshness, keys, not_null, pii, pii_scan, schema
 from pipeline.checks.fivetran_config import fetch_column_config
@@ -69,8 +71,10 @@ def build_table_checks(table: TableContract, connector_id: str | None) -> AssetC
             if AssetCheckKey(key, r.check_name) in context.selected_asset_check_keys
         ]
         context.log.info(f"Checking {table.connector}.{table.name}: {len(selected)} rules")
+        started = time.monotonic()
         state_or_error = table_state(table, selected, warehouse, fivetran, connector_id)
-        yield from evaluate(table, selected, warehouse, state_or_error)
+        results = evaluate(table, selected, warehouse, state_or_error)
+        yield from report.recorded(context, results, started)
 
     return table_contract
 

@@ -1,12 +1,12 @@
 """Sandbox state shared by every process through small JSON files under one file lock."""
 
-import fcntl
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pipeline.locking import locked
 from pipeline.settings import sandbox_dir
 
 
@@ -14,17 +14,6 @@ def folder(name: str) -> Path:
     path = sandbox_dir() / name
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-@contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock beside `path` (every process and thread takes the same lock)."""
-    with open(f"{path}.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @contextmanager
@@ -41,15 +30,3 @@ def edit_json(path: Path, default: dict[str, Any]) -> Iterator[dict[str, Any]]:
 def read_json(path: Path, default: dict[str, Any]) -> dict[str, Any]:
     with locked(path):
         return json.loads(path.read_text()) if path.exists() else dict(default)
-
-
-def append_line(path: Path, record: dict[str, Any]) -> None:
-    with locked(path), path.open("a") as log:
-        log.write(json.dumps(record, default=str) + "\n")
-
-
-def read_lines(path: Path) -> list[dict[str, Any]]:
-    with locked(path):
-        if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line]

@@ -7,6 +7,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from pipeline import locking
 from pipeline.sandbox import disk, fivetran_sync
 from pipeline.sandbox.fivetran_sync import GROUP_ID
 from pipeline.sandbox.server import serve
@@ -23,7 +24,7 @@ def sandbox_url() -> str:
 
 def requests_seen() -> list[dict[str, Any]]:
     """Every request any process's sandbox answered, in order: method, path, query, status."""
-    return disk.read_lines(disk.folder("fivetran") / "requests.jsonl")
+    return locking.read_lines(disk.folder("fivetran") / "requests.jsonl")
 
 
 def _connector(connector_id: str):
@@ -133,7 +134,7 @@ class FivetranHandler(BaseHTTPRequestHandler):
     def _handle(self, method: str) -> None:
         url = urlsplit(self.path)
         status, payload, headers = self._answer(method, url.path.rstrip("/"))
-        disk.append_line(
+        locking.append_line(
             disk.folder("fivetran") / "requests.jsonl",
             {"method": method, "path": url.path, "query": parse_qs(url.query), "status": status},
         )

@@ -8,6 +8,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from pipeline import locking
 from pipeline.sandbox import disk, looker_project, looker_state
 from pipeline.sandbox.looker_state import clear_faults, set_faults
 from pipeline.sandbox.server import serve
@@ -30,7 +31,7 @@ def sandbox_url() -> str:
 
 def requests_seen() -> list[dict[str, Any]]:
     """Every request any process's Looker sandbox answered, in order: method, path, query, status, pid."""
-    return disk.read_lines(disk.folder("looker") / "requests.jsonl")
+    return locking.read_lines(disk.folder("looker") / "requests.jsonl")
 
 
 def error(message: str) -> dict[str, str]:
@@ -140,7 +141,9 @@ class LookerHandler(BaseHTTPRequestHandler):
         status, payload = self._answer(method, url.path.rstrip("/"), query)
         shown = {k: ["***"] if k in SECRET_PARAMS else v for k, v in query.items()}
         record = {"method": method, "path": url.path, "query": shown, "status": status}
-        disk.append_line(disk.folder("looker") / "requests.jsonl", {**record, "pid": os.getpid()})
+        locking.append_line(
+            disk.folder("looker") / "requests.jsonl", {**record, "pid": os.getpid()}
+        )
         raw = b"" if payload is None else json.dumps(payload).encode()
         self.send_response(status)
         if payload is not None:

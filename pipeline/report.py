@@ -1,0 +1,163 @@
+"""Audit evidence: every check result of a run as JSON lines, rebuilt into JUnit XML and JSON."""
+
+import hashlib
+import json
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from dagster import AssetCheckExecutionContext, AssetCheckResult, MetadataValue
+
+from pipeline.contract import contracts_dir
+from pipeline.junit import junit
+from pipeline.locking import append_line, locked, read_lines
+from pipeline.settings import REPO_ROOT, reports_dir
+
+RESULTS, JUNIT, REPORT = "results.jsonl", "junit.xml", "report.json"
+_FENCED = re.compile(r"\A```\w*\n(.*)\n```\Z", re.DOTALL)
+
+
+def run_folder(run_id: str) -> Path:
+    path = reports_dir() / run_id
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def recorded(
+    context: AssetCheckExecutionContext,
+    results: Iterator[AssetCheckResult],
+    started: float | None = None,
+) -> Iterator[AssetCheckResult]:
+    """Pass the step's results through, recording each as it comes; then rebuild the run's report."""
+    clock = time.monotonic() if started is None else started
+    run, folder = context.run, run_folder(context.run.run_id)
+    blocking = {(spec.asset_key, spec.name): spec.blocking for spec in context.check_specs}
+    run_started = _run_started(context)
+    seen: list[dict[str, Any]] = []
+    try:
+        mark = clock
+        # `mark` restarts when Dagster hands control back, so its handling of events is not timed.
+        for result in results:
+            record = _record(context, result, time.monotonic() - mark, time.monotonic() - clock)
+            record["blocking"] = blocking.get((result.asset_key, result.check_name))
+            record["run_started_at"] = run_started
+            append_line(folder / RESULTS, record)
+            seen.append(record)
+            yield result
+            mark = time.monotonic()
+    finally:
+        rebuild(run.run_id, run.job_name)
+    failed = [r for r in seen if not r["passed"]]
+    context.log.info(
+        f"{', '.join(sorted({r['asset_key'] for r in seen})) or context.op_def.name}: "
+        f"{len(seen) - len(failed)} passed, {len(failed)} failed "
+        f"({sum(1 for r in failed if r['blocking'])} blocking) "
+        f"in {time.monotonic() - clock:.1f}s; report {folder / JUNIT}"
+    )
+
+
+def rebuild(run_id: str, job_name: str) -> None:
+    """Rewrite the run's junit.xml and report.json from every result recorded so far."""
+    folder = run_folder(run_id)
+    with locked(folder / REPORT):
+        records = read_lines(folder / RESULTS)
+        _write(folder / JUNIT, junit(records))
+        _write(folder / REPORT, json.dumps(report(run_id, job_name, records), indent=1).encode())
+
+
+def report(run_id: str, job_name: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run's JSON evidence: what ran, on which code and contracts, with which results."""
+    started = [r["run_started_at"] for r in records if r.get("run_started_at")]
+    return {
+        "run_id": run_id,
+        "job_name": job_name,
+        "started_at": min(started) if started else None,
+        "updated_at": _now(),
+        "git_revision": next((r["git_revision"] for r in records if r["git_revision"]), None),
+        "contracts_dir": str(contracts_dir()),
+        "contract_sha256": contract_hashes(),
+        "totals": {
+            "checks": len(records),
+            "passed": sum(1 for r in records if r["passed"]),
+            "failed": sum(1 for r in records if not r["passed"]),
+            "failed_error": sum(1 for r in records if not r["passed"] and r["severity"] == "ERROR"),
+        },
+        "checks": [
+            {k: v for k, v in r.items() if k not in ("run_id", "job_name")} for r in records
+        ],
+    }
+
+
+def contract_hashes() -> dict[str, str]:
+    """sha256 of every contract file, by file name."""
+    return {
+        path.name: hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(contracts_dir().glob("*.yaml"))
+    }
+
+
+@cache
+def git_revision() -> str | None:
+    """HEAD of the repo this code runs from, or None outside a git checkout."""
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (done.stdout.strip() or None) if done.returncode == 0 else None
+
+
+def _record(
+    context: AssetCheckExecutionContext, result: AssetCheckResult, seconds: float, elapsed: float
+) -> dict[str, Any]:
+    metadata = {name: _plain(value) for name, value in (result.metadata or {}).items()}
+    sql = metadata.pop("sql", None)
+    return {
+        "run_id": context.run.run_id,
+        "job_name": context.run.job_name,
+        "step": context.op_def.name,
+        "asset_key": "/".join(result.asset_key.path),
+        "check_name": result.check_name,
+        "passed": result.passed,
+        "severity": result.severity.value,
+        "description": result.description,
+        "owner": metadata.get("owner"),
+        "sql": _FENCED.sub(r"\1", sql) if isinstance(sql, str) else None,
+        "metadata": metadata,
+        # Wall time from the previous result of the same step (the first result also carries
+        # the shared table read and profiling query), and since the evaluation began.
+        "attributed_seconds": round(seconds, 4),
+        "evaluation_elapsed_seconds": round(elapsed, 4),
+        "recorded_at": _now(),
+        "git_revision": git_revision(),
+    }
+
+
+def _plain(value: Any) -> Any:
+    """A metadata value as JSON (markdown and text as strings, JSON as itself, others as str)."""
+    raw = value.value if isinstance(value, MetadataValue) else value
+    return json.loads(json.dumps(raw, default=str))
+
+
+def _run_started(context: AssetCheckExecutionContext) -> str | None:
+    try:
+        start = context.instance.get_run_record_by_id(context.run.run_id).start_time
+    except Exception:  # a report without a start time beats a failed check step
+        return None
+    return datetime.fromtimestamp(start, UTC).isoformat() if start else None
+
+
+def _write(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
