@@ -170,7 +170,10 @@ def _profiles(
 def _result(table: TableContract, rule: Rule, verdict: Verdict, sql: str) -> AssetCheckResult:
     description = verdict.summary if verdict.passed else f"{verdict.summary} (owner: {table.owner})"
     metadata: dict[str, Any] = {"owner": table.owner, "contract": str(table.file or "")}
+    sql = verdict.metadata.get("sql") or sql  # a rule's own queries, else the shared profile
     for name, value in verdict.metadata.items():
+        if name == "sql":
+            continue
         if isinstance(value, str) and value.startswith("| "):
             metadata[name] = MetadataValue.md(value)
         elif isinstance(value, dict | list):

@@ -62,10 +62,12 @@ def uniqueness_followup(
         if any(name not in state.columns for name in key):
             found[",".join(key)] = {"error": "key column missing"}
             continue
-        [summary] = warehouse.query(duplicates_sql(table, key, warehouse.dialect, None))
+        sql = duplicates_sql(table, key, warehouse.dialect, None)
+        [summary] = warehouse.query(sql)
         entry = {
             "duplicate_keys": int(summary["keys"]),
             "duplicate_rows": int(summary["rows"] or 0),
+            "sql": sql,
         }
         if entry["duplicate_keys"]:
             rows = warehouse.query(duplicates_sql(table, key, warehouse.dialect, SAMPLES))
@@ -95,7 +97,7 @@ def judge_unique(table: TableContract, state: TableState, profile: Mapping[str, 
     return Verdict(
         passed=not problems,
         summary="; ".join(problems) or f"{len(profile)} keys unique",
-        metadata={"keys": dict(profile)},
+        metadata={"keys": _without_sql(profile), "sql": _sql_of(profile)},
     )
 
 
@@ -131,9 +133,11 @@ def orphans_followup(
         if fk not in state.columns:
             found[f"{fk} -> {target}"] = {"error": "column missing"}
             continue
-        [row] = warehouse.query(orphans_sql(table, fk, target, warehouse.dialect))
+        sql = orphans_sql(table, fk, target, warehouse.dialect)
+        [row] = warehouse.query(sql)
         contract = table.column(fk)
         found[f"{fk} -> {target}"] = {
+            "sql": sql,
             "orphans": int(row["orphans"]),
             "example": redact(row["example"], contract.classification if contract else None),
         }
@@ -152,8 +156,16 @@ def judge_orphans(table: TableContract, state: TableState, profile: Mapping[str,
     return Verdict(
         passed=not problems,
         summary="; ".join(problems) or f"{len(profile)} foreign keys resolve",
-        metadata={"foreign_keys": dict(profile)},
+        metadata={"foreign_keys": _without_sql(profile), "sql": _sql_of(profile)},
     )
+
+
+def _sql_of(profile: Mapping[str, Any]) -> str:
+    return ";\n".join(e["sql"] for e in profile.values() if "sql" in e)
+
+
+def _without_sql(profile: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: {n: v for n, v in e.items() if n != "sql"} for k, e in profile.items()}
 
 
 RULES = (
