@@ -52,6 +52,7 @@ class ColumnContract:
     pii_handling: str | None = None
     references: tuple[str, ...] = ()  # "table.column" or "connector.table.column"
     description: str = ""
+    max_null_fraction: float | None = None  # for optional columns: how many nulls are normal
 
     @property
     def is_pii(self) -> bool:
@@ -202,7 +203,15 @@ def _column(path: Path, table: str, prop: SchemaProperty) -> ColumnContract:
             f"unknown classification {prop.classification!r} "
             f"(one of {', '.join(PII_CLASSES + NON_PII_CLASSES)})"
         )
-    handling = _custom(prop.customProperties).get("piiHandling")
+    custom = _custom(prop.customProperties)
+    handling = custom.get("piiHandling")
+    max_nulls = custom.get("maxNullFraction")
+    if max_nulls is not None and not (
+        isinstance(max_nulls, int | float)
+        and not isinstance(max_nulls, bool)
+        and 0 <= max_nulls <= 1
+    ):
+        raise fail(f"maxNullFraction must be a number from 0 to 1, got {max_nulls!r}")
     if handling is not None and handling not in PII_HANDLING:
         raise fail(f"piiHandling {handling!r} is not one of {', '.join(PII_HANDLING)}")
     if classification in PII_CLASSES and handling is None:
@@ -225,6 +234,7 @@ def _column(path: Path, table: str, prop: SchemaProperty) -> ColumnContract:
         pii_handling=handling,
         references=references,
         description=prop.description or "",
+        max_null_fraction=None if max_nulls is None else float(max_nulls),
     )
 
 

@@ -182,3 +182,26 @@ def test_rule_modules_export_what_factory_uses():
     names = [rule.check_name for rule in RULES]
     assert len(names) == len(set(names))
     assert {r.check_name for r in (*schema.RULES, *keys.RULES, *freshness.RULES)} <= set(names)
+
+
+@pytest.mark.parametrize(("nulls", "passed"), [(1, True), (3, False)])
+def test_optional_column_null_share_is_bounded(warehouse, nulls, passed):
+    from pipeline.checks import not_null
+
+    table = TableContract(
+        connector="crm",
+        name="visits",
+        owner="team:growth",
+        description="",
+        columns=(
+            ColumnContract("id", "BIGINT", family="number", required=True),
+            ColumnContract("referrer", "VARCHAR", max_null_fraction=0.25),
+        ),
+    )
+    referrer = [None] * nulls + ["ads"] * (8 - nulls)
+    warehouse.write_table("crm", "visits", pd.DataFrame({"id": range(8), "referrer": referrer}))
+    [result] = evaluate(table, [not_null.RULE], warehouse)
+    assert result.passed is passed
+    assert result.metadata["null_fractions"].value == {"referrer": nulls / 8}
+    if not passed:
+        assert "referrer: 37.5% null, at most 25.0% allowed" in result.description

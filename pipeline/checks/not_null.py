@@ -1,4 +1,4 @@
-"""Required columns (IDs above all) hold no nulls."""
+"""Required columns (IDs above all) hold no nulls; optional ones stay under their null share."""
 
 from collections.abc import Mapping
 from typing import Any
@@ -15,13 +15,22 @@ def _required(table: TableContract) -> list[str]:
     return [c.name for c in table.columns if c.required]
 
 
+def _bounded(table: TableContract) -> dict[str, float]:
+    """Optional columns with a maxNullFraction, and that bound."""
+    return {
+        c.name: c.max_null_fraction
+        for c in table.columns
+        if not c.required and c.max_null_fraction is not None
+    }
+
+
 def null_count(name: str, dialect: str) -> exp.Expression:
     return exp.Sub(this=row_count(), expression=exp.Count(this=column(name, dialect)))
 
 
 def metrics(table: TableContract, state: TableState, dialect: str) -> dict[str, exp.Expression]:
     found = {"rows": row_count()}
-    for name in _required(table):
+    for name in [*_required(table), *_bounded(table)]:
         if name in state.columns:
             found[f"nulls:{name}"] = null_count(name, dialect)
     return found
@@ -35,12 +44,21 @@ def judge(table: TableContract, state: TableState, profile: Mapping[str, Any]) -
     failing = {name: count for name, count in nulls.items() if count}
     problems = [f"{name}: {count} of {rows} rows null" for name, count in failing.items()]
     problems += [f"{name}: column missing, nullness cannot be verified" for name in missing]
+    fractions = {}
+    for name, bound in _bounded(table).items():
+        if name not in state.columns:
+            continue
+        fractions[name] = int(profile[f"nulls:{name}"]) / rows if rows else 0.0
+        if fractions[name] > bound:
+            failing[name] = int(profile[f"nulls:{name}"])
+            problems.append(f"{name}: {fractions[name]:.1%} null, at most {bound:.1%} allowed")
     return Verdict(
         passed=not problems,
         summary="; ".join(problems) or f"no nulls in {len(nulls)} required columns, {rows} rows",
         metadata={
             "row_count": rows,
             "null_counts": nulls,
+            "null_fractions": {name: round(f, 4) for name, f in fractions.items()},
             "failing_columns": sorted([*failing, *missing]),
         },
     )
@@ -49,8 +67,8 @@ def judge(table: TableContract, state: TableState, profile: Mapping[str, Any]) -
 RULE = Rule(
     check_name="required_columns_are_not_null",
     family="not_null",
-    description="Columns the contract marks required (every ID) contain no nulls.",
-    applies=lambda table: bool(_required(table)),
+    description="Required columns (every ID) have no nulls; optional ones stay under maxNullFraction.",
+    applies=lambda table: bool(_required(table) or _bounded(table)),
     metrics=metrics,
     judge=judge,
 )
