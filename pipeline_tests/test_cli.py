@@ -15,18 +15,28 @@ from pipeline_tests.gate import LOOKER_KEYS
 DAGSTER = Path(sys.executable).parent / "dagster"
 
 
-def materialize(home: Path, defects: str = "") -> subprocess.CompletedProcess:
+def start(home: Path, defects: str = "") -> subprocess.Popen:
     home.mkdir(exist_ok=True)
     shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
     env = {**os.environ, "DAGSTER_HOME": str(home), "TOLLGATE_SANDBOX_DEFECTS": defects}
-    return subprocess.run(
+    return subprocess.Popen(
         [str(DAGSTER), "asset", "materialize", "-m", "pipeline", "--select", "*"],
         cwd=home,  # dagster.yaml's relative storage paths land under the test's own folder
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-        timeout=900,
     )
+
+
+def finish(process: subprocess.Popen) -> tuple[int, str]:
+    output, _ = process.communicate(timeout=1200)
+    return process.returncode, output
+
+
+def materialize(home: Path, defects: str = "") -> subprocess.CompletedProcess:
+    code, output = finish(start(home, defects))
+    return subprocess.CompletedProcess([], code, output, "")
 
 
 def materialized(home: Path, keys: set[AssetKey]) -> set[AssetKey]:
@@ -51,4 +61,17 @@ def test_cli_exit_code_follows_blocking_checks(tmp_path, monkeypatch, defects):
         assert materialized(home, LOOKER_KEYS) == set()
     else:
         assert run.returncode == 0, output[-3000:]
+        assert materialized(home, LOOKER_KEYS) == LOOKER_KEYS
+
+
+def test_overlapping_cli_runs_share_the_warehouse_safely(tmp_path, monkeypatch):
+    """Two gate runs at once (a schedule overlapping a manual run), each multiprocess."""
+    homes = [tmp_path / "first", tmp_path / "second"]
+    runs = [start(home) for home in homes]
+    results = [finish(run) for run in runs]
+    for code, output in results:
+        assert code == 0, output[-3000:]
+        assert "Could not set lock" not in output  # DuckDB's error when two processes collide
+    for home in homes:
+        monkeypatch.chdir(home)
         assert materialized(home, LOOKER_KEYS) == LOOKER_KEYS
