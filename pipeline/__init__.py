@@ -7,8 +7,23 @@ __all__ = ["defs"]
 
 @cache
 def _defs():
+    import warnings
+
+    from dagster import BetaWarning, PreviewWarning
+
     from pipeline.definitions import build_definitions
 
+    # Every process that loads the code location (code server, run worker, each step) printed
+    # these two; neither is actionable here. LookerResource is beta, used on purpose, and
+    # dagster-looker is pinned to 0.29.x in pyproject.toml. The preview function is called by
+    # Dagster's own state-backed loader on behalf of dagster-fivetran, not by our code.
+    warnings.filterwarnings("ignore", r"Class `LookerResource` is currently in beta", BetaWarning)
+    warnings.filterwarnings(
+        "ignore",
+        r"Function `Definitions.with_reconstruction_metadata` is currently in preview",
+        PreviewWarning,
+        r"dagster\._core\.definitions\.definitions_load_context",
+    )
     return build_definitions()
 
 
