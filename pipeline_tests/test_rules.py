@@ -205,3 +205,15 @@ def test_optional_column_null_share_is_bounded(warehouse, nulls, passed):
     assert result.metadata["null_fractions"].value == {"referrer": nulls / 8}
     if not passed:
         assert "referrer: 37.5% null, at most 25.0% allowed" in result.description
+
+
+def test_sampled_hash_check_still_counts_every_raw_value(warehouse):
+    from pipeline.checks.profile import run_profile
+
+    emails = [sha(f"user{i}@example.com") for i in range(1000)] + ["raw@example.com"] * 5
+    warehouse.write_table("crm", "contacts", pd.DataFrame({"email": emails}))
+    state = TableState(columns={"email": "VARCHAR"}, row_estimate=10_000_000)  # forces a sample
+    assert pii_scan.sample_rate(CONTACTS, state) < 1
+    values, sql = run_profile(warehouse, CONTACTS, pii.metrics(CONTACTS, state, "duckdb"))
+    assert values["not_hashed:email"] == 5  # wrong length: judged on every row, not sampled
+    assert "hash(" in sql.lower()

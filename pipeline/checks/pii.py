@@ -6,11 +6,12 @@ from typing import Any
 from sqlglot import exp
 
 from pipeline.checks.patterns import HASH_SHAPE
+from pipeline.checks.pii_scan import sample_rate
 from pipeline.checks.redact import redact
 from pipeline.checks.rule import Rule, TableState, Verdict
 from pipeline.contract import ColumnContract, TableContract
 from pipeline.warehouse import Warehouse
-from pipeline.warehouse.sql import column, count_where, full_match, table_ref
+from pipeline.warehouse.sql import column, count_where, full_match, in_sample, table_ref
 
 SAMPLES = 3
 
@@ -19,21 +20,35 @@ def _governed(table: TableContract) -> list[ColumnContract]:
     return [c for c in table.columns if c.pii_handling in ("hashed", "blocked")]
 
 
-def _not_hashed(name: str, dialect: str) -> exp.Expression:
+def _not_hashed(name: str, dialect: str, rate: float = 1.0) -> exp.Expression:
+    """A value that is not a SHA-256 hash (64 hex, or 44 base64 chars).
+
+    Below a rate of 1 the length is judged on every row, the full shape only on a sample:
+    raw PII almost never has a hash's length, and the shape regex is what costs.
+    """
     col = column(name, dialect)
-    return exp.and_(
-        exp.Not(this=exp.Is(this=col, expression=exp.Null())),
-        exp.Not(this=full_match(col.copy(), HASH_SHAPE, dialect)),
-    )
+    wrong_shape = exp.Not(this=full_match(col.copy(), HASH_SHAPE, dialect))
+    if rate < 1:
+        length = exp.Length(this=col.copy())
+        wrong_length = exp.Not(
+            this=exp.In(this=length, expressions=[exp.Literal.number(44), exp.Literal.number(64)])
+        )
+        sampled_shape = exp.Case(
+            ifs=[exp.If(this=in_sample(col.copy(), rate, dialect), true=wrong_shape)],
+            default=exp.false(),
+        )
+        wrong_shape = exp.or_(wrong_length, sampled_shape)
+    return exp.and_(exp.Not(this=exp.Is(this=col, expression=exp.Null())), wrong_shape)
 
 
 def metrics(table: TableContract, state: TableState, dialect: str) -> dict[str, exp.Expression]:
     found: dict[str, exp.Expression] = {}
+    rate = sample_rate(table, state)
     for c in _governed(table):
         if c.name not in state.columns:
             continue
         if c.pii_handling == "hashed":
-            found[f"not_hashed:{c.name}"] = count_where(_not_hashed(c.name, dialect))
+            found[f"not_hashed:{c.name}"] = count_where(_not_hashed(c.name, dialect, rate))
         else:
             found[f"present:{c.name}"] = exp.Count(this=column(c.name, dialect))
     return found
@@ -79,8 +94,12 @@ def judge(table: TableContract, state: TableState, profile: Mapping[str, Any]) -
             )
             problems.append(f"{c.name} ({c.classification}): {bad} {what}")
             samples_md += [f"| {c.name} | `{s}` |" for s in profile.get(f"samples:{c.name}", [])]
+    rate = sample_rate(table, state)
     metadata: dict[str, Any] = {
         "governed_columns": {c.name: c.pii_handling for c in _governed(table)},
+        "hash_check": "length and shape of every value"
+        if rate >= 1
+        else f"length of every value, full shape on a {rate:.2%} hash sample",
     }
     if samples_md:
         metadata["redacted_samples"] = "| column | value (redacted) |\n|---|---|\n" + "\n".join(
