@@ -120,7 +120,9 @@ def load_contract(path: Path) -> Contract:
         first = error.errors()[0]
         location = ".".join(str(part) for part in first["loc"])
         raise ContractError(
-            path, f"not a valid ODCS contract at {location}: {first['msg']}"
+            path,
+            f"not a valid ODCS contract at {location}: {first['msg']}",
+            *_named(raw, first["loc"]),
         ) from None
     connector = odcs.id or odcs.name
     if not connector:
@@ -134,6 +136,20 @@ def load_contract(path: Path) -> Contract:
         tables[table.name] = table
     connector_id = _custom(odcs.customProperties).get("fivetranConnectorId")
     return Contract(path, connector, connector_id, owner, tables)
+
+
+def _named(raw: dict[str, Any], loc: tuple[Any, ...]) -> tuple[str | None, str | None]:
+    """Table and column names at a pydantic location like schema.1.properties.0.required."""
+    table = column = None
+    try:
+        if loc[0] == "schema":
+            obj = raw["schema"][loc[1]]
+            table = obj.get("name")
+            if loc[2] == "properties":
+                column = obj["properties"][loc[3]].get("name")
+    except (IndexError, KeyError, TypeError, AttributeError):
+        pass
+    return table, column
 
 
 def _team_owner(odcs: OpenDataContractStandard) -> str:
@@ -151,8 +167,23 @@ def _table(path: Path, connector: str, owner: str, obj: SchemaObject) -> TableCo
         raise ContractError(path, "every schema object needs a `name`")
     custom = _custom(obj.customProperties)
     bounds = custom.get("rowCount") or {}
-    if not isinstance(bounds, dict):
-        raise ContractError(path, "rowCount must be a mapping like {min: 1, max: 1000}", obj.name)
+    if not isinstance(bounds, dict) or any(
+        v is not None and (type(v) is not int or v < 0)
+        for v in (bounds.get("min"), bounds.get("max"))
+    ):
+        raise ContractError(
+            path, f"rowCount must be a mapping like {{min: 1, max: 1000}}, got {bounds!r}", obj.name
+        )
+    hours = custom.get("freshnessHours")
+    if hours is not None and (type(hours) not in (int, float) or hours <= 0):
+        raise ContractError(
+            path, f"freshnessHours must be a positive number, got {hours!r}", obj.name
+        )
+    if obj.relationships:
+        raise ContractError(
+            path, "schema-level relationships are not supported: declare each foreign key on its "
+            "column (relationships: [{type: foreignKey, to: table.column}])", obj.name
+        )  # fmt: skip
     severity = custom.get("severity") or {}
     for family, level in severity.items() if isinstance(severity, dict) else [("severity", None)]:
         if family not in RULE_FAMILIES or level not in SEVERITIES:
@@ -175,7 +206,7 @@ def _table(path: Path, connector: str, owner: str, obj: SchemaObject) -> TableCo
         owner=custom.get("owner") or owner,
         description=obj.description or "",
         columns=columns,
-        freshness_hours=custom.get("freshnessHours"),
+        freshness_hours=hours,
         row_count_min=bounds.get("min"),
         row_count_max=bounds.get("max"),
         severity=dict(severity),

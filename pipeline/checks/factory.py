@@ -3,6 +3,7 @@
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from dagster import (
@@ -25,6 +26,7 @@ from pipeline.checks.fivetran_config import fetch_column_config
 from pipeline.checks.profile import run_profile
 from pipeline.checks.rule import Rule, TableState, Verdict
 from pipeline.contract import TableContract
+from pipeline.settings import REPO_ROOT
 from pipeline.warehouse import Warehouse
 
 RULES: tuple[Rule, ...] = (
@@ -92,6 +94,10 @@ def table_state(
         estimate = warehouse.row_estimate(table.connector, table.name)
     except Exception as error:  # fail closed: an unreadable table fails every rule
         return error
+    # Both warehouses resolve names case-insensitively and columns() lower-cases them:
+    # key them the way the contract spells them, so a "MixedCase" column is found.
+    spelled = {c.name.lower(): c.name for c in table.columns}
+    columns = {spelled.get(name, name): kind for name, kind in columns.items()}
     config = None
     if fivetran is not None and connector_id and any(r.needs_fivetran_config for r in rules):
         try:
@@ -169,7 +175,7 @@ def _profiles(
 
 def _result(table: TableContract, rule: Rule, verdict: Verdict, sql: str) -> AssetCheckResult:
     description = verdict.summary if verdict.passed else f"{verdict.summary} (owner: {table.owner})"
-    metadata: dict[str, Any] = {"owner": table.owner, "contract": str(table.file or "")}
+    metadata: dict[str, Any] = {"owner": table.owner, "contract": _shown(table.file)}
     sql = verdict.metadata.get("sql") or sql  # a rule's own queries, else the shared profile
     for name, value in verdict.metadata.items():
         if name == "sql":
@@ -192,6 +198,13 @@ def _result(table: TableContract, rule: Rule, verdict: Verdict, sql: str) -> Ass
         description=description,
         metadata=metadata,
     )
+
+
+def _shown(path: Path | None) -> str:
+    """A contract's path relative to the repo when it lives there, so no local path leaks."""
+    if path is None:
+        return ""
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
 
 
 def _safe(name: str) -> str:

@@ -17,14 +17,24 @@ SYNCED = "_fivetran_synced"
 def freshness_metrics(
     table: TableContract, state: TableState, dialect: str
 ) -> dict[str, exp.Expression]:
-    return {"last_synced": exp.Max(this=column(SYNCED, dialect))} if SYNCED in state.columns else {}
+    if SYNCED not in state.columns:
+        return {}
+    return {"last_synced": exp.Max(this=column(SYNCED, dialect)), "rows": row_count()}
 
 
 def judge_freshness(table: TableContract, state: TableState, profile: Mapping[str, Any]) -> Verdict:
     sla = float(table.freshness_hours or 0)
     last = profile.get("last_synced")
     if last is None:
-        why = "no _fivetran_synced column" if SYNCED not in state.columns else "the table is empty"
+        if SYNCED not in state.columns:
+            why = "no _fivetran_synced column"
+        elif profile.get("rows"):
+            why = "_fivetran_synced is null in every row"
+        else:
+            why = "the table is empty"
+        return Verdict(False, f"freshness cannot be measured: {why}", {"sla_hours": sla})
+    if not isinstance(last, datetime):
+        why = f"_fivetran_synced is {state.columns[SYNCED]}, not a timestamp"
         return Verdict(False, f"freshness cannot be measured: {why}", {"sla_hours": sla})
     if last.tzinfo is None:
         last = last.replace(tzinfo=UTC)  # Fivetran writes _fivetran_synced in UTC

@@ -33,7 +33,10 @@ def duplicates_sql(
     # GROUP BY ... HAVING is exact and stays within a small memory limit, where COUNT(DISTINCT) does not.
     cols = [_col(name, dialect) for name in key]
     groups = (
-        exp.select(*cols, exp.Count(this=exp.Star()).as_("n"))
+        # Positional aliases: a key column named like an alias ("n", "keys") must not collide.
+        exp.select(
+            *(c.as_(f"k{i}") for i, c in enumerate(cols)), exp.Count(this=exp.Star()).as_("n")
+        )
         .from_(table_ref(table.connector, table.name, dialect))
         .where(
             exp.and_(*(exp.Not(this=exp.Is(this=c.copy(), expression=exp.Null())) for c in cols))
@@ -43,7 +46,9 @@ def duplicates_sql(
     )
     if limit is not None:
         return (
-            groups.order_by(exp.Ordered(this=exp.column("n"), desc=True)).limit(limit).sql(dialect)
+            groups.order_by(exp.Ordered(this=exp.Count(this=exp.Star()), desc=True))
+            .limit(limit)
+            .sql(dialect)
         )
     summary = exp.select(
         exp.Count(this=exp.Star()).as_("keys"),
@@ -78,9 +83,9 @@ def uniqueness_followup(
 
 def _sample(table: TableContract, key: tuple[str, ...], row: Mapping[str, Any]) -> dict[str, Any]:
     sample = {}
-    for name in key:
+    for i, name in enumerate(key):
         contract = table.column(name)
-        value = row[name.lower()]
+        value = row[f"k{i}"]
         sample[name] = redact(value, contract.classification if contract else None)
     return {**sample, "rows": int(row["n"])}
 

@@ -1,4 +1,4 @@
-"""No PII hides in unclassified text columns: email, phone, SSN, card (Luhn), IP, IBAN."""
+"""No PII hides in unclassified text or JSON columns: email, phone, SSN, card (Luhn), IP, IBAN."""
 
 from collections.abc import Mapping
 from typing import Any
@@ -19,7 +19,7 @@ CANDIDATES = 50
 
 
 def scanned_columns(table: TableContract, state: TableState) -> list[str]:
-    """Text columns not classified as PII, including ones the contract does not know yet."""
+    """Text and JSON columns not classified as PII, including ones the contract does not know yet."""
 
     def unclassified(name: str) -> bool:
         contract = table.column(name)
@@ -28,15 +28,27 @@ def scanned_columns(table: TableContract, state: TableState) -> list[str]:
     return [
         name
         for name, type_name in state.columns.items()
-        if name not in SYSTEM_COLUMNS and _is_text(type_name) and unclassified(name)
+        if name not in SYSTEM_COLUMNS
+        and _family(type_name) in ("text", "json")
+        and unclassified(name)
     ]
 
 
-def _is_text(type_name: str) -> bool:
+def _family(type_name: str) -> str:
     try:
-        return type_family(type_name) == "text"
+        return type_family(type_name)
     except ValueError:
-        return False
+        return "unknown"
+
+
+def _text(name: str, state: TableState, dialect: str) -> exp.Expression:
+    """The column as text: JSON / VARIANT payloads (Fivetran lands nested data so) as JSON text."""
+    col = column(name, dialect)
+    if _family(state.columns[name]) != "json":
+        return col
+    if dialect == "snowflake":  # CAST of a VARIANT object to VARCHAR fails; TO_VARCHAR gives JSON
+        return exp.Anonymous(this="TO_VARCHAR", expressions=[col])
+    return exp.cast(col, "VARCHAR")
 
 
 def sample_rate(table: TableContract, state: TableState) -> float:
@@ -45,16 +57,15 @@ def sample_rate(table: TableContract, state: TableState) -> float:
     return SAMPLE_ROWS / state.row_estimate
 
 
-def _hit(name: str, rate: float, dialect: str) -> exp.Expression:
-    col = column(name, dialect)
-    match = contains_match(col, ANY_PII, dialect)
-    return match if rate >= 1 else exp.and_(in_sample(col.copy(), rate, dialect), match)
+def _hit(value: exp.Expression, rate: float, dialect: str) -> exp.Expression:
+    match = contains_match(value, ANY_PII, dialect)
+    return match if rate >= 1 else exp.and_(in_sample(value.copy(), rate, dialect), match)
 
 
 def metrics(table: TableContract, state: TableState, dialect: str) -> dict[str, exp.Expression]:
     rate = sample_rate(table, state)
     return {
-        f"hits:{name}": count_where(_hit(name, rate, dialect))
+        f"hits:{name}": count_where(_hit(_text(name, state, dialect), rate, dialect))
         for name in scanned_columns(table, state)
     }
 
@@ -68,10 +79,11 @@ def candidates(
     for name in scanned_columns(table, state):
         if not profile.get(f"hits:{name}"):
             continue
+        value = _text(name, state, warehouse.dialect)
         sql = (
-            exp.select(column(name, warehouse.dialect).as_("value"))
+            exp.select(value.as_("value"))
             .from_(table_ref(table.connector, table.name, warehouse.dialect))
-            .where(_hit(name, rate, warehouse.dialect))
+            .where(_hit(value.copy(), rate, warehouse.dialect))
             .limit(CANDIDATES)
             .sql(warehouse.dialect)
         )
@@ -113,7 +125,7 @@ def judge(table: TableContract, state: TableState, profile: Mapping[str, Any]) -
 RULE = Rule(
     check_name="no_pii_in_unclassified_columns",
     family="pii_scan",
-    description="Unclassified text columns hold no emails, phones, SSNs, cards, IPs or IBANs.",
+    description="Unclassified text and JSON columns hold no emails, phones, SSNs, cards, IPs, IBANs.",
     applies=lambda table: True,
     metrics=metrics,
     followup=candidates,

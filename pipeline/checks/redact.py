@@ -24,7 +24,9 @@ def redact(value: Any, classification: str | None = None) -> Any:
         return None
     text = str(value)
     if classification in (None, "public", "internal") and not pii_kinds(text):
-        return value if isinstance(value, int | float) else text
+        if isinstance(value, int | float):
+            return value
+        return text if len(text) <= 80 else text[:80] + "…"  # a 1 MB value stays out of the log
     return mask_all(text)
 
 

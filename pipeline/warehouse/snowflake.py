@@ -33,8 +33,7 @@ class SnowflakeWarehouse(Warehouse):
         columns = ", ".join(f"{quote(c)} {_snowflake_type(frame[c])}" for c in frame.columns)
         placeholders = ", ".join(["%s"] * len(frame.columns))
         rows = [
-            tuple(None if pd.isna(v) else v for v in row)
-            for row in frame.astype(object).itertuples(index=False)
+            tuple(_bindable(v) for v in row) for row in frame.astype(object).itertuples(index=False)
         ]
         with self.snowflake.get_connection() as conn:
             cursor = conn.cursor()
@@ -42,6 +41,13 @@ class SnowflakeWarehouse(Warehouse):
             cursor.execute(f"CREATE OR REPLACE TABLE {target} ({columns})")
             if rows:
                 cursor.executemany(f"INSERT INTO {target} VALUES ({placeholders})", rows)
+
+
+def _bindable(value: Any) -> Any:
+    """A value the Snowflake connector can bind: None for NaN/NaT, datetime for a Timestamp."""
+    if pd.isna(value):
+        return None
+    return value.to_pydatetime() if isinstance(value, pd.Timestamp) else value
 
 
 def _snowflake_type(series: pd.Series) -> str:
