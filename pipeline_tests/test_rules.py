@@ -217,3 +217,17 @@ def test_sampled_hash_check_still_counts_every_raw_value(warehouse):
     values, sql = run_profile(warehouse, CONTACTS, pii.metrics(CONTACTS, state, "duckdb"))
     assert values["not_hashed:email"] == 5  # wrong length: judged on every row, not sampled
     assert "hash(" in sql.lower()
+
+
+def test_pii_sample_is_drawn_by_primary_key_so_a_repeated_value_is_seen(warehouse):
+    from pipeline.checks.profile import run_profile
+
+    notes = ["call me at jane@example.com"] * 5000  # one leaked value, everywhere
+    warehouse.write_table("crm", "contacts", pd.DataFrame({"id": range(5000), "notes": notes}))
+    state = TableState(columns={"id": "BIGINT", "notes": "VARCHAR"}, row_estimate=10_000_000)
+    rate = pii_scan.sample_rate(CONTACTS, state)
+    values, sql = run_profile(warehouse, CONTACTS, pii_scan.metrics(CONTACTS, state, "duckdb"))
+    # By value, the one repeated value would be in the sample everywhere or nowhere.
+    assert 0 < values["hits:notes"] < 5000
+    assert abs(values["hits:notes"] - 5000 * rate) < 5000 * rate  # about the sample rate
+    assert 'hash("id")' in sql.lower()

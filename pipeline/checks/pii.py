@@ -6,12 +6,12 @@ from typing import Any
 from sqlglot import exp
 
 from pipeline.checks.patterns import HASH_SHAPE
-from pipeline.checks.pii_scan import sample_rate
+from pipeline.checks.pii_scan import sample_keys, sample_rate
 from pipeline.checks.redact import redact
 from pipeline.checks.rule import Rule, TableState, Verdict
 from pipeline.contract import ColumnContract, TableContract
 from pipeline.warehouse import Warehouse
-from pipeline.warehouse.sql import column, count_where, full_match, in_sample, table_ref
+from pipeline.warehouse.sql import column, count_where, full_match, only_in_sample, table_ref
 
 SAMPLES = 3
 
@@ -20,7 +20,9 @@ def _governed(table: TableContract) -> list[ColumnContract]:
     return [c for c in table.columns if c.pii_handling in ("hashed", "blocked")]
 
 
-def _not_hashed(name: str, dialect: str, rate: float = 1.0) -> exp.Expression:
+def _not_hashed(
+    name: str, dialect: str, rate: float = 1.0, keys: list[exp.Expression] | None = None
+) -> exp.Expression:
     """A value that is not a SHA-256 hash (64 hex, or 44 base64 chars).
 
     Below a rate of 1 the length is judged on every row, the full shape only on a sample:
@@ -33,11 +35,8 @@ def _not_hashed(name: str, dialect: str, rate: float = 1.0) -> exp.Expression:
         wrong_length = exp.Not(
             this=exp.In(this=length, expressions=[exp.Literal.number(44), exp.Literal.number(64)])
         )
-        sampled_shape = exp.Case(
-            ifs=[exp.If(this=in_sample(col.copy(), rate, dialect), true=wrong_shape)],
-            default=exp.false(),
-        )
-        wrong_shape = exp.or_(wrong_length, sampled_shape)
+        sampled = only_in_sample(wrong_shape, keys or [col.copy()], rate, dialect)
+        wrong_shape = exp.or_(wrong_length, sampled)
     return exp.and_(exp.Not(this=exp.Is(this=col, expression=exp.Null())), wrong_shape)
 
 
@@ -48,7 +47,8 @@ def metrics(table: TableContract, state: TableState, dialect: str) -> dict[str, 
         if c.name not in state.columns:
             continue
         if c.pii_handling == "hashed":
-            found[f"not_hashed:{c.name}"] = count_where(_not_hashed(c.name, dialect, rate))
+            keys = sample_keys(table, state, dialect, column(c.name, dialect))
+            found[f"not_hashed:{c.name}"] = count_where(_not_hashed(c.name, dialect, rate, keys))
         else:
             found[f"present:{c.name}"] = exp.Count(this=column(c.name, dialect))
     return found

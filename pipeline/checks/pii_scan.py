@@ -11,7 +11,7 @@ from pipeline.checks.rule import Rule, TableState, Verdict
 from pipeline.checks.schema import SYSTEM_COLUMNS
 from pipeline.contract import TableContract
 from pipeline.warehouse import Warehouse
-from pipeline.warehouse.sql import column, contains_match, count_where, in_sample, table_ref
+from pipeline.warehouse.sql import column, contains_match, count_where, only_in_sample, table_ref
 from pipeline.warehouse.types import type_family
 
 SAMPLE_ROWS = 100_000  # regex cost, not the scan, dominates: scan about this many values per column
@@ -57,15 +57,26 @@ def sample_rate(table: TableContract, state: TableState) -> float:
     return SAMPLE_ROWS / state.row_estimate
 
 
-def _hit(value: exp.Expression, rate: float, dialect: str) -> exp.Expression:
+def sample_keys(
+    table: TableContract, state: TableState, dialect: str, value: exp.Expression
+) -> list[exp.Expression]:
+    """Rows are sampled by primary key, so a value repeated in many rows is sampled like any row;
+    without a key, by the value itself."""
+    keys = [c.name for c in table.columns if c.primary_key and c.name in state.columns]
+    return [column(name, dialect) for name in keys] or [value.copy()]
+
+
+def _hit(
+    table: TableContract, state: TableState, value: exp.Expression, rate: float, dialect: str
+) -> exp.Expression:
     match = contains_match(value, ANY_PII, dialect)
-    return match if rate >= 1 else exp.and_(in_sample(value.copy(), rate, dialect), match)
+    return only_in_sample(match, sample_keys(table, state, dialect, value), rate, dialect)
 
 
 def metrics(table: TableContract, state: TableState, dialect: str) -> dict[str, exp.Expression]:
     rate = sample_rate(table, state)
     return {
-        f"hits:{name}": count_where(_hit(_text(name, state, dialect), rate, dialect))
+        f"hits:{name}": count_where(_hit(table, state, _text(name, state, dialect), rate, dialect))
         for name in scanned_columns(table, state)
     }
 
@@ -83,7 +94,7 @@ def candidates(
         sql = (
             exp.select(value.as_("value"))
             .from_(table_ref(table.connector, table.name, warehouse.dialect))
-            .where(_hit(value.copy(), rate, warehouse.dialect))
+            .where(_hit(table, state, value.copy(), rate, warehouse.dialect))
             .limit(CANDIDATES)
             .sql(warehouse.dialect)
         )
@@ -102,7 +113,8 @@ def judge(table: TableContract, state: TableState, profile: Mapping[str, Any]) -
         if confirmed:
             failing[name] = sorted({kind for _, kinds in confirmed for kind in kinds})
             rows_md += [f"| {name} | {', '.join(k)} | `{v}` |" for v, k in confirmed[:3]]
-    method = "exact (every row)" if rate >= 1 else f"hash sample of {rate:.2%} of rows per column"
+    by = "primary key" if any(c.primary_key for c in table.columns) else "value"
+    method = "exact (every row)" if rate >= 1 else f"hash sample of {rate:.2%} of rows (by {by})"
     metadata: dict[str, Any] = {
         "scanned_columns": columns,
         "scan_method": method,

@@ -50,11 +50,28 @@ def full_match(value: exp.Expression, pattern: str, dialect: str) -> exp.Express
     return exp.Anonymous(this=name, expressions=[value, literal(pattern)])
 
 
-def in_sample(value: exp.Expression, rate: float, dialect: str) -> exp.Expression:
-    """Deterministic hash sample of about `rate` of the rows, decided by the value itself."""
-    hashed = exp.Anonymous(this="HASH" if dialect == "snowflake" else "hash", expressions=[value])
+def in_sample(
+    keys: exp.Expression | list[exp.Expression], rate: float, dialect: str
+) -> exp.Expression:
+    """Deterministic hash sample of about `rate` of the rows, decided by the given key(s)."""
+    keys = keys if isinstance(keys, list) else [keys]
+    hashed = exp.Anonymous(this="HASH" if dialect == "snowflake" else "hash", expressions=keys)
     bucket = exp.Mod(this=exp.Abs(this=hashed), expression=exp.Literal.number(10_000))
     return exp.LT(this=bucket, expression=exp.Literal.number(max(1, round(rate * 10_000))))
+
+
+def only_in_sample(
+    condition: exp.Expression,
+    keys: exp.Expression | list[exp.Expression],
+    rate: float,
+    dialect: str,
+) -> exp.Expression:
+    """The condition, tested only on sampled rows: a CASE, so the engine skips the rest (AND may not)."""
+    if rate >= 1:
+        return condition
+    return exp.Case(
+        ifs=[exp.If(this=in_sample(keys, rate, dialect), true=condition)], default=exp.false()
+    )
 
 
 def count_where(condition: exp.Expression) -> exp.Expression:
