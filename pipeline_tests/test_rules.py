@@ -231,3 +231,24 @@ def test_pii_sample_is_drawn_by_primary_key_so_a_repeated_value_is_seen(warehous
     assert 0 < values["hits:notes"] < 5000
     assert abs(values["hits:notes"] - 5000 * rate) < 5000 * rate  # about the sample rate
     assert 'hash("id")' in sql.lower()
+
+
+@pytest.mark.parametrize(
+    ("ids", "method"), [([1, 2, 3, 4], "BITSTRING_AGG"), ([1, 2, 2, 4], "HAVING")]
+)
+def test_integer_key_is_proven_unique_by_bitmap_and_duplicates_still_counted(
+    warehouse, ids, method
+):
+    table = TableContract(
+        connector="crm",
+        name="visits",
+        owner="team:growth",
+        description="",
+        columns=(ColumnContract("id", "BIGINT", family="number", primary_key=True, unique=True),),
+    )
+    warehouse.write_table("crm", "visits", pd.DataFrame({"id": ids}))
+    [result] = evaluate(table, [keys.RULES[0]], warehouse)
+    assert result.passed is (len(set(ids)) == len(ids))
+    assert method in result.metadata["sql"].value
+    if not result.passed:
+        assert "(id): 1 values repeated over 2 rows" in result.description

@@ -12,6 +12,7 @@ from pipeline.warehouse import Warehouse
 from pipeline.warehouse.sql import identifier, table_ref
 
 SAMPLES = 5
+BITMAP_MAX_BITS = 256_000_000  # 32 MB: a denser integer key is proven unique with a bitmap
 
 
 def key_sets(table: TableContract) -> list[tuple[str, ...]]:
@@ -59,6 +60,60 @@ def duplicates_sql(
     return summary.from_(groups.subquery("d")).sql(dialect)
 
 
+def _dense_int_keys(table: TableContract, state: TableState, dialect: str) -> list[str]:
+    """Single-column integer keys, which DuckDB can prove unique with a bitmap instead of a GROUP BY."""
+    if dialect != "duckdb":
+        return []
+    found = []
+    for key in key_sets(table):
+        if len(key) == 1 and key[0] in state.columns:
+            kind = exp.DataType.build(state.columns[key[0]], dialect=dialect).this
+            if kind in exp.DataType.INTEGER_TYPES:
+                found.append(key[0])
+    return found
+
+
+def range_metrics(
+    table: TableContract, state: TableState, dialect: str
+) -> dict[str, exp.Expression]:
+    """Min, max and count of integer keys, from the shared profile."""
+    found: dict[str, exp.Expression] = {}
+    for name in _dense_int_keys(table, state, dialect):
+        col = _col(name, dialect)
+        found[f"min:{name}"] = exp.Min(this=col)
+        found[f"max:{name}"] = exp.Max(this=col.copy())
+    return found
+
+
+def bitmap_sql(table: TableContract, name: str, low: int, high: int) -> str:
+    """Rows with a key minus distinct keys: 0 exactly when the key is unique."""
+    col = _col(name, "duckdb")
+    bits = exp.Anonymous(
+        this="bitstring_agg",
+        expressions=[col, exp.Literal.number(low), exp.Literal.number(high)],
+    )
+    excess = exp.Sub(
+        this=exp.Count(this=col.copy()),
+        expression=exp.Anonymous(this="bit_count", expressions=[bits]),
+    )
+    return (
+        exp.select(excess.as_("excess"))
+        .from_(table_ref(table.connector, table.name, "duckdb"))
+        .sql("duckdb")
+    )
+
+
+def _unique_by_bitmap(
+    table: TableContract, name: str, warehouse: Warehouse, profile: Mapping[str, Any]
+) -> str | None:
+    """The bitmap SQL when it proves the key unique; None when it cannot or finds duplicates."""
+    low, high = profile.get(f"min:{name}"), profile.get(f"max:{name}")
+    if low is None or high is None or high - low + 1 > BITMAP_MAX_BITS:
+        return None
+    sql = bitmap_sql(table, name, int(low), int(high))
+    return sql if warehouse.query(sql)[0]["excess"] == 0 else None
+
+
 def uniqueness_followup(
     table: TableContract, state: TableState, warehouse: Warehouse, profile: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -66,6 +121,9 @@ def uniqueness_followup(
     for key in key_sets(table):
         if any(name not in state.columns for name in key):
             found[",".join(key)] = {"error": "key column missing"}
+            continue
+        if len(key) == 1 and (proof := _unique_by_bitmap(table, key[0], warehouse, profile)):
+            found[key[0]] = {"duplicate_keys": 0, "duplicate_rows": 0, "sql": proof}
             continue
         sql = duplicates_sql(table, key, warehouse.dialect, None)
         [summary] = warehouse.query(sql)
@@ -91,6 +149,7 @@ def _sample(table: TableContract, key: tuple[str, ...], row: Mapping[str, Any]) 
 
 
 def judge_unique(table: TableContract, state: TableState, profile: Mapping[str, Any]) -> Verdict:
+    profile = {k: v for k, v in profile.items() if isinstance(v, dict)}  # not the key ranges
     problems = []
     for key, entry in profile.items():
         if "error" in entry:
@@ -179,6 +238,7 @@ RULES = (
         family="primary_key",
         description="The primary key and every unique column hold no duplicate values (exact).",
         applies=lambda table: bool(key_sets(table)),
+        metrics=range_metrics,
         judge=judge_unique,
         followup=uniqueness_followup,
     ),
