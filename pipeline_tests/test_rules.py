@@ -252,3 +252,10 @@ def test_integer_key_is_proven_unique_by_bitmap_and_duplicates_still_counted(
     assert method in result.metadata["sql"].value
     if not result.passed:
         assert "(id): 1 values repeated over 2 rows" in result.description
+
+
+def test_pii_validators_survive_odd_boundaries():
+    from pipeline.checks.patterns import pii_kinds
+
+    assert pii_kinds("token DE89ABCDEFGHIJKL= end") == []  # IBAN-shaped, fails the checksum
+    assert pii_kinds("pay to GB82 WEST 1234 5698 7654 32.") == ["iban"]
