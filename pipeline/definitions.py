@@ -26,7 +26,7 @@ def build_definitions() -> Definitions:
     syncs_sensor = build_fivetran_polling_sensor(
         workspace=workspace, dagster_fivetran_translator=translator, name="fivetran_syncs"
     )
-    refreshes = gated_refreshes(load_refreshes(), fivetran_assets)
+    refreshes = gated_refreshes(load_refreshes(), fivetran_assets, contracts)
     return Definitions(
         assets=[*fivetran_assets, *(build_refresh_asset(r) for r in refreshes)],
         asset_checks=[
@@ -74,17 +74,22 @@ def contract_checks(
 
 
 def gated_refreshes(
-    refreshes: list[Refresh], fivetran_assets: list[AssetsDefinition]
+    refreshes: list[Refresh],
+    fivetran_assets: list[AssetsDefinition],
+    contracts: dict[str, Contract],
 ) -> list[Refresh]:
-    """Refreshes whose every table Fivetran syncs; anything else could refresh on unchecked data."""
+    """Refreshes whose every table Fivetran syncs under a contract; others would be ungated."""
     synced = {spec.key for assets_def in fivetran_assets for spec in assets_def.specs}
+    contracted = {
+        fivetran_key(c.connector, t) for c in contracts.values() for t in c.tables
+    } & synced
     gated = []
     for refresh in refreshes:
-        unsynced = [t for t in refresh.reads if fivetran_key(*t.split(".", 1)) not in synced]
-        if unsynced:
+        ungated = [t for t in refresh.reads if fivetran_key(*t.split(".", 1)) not in contracted]
+        if ungated:
             get_dagster_logger().warning(
-                f"looker/{refresh.name} is not loaded: it reads {', '.join(unsynced)}, which no "
-                "Fivetran connector in the workspace syncs, so no contract check could gate it."
+                f"looker/{refresh.name} is not loaded: it reads {', '.join(ungated)}, which no "
+                "Fivetran connector syncs under a contract, so no check could gate it."
             )
         else:
             gated.append(refresh)

@@ -73,3 +73,18 @@ def test_lookml_validation_errors_fail_the_looker_check():
     assert "customers.nmae" in str(
         [e.metadata for e in result.get_asset_check_evaluations() if not e.passed]
     )
+
+
+def test_refresh_reading_an_uncontracted_table_is_not_loaded(tmp_path, monkeypatch):
+    from pipeline.contract import CONTRACTS_DIR
+    from pipeline.definitions import build_definitions
+
+    contracts = tmp_path / "contracts"
+    shutil.copytree(CONTRACTS_DIR, contracts)
+    crm = contracts / "crm.yaml"
+    text = crm.read_text()
+    crm.write_text(text[: text.index("  - name: deals")])  # the deals table loses its contract
+    monkeypatch.setenv("TOLLGATE_CONTRACTS_DIR", str(contracts))
+    keys = build_definitions().resolve_asset_graph().get_all_asset_keys()
+    assert AssetKey(["looker", "crm_etl"]) not in keys
+    assert AssetKey(["looker", "payments_etl"]) in keys
