@@ -53,17 +53,17 @@ def canary_env(monkeypatch):
     client = dagster_fivetran.resources.FivetranClient("k", "s", 0, 0, 1, False)
     assert client.api_base_url.startswith(fivetran_api.sandbox_url())  # never the real Fivetran
     received: dict[str, list[str]] = {"fivetran_auth": [], "looker_secret": []}
-    answer, login = fivetran_api.FivetranHandler._answer, looker_api.login
+    answer, login = fivetran_api.FivetranHandler.answer, looker_api.login
 
-    def spy_answer(handler, method, path):
+    def spy_answer(handler, *request):
         received["fivetran_auth"].append(handler.headers.get("Authorization") or "")
-        return answer(handler, method, path)
+        return answer(handler, *request)
 
     def spy_login(form):
         received["looker_secret"] += form.get("client_secret", [])
         return login(form)
 
-    monkeypatch.setattr(fivetran_api.FivetranHandler, "_answer", spy_answer)
+    monkeypatch.setattr(fivetran_api.FivetranHandler, "answer", spy_answer)
     monkeypatch.setattr(looker_api, "login", spy_login)
     return received
 

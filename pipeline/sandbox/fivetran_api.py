@@ -2,19 +2,13 @@
 
 import json
 import re
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-from pipeline import locking
-from pipeline.sandbox import disk, fivetran_sync
+from pipeline.sandbox import fivetran_sync, server
 from pipeline.sandbox.fivetran_sync import GROUP_ID
-from pipeline.sandbox.server import serve
+from pipeline.sandbox.server import Answer, Route, SandboxHandler, route, serve
 from pipeline.sandbox.sources import sources
 from pipeline.settings import duckdb_path
-
-Route = tuple[str, re.Pattern[str], Callable[..., tuple[int, Any]]]
 
 
 def sandbox_url() -> str:
@@ -24,7 +18,7 @@ def sandbox_url() -> str:
 
 def requests_seen() -> list[dict[str, Any]]:
     """Every request any process's sandbox answered, in order: method, path, query, status."""
-    return locking.read_lines(disk.folder("fivetran") / "requests.jsonl")
+    return server.requests_seen("fivetran")
 
 
 def _connector(connector_id: str):
@@ -116,39 +110,13 @@ ROUTES: list[Route] = [
 ]
 
 
-class FivetranHandler(BaseHTTPRequestHandler):
-    """Routes requests to the handlers above, wrapping answers as Fivetran does ({code, data})."""
+class FivetranHandler(SandboxHandler):
+    """Authenticates and routes requests, wrapping answers as Fivetran does ({code, data})."""
 
-    def do_GET(self):
-        self._handle("GET")
+    name = "fivetran"
 
-    def do_POST(self):
-        self._handle("POST")
-
-    def do_PATCH(self):
-        self._handle("PATCH")
-
-    def log_message(self, format, *args):  # the request log on disk replaces stderr noise
-        pass
-
-    def _handle(self, method: str) -> None:
-        url = urlsplit(self.path)
-        status, payload, headers = self._answer(method, url.path.rstrip("/"))
-        locking.append_line(
-            disk.folder("fivetran") / "requests.jsonl",
-            {"method": method, "path": url.path, "query": parse_qs(url.query), "status": status},
-        )
-        raw = json.dumps(payload).encode()
-        self.send_response(status)
-        for name, value in {"Content-Type": "application/json", **headers}.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
-
-    def _answer(self, method: str, path: str) -> tuple[int, Any, dict[str, str]]:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(length) or b"null") if length else None
+    def answer(self, method: str, path: str, query: dict[str, list[str]], raw: bytes) -> Answer:
+        body = json.loads(raw) if raw else None
         if not (self.headers.get("Authorization") or "").startswith("Basic "):
             return 401, {"code": "AuthFailed", "message": "Missing API key and secret"}, {}
         fault = fivetran_sync.take_http_fault()
@@ -158,18 +126,16 @@ class FivetranHandler(BaseHTTPRequestHandler):
             }  # fmt: skip
         if fault:
             return fault, {"code": "ServiceUnavailable", "message": "Injected outage"}, {}
-        for route_method, pattern, handler in ROUTES:
-            match = pattern.fullmatch(path)
-            if match and route_method == method:
-                try:
-                    status, data = handler(
-                        body, parse_qs(urlsplit(self.path).query), **match.groupdict()
-                    )
-                except LookupError as error:
-                    return 404, {"code": "NotFound", "message": str(error)}, {}
-                except Exception as error:  # answer like an API would, never drop the connection
-                    return 500, {"code": "InternalError", "message": repr(error)}, {}
-                if status >= 400:
-                    return status, data, {}
-                return status, {"code": "Success", "data": data}, {}
-        return 404, {"code": "NotFound", "message": f"No route {method} {path}"}, {}
+        found = route(ROUTES, method, path)
+        if found is None:
+            return 404, {"code": "NotFound", "message": f"No route {method} {path}"}, {}
+        handler, params = found
+        try:
+            status, data = handler(body, query, **params)
+        except LookupError as error:
+            return 404, {"code": "NotFound", "message": str(error)}, {}
+        except Exception as error:  # answer like an API would, never drop the connection
+            return 500, {"code": "InternalError", "message": repr(error)}, {}
+        if status >= 400:
+            return status, data, {}
+        return status, {"code": "Success", "data": data}, {}

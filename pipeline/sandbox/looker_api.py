@@ -1,26 +1,21 @@
 """A Looker-API-compatible (4.0) server on 127.0.0.1 for the real looker-sdk."""
 
 import json
-import os
 import re
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs
 
-from pipeline import locking
-from pipeline.sandbox import disk, looker_project, looker_state
+from pipeline.sandbox import looker_project, looker_state, server
 from pipeline.sandbox.looker_state import clear_faults, set_faults
-from pipeline.sandbox.server import serve
+from pipeline.sandbox.server import Answer, Route, SandboxHandler, route, serve
 
 __all__ = ["clear_faults", "requests_seen", "sandbox_url", "set_faults"]
 
 API = "/api/4.0"
 DOCS = "https://cloud.google.com/looker/docs/r/api/4.0"
-SECRET_PARAMS = {"client_secret", "access_token"}
 
-Answer = tuple[int, Any]
-Route = tuple[str, re.Pattern[str], Callable[..., Answer]]
+Reply = tuple[int, Any]  # status and JSON payload of one endpoint
 
 
 def sandbox_url() -> str:
@@ -31,14 +26,14 @@ def sandbox_url() -> str:
 
 def requests_seen() -> list[dict[str, Any]]:
     """Every request any process's Looker sandbox answered, in order: method, path, query, status, pid."""
-    return locking.read_lines(disk.folder("looker") / "requests.jsonl")
+    return server.requests_seen("looker")
 
 
 def error(message: str) -> dict[str, str]:
     return {"message": message, "documentation_url": DOCS}
 
 
-def login(form: dict[str, list[str]]) -> Answer:
+def login(form: dict[str, list[str]]) -> Reply:
     if looker_state.take_fault("login_5xx"):
         return 503, error("Service Unavailable")
     client_id, client_secret = (form.get(k, [""])[0] for k in ("client_id", "client_secret"))
@@ -52,26 +47,26 @@ def login(form: dict[str, list[str]]) -> Answer:
     }
 
 
-def update_datagroup(body, datagroup_id: str) -> Answer:
+def update_datagroup(body, datagroup_id: str) -> Reply:
     if looker_state.take_fault("refresh_5xx"):
         return 503, error("Service Unavailable")
     return 200, looker_state.update_datagroup(datagroup_id, body or {})
 
 
-def start_pdt(body, model: str, view: str) -> Answer:
+def start_pdt(body, model: str, view: str) -> Reply:
     if looker_state.take_fault("refresh_5xx"):
         return 503, error("Service Unavailable")
     return 200, looker_state.start_build(model, view)
 
 
-def get_lookml_model(body, name: str) -> Answer:
+def get_lookml_model(body, name: str) -> Reply:
     project = looker_project.project()
     if name not in project.models:
         raise looker_state.NotFound(f"Model '{name}' not found")
     return 200, looker_project.lookml_model(project.models[name], project.name)
 
 
-def validate(body, project_id: str) -> Answer:
+def validate(body, project_id: str) -> Reply:
     """POST: a fresh ProjectValidation; the validation_errors fault decides what it finds."""
     project = looker_project.project()
     if project_id != project.name:
@@ -79,22 +74,22 @@ def validate(body, project_id: str) -> Answer:
     return 200, looker_project.validation(project, looker_state.faults()["validation_errors"])
 
 
-def validation_results(body, project_id: str) -> Answer:
+def validation_results(body, project_id: str) -> Reply:
     """GET: the cached ProjectValidationCache, which adds `stale`."""
     status, result = validate(body, project_id)
     return status, {**result, "stale": False}
 
 
-def lookml_models(body) -> Answer:
+def lookml_models(body) -> Reply:
     project = looker_project.project()
     return 200, [looker_project.lookml_model(m, project.name) for m in project.models.values()]
 
 
-def get_datagroup(body, datagroup_id: str) -> Answer:
+def get_datagroup(body, datagroup_id: str) -> Reply:
     return 200, looker_state.datagroup(datagroup_id)
 
 
-def pdt_status(body, materialization_id: str) -> Answer:
+def pdt_status(body, materialization_id: str) -> Reply:
     return 200, looker_state.check_build(materialization_id)
 
 
@@ -114,46 +109,17 @@ ROUTES: list[Route] = [
 ]
 
 
-class LookerHandler(BaseHTTPRequestHandler):
+class LookerHandler(SandboxHandler):
     """Authenticates, routes and logs each request; the log never holds bodies or headers."""
 
-    def do_GET(self):
-        self._handle("GET")
+    name = "looker"
+    secret_params = frozenset({"client_secret", "access_token"})
 
-    def do_POST(self):
-        self._handle("POST")
+    def answer(self, method: str, path: str, query: dict[str, list[str]], raw: bytes) -> Answer:
+        status, payload = self._answer(method, path, query, raw)
+        return status, payload, {}
 
-    def do_PATCH(self):
-        self._handle("PATCH")
-
-    def do_PUT(self):
-        self._handle("PUT")
-
-    def do_DELETE(self):
-        self._handle("DELETE")
-
-    def log_message(self, format, *args):  # the request log on disk replaces stderr noise
-        pass
-
-    def _handle(self, method: str) -> None:
-        url = urlsplit(self.path)
-        query = parse_qs(url.query)
-        status, payload = self._answer(method, url.path.rstrip("/"), query)
-        shown = {k: ["***"] if k in SECRET_PARAMS else v for k, v in query.items()}
-        record = {"method": method, "path": url.path, "query": shown, "status": status}
-        locking.append_line(
-            disk.folder("looker") / "requests.jsonl", {**record, "pid": os.getpid()}
-        )
-        raw = b"" if payload is None else json.dumps(payload).encode()
-        self.send_response(status)
-        if payload is not None:
-            self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
-
-    def _answer(self, method: str, path: str, query: dict[str, list[str]]) -> Answer:
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+    def _answer(self, method: str, path: str, query: dict[str, list[str]], raw: bytes) -> Reply:
         if (method, path) == ("POST", API + "/login"):
             return login({**query, **parse_qs(raw.decode())})
         scheme, _, token = (self.headers.get("Authorization") or "").partition(" ")
@@ -163,15 +129,10 @@ class LookerHandler(BaseHTTPRequestHandler):
         if method == "DELETE" and path in (API + "/logout", "/api/logout"):
             looker_state.revoke_token(token)
             return 204, None
-        for route_method, pattern, handler in ROUTES:
-            match = pattern.fullmatch(path)
-            if match and route_method == method:
-                return self._call(
-                    handler, raw, {k: unquote(v) for k, v in match.groupdict().items()}
-                )
-        return 404, error("Not found")
+        found = route(ROUTES, method, path)
+        return self._call(*found, raw) if found else (404, error("Not found"))
 
-    def _call(self, handler: Callable[..., Answer], raw: bytes, params: dict[str, str]) -> Answer:
+    def _call(self, handler: Callable[..., Reply], params: dict[str, str], raw: bytes) -> Reply:
         try:
             body = json.loads(raw) if raw else None
         except ValueError:

@@ -4,8 +4,20 @@ State lives on disk (under the data folder), so every process that loads the def
 (code server, run worker, each multiprocess step) can serve the same sandbox from its own thread.
 """
 
+import json
+import os
+import re
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from pipeline import locking
+from pipeline.sandbox import disk
+
+Answer = tuple[int, Any, dict[str, str]]  # status, JSON payload (None: no body), extra headers
+Route = tuple[str, re.Pattern[str], Callable[..., Any]]
 
 _servers: dict[str, ThreadingHTTPServer] = {}
 _lock = threading.Lock()
@@ -32,3 +44,65 @@ def stop_all() -> None:
             server.shutdown()
             server.server_close()
         _servers.clear()
+
+
+class SandboxHandler(BaseHTTPRequestHandler):
+    """Every method goes to `answer`; replies are JSON; each request is logged on disk."""
+
+    name = ""  # the sandbox's folder under the data folder, where its request log lives
+    secret_params: frozenset[str] = frozenset()  # query parameters logged as ***
+
+    def answer(self, method: str, path: str, query: dict[str, list[str]], raw: bytes) -> Answer:
+        raise NotImplementedError
+
+    def do_GET(self):
+        self._handle("GET")
+
+    def do_POST(self):
+        self._handle("POST")
+
+    def do_PATCH(self):
+        self._handle("PATCH")
+
+    def do_PUT(self):
+        self._handle("PUT")
+
+    def do_DELETE(self):
+        self._handle("DELETE")
+
+    def log_message(self, format, *args):  # the request log on disk replaces stderr noise
+        pass
+
+    def _handle(self, method: str) -> None:
+        url = urlsplit(self.path)
+        query = parse_qs(url.query)
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        status, payload, headers = self.answer(method, url.path.rstrip("/"), query, raw)
+        shown = {k: ["***"] if k in self.secret_params else v for k, v in query.items()}
+        locking.append_line(
+            disk.folder(self.name) / "requests.jsonl",
+            {"method": method, "path": url.path, "query": shown, "status": status,
+             "pid": os.getpid()},
+        )  # fmt: skip
+        body = b"" if payload is None else json.dumps(payload).encode()
+        if payload is not None:
+            headers = {"Content-Type": "application/json", **headers}
+        self.send_response(status)
+        for header, value in {**headers, "Content-Length": str(len(body))}.items():
+            self.send_header(header, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def requests_seen(name: str) -> list[dict[str, Any]]:
+    """Every request any process's `name` sandbox answered, in order."""
+    return locking.read_lines(disk.folder(name) / "requests.jsonl")
+
+
+def route(routes: list[Route], method: str, path: str) -> tuple[Callable[..., Any], dict] | None:
+    """The handler for a request and its URL parameters (unquoted), or None."""
+    for route_method, pattern, handler in routes:
+        match = pattern.fullmatch(path)
+        if match and route_method == method:
+            return handler, {k: unquote(v) for k, v in match.groupdict().items()}
+    return None
