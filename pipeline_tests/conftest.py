@@ -1,8 +1,18 @@
 """Every test gets its own data folder, no real credentials, and no sandbox left running."""
 
+import sys
+
+import fakesnow
 import pytest
+from dagster_snowflake import SnowflakeResource
 
 from pipeline.sandbox import server
+from pipeline.warehouse import DuckDBWarehouse
+from pipeline.warehouse.snowflake import SnowflakeWarehouse
+
+# fakesnow.server() replaces itself with its own submodule on first use (`import fakesnow.server`),
+# so it is taken here, before any test runs, and put back after each module's server.
+START_FAKESNOW = fakesnow.server
 
 REAL_SERVICE_VARIABLES = (
     "FIVETRAN_API_KEY",
@@ -24,3 +34,30 @@ def isolated_data_dir(tmp_path, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     yield tmp_path / "data"
     server.stop_all()
+
+
+@pytest.fixture
+def duck(tmp_path):
+    """An empty DuckDB warehouse."""
+    return DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+
+
+@pytest.fixture(scope="module")
+def snowflake():
+    """Snowflake SQL through dagster-snowflake and the Snowflake connector, served by fakesnow."""
+    with START_FAKESNOW() as kwargs:
+        resource = SnowflakeResource(
+            account="fake",
+            user="fake",
+            password="fake",
+            database="ANALYTICS",
+            additional_snowflake_connection_args={
+                **{key: kwargs[key] for key in ("host", "port", "protocol", "session_parameters")},
+                "network_timeout": 30,  # else the connector retries a fakesnow 500 for minutes
+            },
+        )
+        warehouse = SnowflakeWarehouse(snowflake=resource)
+        warehouse.query("CREATE DATABASE IF NOT EXISTS ANALYTICS")
+        yield warehouse
+    sys.modules.pop("fakesnow.server", None)
+    fakesnow.server = START_FAKESNOW

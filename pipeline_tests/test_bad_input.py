@@ -8,15 +8,12 @@ suite, and a rule that cannot judge fails with a message instead of passing.
 import dataclasses
 import hashlib
 import shutil
-import sys
 import textwrap
 import time
 from datetime import UTC, datetime, timedelta, timezone
 
-import fakesnow
 import pandas as pd
 import pytest
-from dagster_snowflake import SnowflakeResource
 
 from pipeline.checks.factory import RULES, evaluate, table_state
 from pipeline.contract import (
@@ -28,7 +25,6 @@ from pipeline.contract import (
 )
 from pipeline.definitions import build_definitions
 from pipeline.warehouse import DuckDBWarehouse
-from pipeline.warehouse.snowflake import SnowflakeWarehouse
 
 NOW = datetime.now(UTC)
 CANNOT_RUN = ("rule could not run", "profiling query failed", "cannot read the table")
@@ -253,36 +249,6 @@ EXPECTED_FAILURES = {
     "data_is_fresh": "SLA 24 h",
     "row_count_in_bounds": "3 rows, expected [1, 2]",
 }
-
-
-@pytest.fixture
-def duck(tmp_path):
-    return DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
-
-
-# fakesnow.server() replaces itself with its own submodule on first use (`import fakesnow.server`),
-# so it is taken here, at collection, and fakesnow is left as found for test_warehouse.py.
-START_FAKESNOW = fakesnow.server
-
-
-@pytest.fixture(scope="module")
-def snowflake():
-    with START_FAKESNOW() as kwargs:
-        resource = SnowflakeResource(
-            account="fake",
-            user="fake",
-            password="fake",
-            database="ANALYTICS",
-            additional_snowflake_connection_args={
-                **{key: kwargs[key] for key in ("host", "port", "protocol", "session_parameters")},
-                "network_timeout": 30,  # else the connector retries a fakesnow 500 for minutes
-            },
-        )
-        warehouse = SnowflakeWarehouse(snowflake=resource)
-        warehouse.query("CREATE DATABASE IF NOT EXISTS ANALYTICS")
-        yield warehouse
-    sys.modules.pop("fakesnow.server", None)
-    fakesnow.server = START_FAKESNOW
 
 
 ON_BOTH_BACKENDS = pytest.mark.parametrize(

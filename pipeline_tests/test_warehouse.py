@@ -1,36 +1,11 @@
 """Scope: the warehouse interface on DuckDB and, through fakesnow, on Snowflake SQL."""
 
-import fakesnow
 import pandas as pd
 import pytest
-from dagster_snowflake import SnowflakeResource
 
-from pipeline.warehouse import DuckDBWarehouse, TableNotFound
-from pipeline.warehouse.snowflake import SnowflakeWarehouse
+from pipeline.warehouse import TableNotFound
 
 FRAME = pd.DataFrame({"id": ["a", None, "c"], "amount": [1.5, 2.0, None]})
-
-
-@pytest.fixture
-def duck(tmp_path):
-    return DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
-
-
-@pytest.fixture(scope="module")
-def snowflake():
-    with fakesnow.server() as kwargs:
-        resource = SnowflakeResource(
-            account="fake",
-            user="fake",
-            password="fake",
-            database="ANALYTICS",
-            additional_snowflake_connection_args={
-                key: kwargs[key] for key in ("host", "port", "protocol", "session_parameters")
-            },
-        )
-        with resource.get_connection() as conn:
-            conn.cursor().execute("CREATE DATABASE IF NOT EXISTS ANALYTICS")
-        yield SnowflakeWarehouse(snowflake=resource)
 
 
 @pytest.mark.parametrize("backend", ["duck", "snowflake"])
