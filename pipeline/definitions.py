@@ -1,6 +1,12 @@
 """Assemble the tollgate Definitions: Fivetran assets, contract checks, Looker refreshes."""
 
-from dagster import AssetChecksDefinition, AssetsDefinition, Definitions, get_dagster_logger
+from dagster import (
+    AssetChecksDefinition,
+    AssetKey,
+    AssetsDefinition,
+    Definitions,
+    get_dagster_logger,
+)
 from dagster_fivetran import build_fivetran_assets_definitions, build_fivetran_polling_sensor
 from dagster_fivetran.translator import FivetranMetadataSet
 
@@ -53,7 +59,7 @@ def contract_checks(
         for assets_def in fivetran_assets
         for spec in assets_def.specs
     }
-    synced = {spec.key for assets_def in fivetran_assets for spec in assets_def.specs}
+    synced = synced_keys(fivetran_assets)
     checks = []
     for contract in contracts.values():
         if contract.connector not in connector_ids:
@@ -79,7 +85,7 @@ def gated_refreshes(
     contracts: dict[str, Contract],
 ) -> list[Refresh]:
     """Refreshes whose every table Fivetran syncs under a contract; others would be ungated."""
-    synced = {spec.key for assets_def in fivetran_assets for spec in assets_def.specs}
+    synced = synced_keys(fivetran_assets)
     contracted = {
         fivetran_key(c.connector, t) for c in contracts.values() for t in c.tables
     } & synced
@@ -94,3 +100,7 @@ def gated_refreshes(
         else:
             gated.append(refresh)
     return gated
+
+
+def synced_keys(fivetran_assets: list[AssetsDefinition]) -> set[AssetKey]:
+    return {spec.key for assets_def in fivetran_assets for spec in assets_def.specs}

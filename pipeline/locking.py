@@ -29,3 +29,10 @@ def read_lines(path: Path) -> list[dict[str, Any]]:
         if not path.exists():
             return []
         return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace the file in one step, so a reader never sees half of it."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)

@@ -15,7 +15,7 @@ from dagster import AssetCheckExecutionContext, AssetCheckResult, MetadataValue
 
 from pipeline.contract import contracts_dir
 from pipeline.junit import junit
-from pipeline.locking import append_line, locked, read_lines
+from pipeline.locking import append_line, locked, read_lines, write_atomic
 from pipeline.settings import REPO_ROOT, reports_dir
 
 RESULTS, JUNIT, REPORT = "results.jsonl", "junit.xml", "report.json"
@@ -66,8 +66,10 @@ def rebuild(run_id: str, job_name: str) -> None:
     folder = run_folder(run_id)
     with locked(folder / REPORT):
         records = read_lines(folder / RESULTS)
-        _write(folder / JUNIT, junit(records))
-        _write(folder / REPORT, json.dumps(report(run_id, job_name, records), indent=1).encode())
+        write_atomic(folder / JUNIT, junit(records))
+        write_atomic(
+            folder / REPORT, json.dumps(report(run_id, job_name, records), indent=1).encode()
+        )
 
 
 def report(run_id: str, job_name: str, records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -151,12 +153,6 @@ def _run_started(context: AssetCheckExecutionContext) -> str | None:
     except Exception:  # a report without a start time beats a failed check step
         return None
     return datetime.fromtimestamp(start, UTC).isoformat() if start else None
-
-
-def _write(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
 
 
 def _now() -> str:

@@ -6,7 +6,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pipeline.locking import locked
+from pipeline.locking import locked, write_atomic
 from pipeline.settings import sandbox_dir
 
 
@@ -18,13 +18,14 @@ def folder(name: str) -> Path:
 
 @contextmanager
 def edit_json(path: Path, default: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Read a JSON document under its lock, let the caller change it, write it back atomically."""
+    """Read a JSON document under its lock, let the caller change it, write it back if changed."""
     with locked(path):
-        data = json.loads(path.read_text()) if path.exists() else dict(default)
+        before = path.read_text() if path.exists() else None
+        data = json.loads(before) if before is not None else json.loads(json.dumps(default))
         yield data
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=1, default=str))
-        tmp.replace(path)
+        after = json.dumps(data, indent=1, default=str)
+        if after != before:  # most edits (a fault that is not set) change nothing
+            write_atomic(path, after.encode())
 
 
 def read_json(path: Path, default: dict[str, Any]) -> dict[str, Any]:
