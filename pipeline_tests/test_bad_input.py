@@ -25,6 +25,7 @@ from pipeline.contract import (
 )
 from pipeline.definitions import build_definitions
 from pipeline.warehouse import DuckDBWarehouse
+from pipeline_tests.test_contract import GOOD as SHOP
 
 NOW = datetime.now(UTC)
 CANNOT_RUN = ("rule could not run", "profiling query failed", "cannot read the table")
@@ -35,30 +36,6 @@ def sha(value: str) -> str:
 
 
 # --- 1. Contracts: one clear error naming file, table and column ----------------------------
-
-SHOP = """
-apiVersion: v3.0.2
-kind: DataContract
-id: shop
-name: shop
-version: 1.0.0
-status: active
-schema:
-  - name: customers
-    properties:
-      - {name: id, physicalType: VARCHAR, primaryKey: true}
-      - name: email
-        physicalType: VARCHAR
-        classification: email
-        customProperties: [{property: piiHandling, value: hashed}]
-  - name: orders
-    customProperties:
-      - {property: freshnessHours, value: 6}
-      - {property: rowCount, value: {min: 1}}
-    properties:
-      - {name: id, physicalType: BIGINT, primaryKey: true}
-      - {name: customer_id, physicalType: VARCHAR, relationships: [{to: customers.id}]}
-"""
 
 CONTRACT_CASES = {
     "unknown logicalType": (
@@ -102,7 +79,7 @@ CONTRACT_CASES = {
         ("customers", "email"),
     ),
     "property without a name": (
-        ("{name: customer_id, physicalType: VARCHAR,", "{physicalType: VARCHAR,"),
+        ("- name: customer_id\n        physicalType", "- physicalType"),
         "every property needs a `name`",
         ("orders", None),
     ),

@@ -25,6 +25,7 @@ schema:
   - name: orders
     customProperties:
       - {property: freshnessHours, value: 6}
+      - {property: rowCount, value: {min: 1}}
       - {property: severity, value: {freshness: warn}}
     properties:
       - {name: id, physicalType: BIGINT, primaryKey: true}
