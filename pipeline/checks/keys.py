@@ -136,7 +136,7 @@ def uniqueness_followup(
             rows = warehouse.query(duplicates_sql(table, key, warehouse.dialect, SAMPLES))
             entry["samples"] = [_sample(table, key, row) for row in rows]
         found[",".join(key)] = entry
-    return found
+    return {"keys": found}  # apart from the profile's key ranges
 
 
 def _sample(table: TableContract, key: tuple[str, ...], row: Mapping[str, Any]) -> dict[str, Any]:
@@ -149,9 +149,9 @@ def _sample(table: TableContract, key: tuple[str, ...], row: Mapping[str, Any]) 
 
 
 def judge_unique(table: TableContract, state: TableState, profile: Mapping[str, Any]) -> Verdict:
-    profile = {k: v for k, v in profile.items() if isinstance(v, dict)}  # not the key ranges
+    checked = profile["keys"]
     problems = []
-    for key, entry in profile.items():
+    for key, entry in checked.items():
         if "error" in entry:
             problems.append(f"({key}): {entry['error']}")
         elif entry["duplicate_keys"]:
@@ -160,8 +160,8 @@ def judge_unique(table: TableContract, state: TableState, profile: Mapping[str, 
             )
     return Verdict(
         passed=not problems,
-        summary="; ".join(problems) or f"{len(profile)} keys unique",
-        metadata={"keys": _without_sql(profile), "sql": _sql_of(profile)},
+        summary="; ".join(problems) or f"{len(checked)} keys unique",
+        metadata={"keys": _without_sql(checked), "sql": _sql_of(checked)},
     )
 
 
@@ -205,12 +205,13 @@ def orphans_followup(
             "orphans": int(row["orphans"]),
             "example": redact(row["example"], contract.classification if contract else None),
         }
-    return found
+    return {"foreign_keys": found}
 
 
 def judge_orphans(table: TableContract, state: TableState, profile: Mapping[str, Any]) -> Verdict:
+    checked = profile["foreign_keys"]
     problems = []
-    for relation, entry in profile.items():
+    for relation, entry in checked.items():
         if "error" in entry:
             problems.append(f"{relation}: {entry['error']}")
         elif entry["orphans"]:
@@ -219,8 +220,8 @@ def judge_orphans(table: TableContract, state: TableState, profile: Mapping[str,
             )
     return Verdict(
         passed=not problems,
-        summary="; ".join(problems) or f"{len(profile)} foreign keys resolve",
-        metadata={"foreign_keys": _without_sql(profile), "sql": _sql_of(profile)},
+        summary="; ".join(problems) or f"{len(checked)} foreign keys resolve",
+        metadata={"foreign_keys": _without_sql(checked), "sql": _sql_of(checked)},
     )
 
 
