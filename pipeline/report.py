@@ -80,7 +80,7 @@ def report(run_id: str, job_name: str, records: list[dict[str, Any]]) -> dict[st
         "job_name": job_name,
         "started_at": min(started) if started else None,
         "updated_at": _now(),
-        "git_revision": next((r["git_revision"] for r in records if r["git_revision"]), None),
+        "git_revision": git_revision(),
         "contracts_dir": str(contracts_dir()),
         "contract_sha256": contract_hashes(),
         "totals": {
@@ -137,7 +137,6 @@ def _record(
         "attributed_seconds": round(seconds, 4),
         "evaluation_elapsed_seconds": round(elapsed, 4),
         "recorded_at": _now(),
-        "git_revision": git_revision(),
     }
 
 
