@@ -72,9 +72,17 @@ class TableContract:
     severity: dict[str, str] = field(default_factory=dict)  # rule family -> error | warn
     pii_scan: str = "sample"  # sample | exact
     file: Path | None = None
+    published_schema: str = ""  # where the audited version is published for Looker
+    # The relation the checks read: the audit snapshot while auditing, else the landing table.
+    audited: tuple[str, str] | None = None
 
     def column(self, name: str) -> ColumnContract | None:
         return next((c for c in self.columns if c.name == name), None)
+
+    @property
+    def relation(self) -> tuple[str, str]:
+        """(schema, table) the checks read: the audit snapshot when set, else the landing table."""
+        return self.audited or (self.connector, self.name)
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,7 @@ class Contract:
     connector_id: str | None
     owner: str
     tables: dict[str, TableContract]
+    published_schema: str = ""
 
 
 def contracts_dir() -> Path:
@@ -128,14 +137,26 @@ def load_contract(path: Path) -> Contract:
     if not connector:
         raise ContractError(path, "needs an `id` naming the connector (its destination schema)")
     owner = _team_owner(odcs)
+    custom = _custom(odcs.customProperties)
+    published = custom.get("publishedSchema") or published_schema_for(connector)
+    if not isinstance(published, str) or published.lower() == connector.lower():
+        raise ContractError(
+            path, f"publishedSchema must be a schema name other than the landing schema "
+            f"{connector!r}, got {published!r}"
+        )  # fmt: skip
     tables: dict[str, TableContract] = {}
     for obj in odcs.schema_ or []:
-        table = _table(path, connector, owner, obj)
+        table = _table(path, connector, owner, obj, published)
         if table.name in tables:
             raise ContractError(path, "is listed twice", table.name)
         tables[table.name] = table
-    connector_id = _custom(odcs.customProperties).get("fivetranConnectorId")
-    return Contract(path, connector, connector_id, owner, tables)
+    connector_id = custom.get("fivetranConnectorId")
+    return Contract(path, connector, connector_id, owner, tables, published)
+
+
+def published_schema_for(connector: str) -> str:
+    """Default schema Looker reads a connector's audited tables from: <landing schema>_published."""
+    return f"{connector}_published"
 
 
 def _named(raw: dict[str, Any], loc: tuple[Any, ...]) -> tuple[str | None, str | None]:
@@ -162,7 +183,9 @@ def _custom(properties: list[CustomProperty] | None) -> dict[str, Any]:
     return {p.property: p.value for p in properties or [] if p.property}
 
 
-def _table(path: Path, connector: str, owner: str, obj: SchemaObject) -> TableContract:
+def _table(
+    path: Path, connector: str, owner: str, obj: SchemaObject, published: str
+) -> TableContract:
     if not obj.name:
         raise ContractError(path, "every schema object needs a `name`")
     custom = _custom(obj.customProperties)
@@ -212,6 +235,7 @@ def _table(path: Path, connector: str, owner: str, obj: SchemaObject) -> TableCo
         severity=dict(severity),
         pii_scan=pii_scan,
         file=path,
+        published_schema=published,
     )
 
 

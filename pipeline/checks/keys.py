@@ -38,7 +38,7 @@ def duplicates_sql(
         exp.select(
             *(c.as_(f"k{i}") for i, c in enumerate(cols)), exp.Count(this=exp.Star()).as_("n")
         )
-        .from_(table_ref(table.connector, table.name, dialect))
+        .from_(table_ref(*table.relation, dialect))
         .where(
             exp.and_(*(exp.Not(this=exp.Is(this=c.copy(), expression=exp.Null())) for c in cols))
         )
@@ -97,9 +97,7 @@ def bitmap_sql(table: TableContract, name: str, low: int, high: int) -> str:
         expression=exp.Anonymous(this="bit_count", expressions=[bits]),
     )
     return (
-        exp.select(excess.as_("excess"))
-        .from_(table_ref(table.connector, table.name, "duckdb"))
-        .sql("duckdb")
+        exp.select(excess.as_("excess")).from_(table_ref(*table.relation, "duckdb")).sql("duckdb")
     )
 
 
@@ -173,7 +171,7 @@ def orphans_sql(table: TableContract, fk: str, target: str, dialect: str) -> str
             exp.Count(this=exp.Star()).as_("orphans"),
             exp.Min(this=child_fk.copy()).as_("example"),
         )
-        .from_(table_ref(table.connector, table.name, dialect).as_("c"))
+        .from_(table_ref(*table.relation, dialect).as_("c"))
         .join(
             table_ref(connector, parent, dialect).as_("p"),
             on=exp.EQ(this=child_fk.copy(), expression=parent_key.copy()),

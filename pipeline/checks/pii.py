@@ -68,7 +68,7 @@ def samples(
         )  # fmt: skip
         sql = (
             exp.select(column(c.name, warehouse.dialect).as_("value"))
-            .from_(table_ref(table.connector, table.name, warehouse.dialect))
+            .from_(table_ref(*table.relation, warehouse.dialect))
             .where(condition)
             .limit(SAMPLES)
             .sql(warehouse.dialect)

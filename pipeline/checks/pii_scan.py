@@ -93,7 +93,7 @@ def candidates(
         value = _text(name, state, warehouse.dialect)
         sql = (
             exp.select(value.as_("value"))
-            .from_(table_ref(table.connector, table.name, warehouse.dialect))
+            .from_(table_ref(*table.relation, warehouse.dialect))
             .where(_hit(table, state, value.copy(), rate, warehouse.dialect))
             .limit(CANDIDATES)
             .sql(warehouse.dialect)

@@ -13,7 +13,7 @@ from pipeline.warehouse.sql import table_ref
 def profile_sql(table: TableContract, metrics: Mapping[str, exp.Expression], dialect: str) -> str:
     """SELECT every metric over the table; aliases are positional so any column name is safe."""
     select = exp.select(*(expr.as_(f"m{i}") for i, expr in enumerate(metrics.values())))
-    return select.from_(table_ref(table.connector, table.name, dialect)).sql(dialect=dialect)
+    return select.from_(table_ref(*table.relation, dialect)).sql(dialect=dialect)
 
 
 def run_profile(
