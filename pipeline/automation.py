@@ -13,6 +13,10 @@ GATE_JOB = "tollgate_gate"
 
 # A check runs again whenever its table lands a new sync (even when Fivetran synced on its own).
 CHECK_CONDITION = AutomationCondition.eager()
+# A table is published once its checks passed on the latest sync (the asset re-verifies).
+PUBLISH_CONDITION = (
+    AutomationCondition.eager() & AutomationCondition.all_deps_blocking_checks_passed()
+)
 # Looker refreshes after its tables update, and only once every blocking check upstream has
 # passed on that latest data (a pass from an older sync does not count).
 REFRESH_CONDITION = (

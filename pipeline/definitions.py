@@ -1,4 +1,6 @@
-"""Assemble the tollgate Definitions: Fivetran assets, contract checks, Looker refreshes."""
+"""Assemble the tollgate Definitions: Fivetran assets, contract checks, publish, Looker refreshes."""
+
+from dataclasses import replace
 
 from dagster import (
     AssetChecksDefinition,
@@ -13,10 +15,12 @@ from dagster_fivetran.translator import FivetranMetadataSet
 from pipeline import environment
 from pipeline.automation import automation_sensor, gate_job, gate_schedule
 from pipeline.checks.factory import build_table_checks, fivetran_key
-from pipeline.contract import Contract, ContractError, load_contracts
+from pipeline.contract import Contract, ContractError, TableContract, load_contracts
 from pipeline.fivetran import ContractTranslator
+from pipeline.gate import GateIndex
 from pipeline.looker import Refresh, build_refresh_asset, load_refreshes
 from pipeline.looker_checks import build_looker_checks
+from pipeline.published import build_publish_asset, published_key
 
 
 def build_definitions() -> Definitions:
@@ -32,13 +36,36 @@ def build_definitions() -> Definitions:
     syncs_sensor = build_fivetran_polling_sensor(
         workspace=workspace, dagster_fivetran_translator=translator, name="fivetran_syncs"
     )
-    refreshes = gated_refreshes(load_refreshes(), fivetran_assets, contracts)
+    synced = synced_keys(fivetran_assets)
+    published = {
+        published_key(c.connector, t.name): t
+        for c in contracts.values()
+        for t in c.tables.values()
+        if fivetran_key(c.connector, t.name) in synced
+    }
+    refreshes = [wire_refresh(r, contracts, published) for r in load_refreshes()]
+    # The exposure check follows LookML to the contract by either schema a view may name.
+    by_schema = {c.connector: c for c in contracts.values()} | {
+        c.published_schema: c for c in contracts.values()
+    }
+    checks = contract_checks(contracts, fivetran_assets)
+    contract_gate = GateIndex.build(fivetran_assets, checks)
+    publish_assets = [
+        build_publish_asset(t, contract_gate.blocking.get(fivetran_key(t.connector, t.name), ()))
+        for t in published.values()
+    ]
+    # What each refresh must verify itself: every blocking check upstream of what it reads.
+    index = GateIndex.build([*fivetran_assets, *publish_assets], checks)
     return Definitions(
-        assets=[*fivetran_assets, *(build_refresh_asset(r) for r in refreshes)],
-        asset_checks=[
-            *contract_checks(contracts, fivetran_assets),
-            *(build_looker_checks(r, contracts) for r in refreshes),
+        assets=[
+            *fivetran_assets,
+            *publish_assets,
+            *(
+                build_refresh_asset(r, published, index.blocking_upstream(r.deps))
+                for r in refreshes
+            ),
         ],
+        asset_checks=[*checks, *(build_looker_checks(r, by_schema) for r in refreshes)],
         jobs=[gate_job],
         schedules=[gate_schedule],
         sensors=[syncs_sensor, automation_sensor],
@@ -79,27 +106,29 @@ def contract_checks(
     return checks
 
 
-def gated_refreshes(
-    refreshes: list[Refresh],
-    fivetran_assets: list[AssetsDefinition],
-    contracts: dict[str, Contract],
-) -> list[Refresh]:
-    """Refreshes whose every table Fivetran syncs under a contract; others would be ungated."""
-    synced = synced_keys(fivetran_assets)
-    contracted = {
-        fivetran_key(c.connector, t) for c in contracts.values() for t in c.tables
-    } & synced
-    gated = []
-    for refresh in refreshes:
-        ungated = [t for t in refresh.reads if fivetran_key(*t.split(".", 1)) not in contracted]
-        if ungated:
-            get_dagster_logger().warning(
-                f"looker/{refresh.name} is not loaded: it reads {', '.join(ungated)}, which no "
-                "Fivetran connector syncs under a contract, so no check could gate it."
+def wire_refresh(
+    refresh: Refresh, contracts: dict[str, Contract], published: dict[AssetKey, TableContract]
+) -> Refresh:
+    """The refresh's deps are the published tables it reads; any other read is a problem."""
+    by_schema = {c.published_schema.lower(): c for c in contracts.values()}
+    landing = {c.connector.lower(): c for c in contracts.values()}
+    deps, problems = [], list(refresh.problems)
+    for read in refresh.reads:
+        schema, _, name = read.lower().rpartition(".")
+        contract = by_schema.get(schema)
+        key = published_key(contract.connector, name) if contract else None
+        if key in published:
+            deps.append(key)
+        elif schema in landing:
+            problems.append(
+                f"LookML reads {read}, Fivetran's landing table: read "
+                f"{landing[schema].published_schema}.{name}, the audited version, instead"
             )
         else:
-            gated.append(refresh)
-    return gated
+            problems.append(
+                f"LookML reads {read}, which no contract publishes (no check could gate it)"
+            )
+    return replace(refresh, deps=tuple(dict.fromkeys(deps)), problems=tuple(problems))
 
 
 def synced_keys(fivetran_assets: list[AssetsDefinition]) -> set[AssetKey]:

@@ -2,13 +2,16 @@
 
 import json
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
 from dagster import (
+    AssetCheckKey,
     AssetExecutionContext,
+    AssetKey,
     AssetsDefinition,
     Config,
     Failure,
@@ -20,9 +23,12 @@ from looker_sdk.error import SDKError
 from looker_sdk.sdk.api40.methods import Looker40SDK
 from looker_sdk.sdk.api40.models import WriteDatagroup
 
+from pipeline import gate, publish
 from pipeline.automation import REFRESH_CONDITION
 from pipeline.checks.factory import fivetran_key
+from pipeline.contract import TableContract
 from pipeline.looker_lineage import Lineage, lookml_dir
+from pipeline.warehouse import Warehouse
 
 REFRESHES_FILE = Path(__file__).parent / "looker_refreshes.yaml"
 
@@ -35,6 +41,8 @@ class Refresh:
     datagroup: tuple[str, str] | None = None  # (model, datagroup name)
     pdt: tuple[str, str] | None = None  # (model, view)
     views: tuple[str, ...] = ()  # LookML views whose data this refresh puts in front of users
+    deps: tuple[AssetKey, ...] = ()  # the published tables it reads (set by definitions)
+    problems: tuple[str, ...] = ()  # why it must not run: unresolved lineage, ungated reads
 
 
 class RefreshConfig(Config):
@@ -88,19 +96,29 @@ def load_refreshes(path: Path = REFRESHES_FILE, project: Path | None = None) -> 
     return refreshes
 
 
-def build_refresh_asset(refresh: Refresh) -> AssetsDefinition:
+def build_refresh_asset(
+    refresh: Refresh,
+    published: Mapping[AssetKey, TableContract],
+    blocking: Sequence[AssetCheckKey],
+) -> AssetsDefinition:
+    """The refresh asset; it verifies the gate itself before any call that refreshes Looker."""
+
     @asset(
         key=["looker", refresh.name],
-        deps=[fivetran_key(*table.split(".", 1)) for table in refresh.reads],
+        deps=list(refresh.deps),
         group_name="looker",
         kinds={"looker"},
         description=refresh.description,
         automation_condition=REFRESH_CONDITION,
     )
     def looker_refresh(
-        context: AssetExecutionContext, config: RefreshConfig, looker: LookerResource
+        context: AssetExecutionContext,
+        config: RefreshConfig,
+        looker: LookerResource,
+        warehouse: Warehouse,
     ):
-        metadata: dict[str, str] = {}
+        versions = verify_gate(context, refresh, published, blocking, warehouse)
+        metadata: dict[str, str] = {"published_versions": ", ".join(versions)}
         try:
             sdk = looker.get_sdk()
             if refresh.datagroup:
@@ -116,6 +134,33 @@ def build_refresh_asset(refresh: Refresh) -> AssetsDefinition:
         return MaterializeResult(metadata=metadata)
 
     return looker_refresh
+
+
+def verify_gate(
+    context: AssetExecutionContext,
+    refresh: Refresh,
+    published: Mapping[AssetKey, TableContract],
+    blocking: Sequence[AssetCheckKey],
+    warehouse: Warehouse,
+) -> list[str]:
+    """Refuse unless every blocking check upstream passed and each table read is published."""
+    problems = list(refresh.problems) + gate.not_passed(context.instance, blocking)
+    versions = []
+    for key in refresh.deps:
+        table = published[key]
+        version = publish.published_version(warehouse, table)
+        where = f"{table.published_schema}.{table.name}"
+        if version is None:
+            problems.append(f"{where} has never been published (owner: {table.owner})")
+            continue
+        versions.append(f"{where}@{version}")
+        source = fivetran_key(table.connector, table.name)
+        problems += gate.passed_on(
+            context.instance, [c for c in blocking if c.asset_key == source], version
+        )
+    if problems:
+        raise gate.refuse(f"refresh looker/{refresh.name}", problems)
+    return versions
 
 
 def reset_datagroup(sdk: Looker40SDK, model: str, name: str) -> str:

@@ -4,6 +4,12 @@ from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult
 
 from pipeline.definitions import build_definitions
 
+TABLES = {
+    "payments": ("customers", "charges", "invoices"),
+    "crm": ("companies", "contacts", "deals"),
+}
+FIVETRAN_KEYS = {AssetKey(["fivetran", c, t]) for c, tables in TABLES.items() for t in tables}
+PUBLISHED_KEYS = {AssetKey(["published", c, t]) for c, tables in TABLES.items() for t in tables}
 LOOKER_KEYS = {
     AssetKey(["looker", "payments_etl"]),
     AssetKey(["looker", "revenue_by_customer"]),

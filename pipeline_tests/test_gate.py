@@ -5,16 +5,14 @@ from dagster import AssetKey
 from pipeline.sandbox import looker_api
 from pipeline.settings import duckdb_path
 from pipeline.warehouse import DuckDBWarehouse
-from pipeline_tests.gate import LOOKER_KEYS, failed_checks, materialized, run_gate
-
-FIVETRAN_KEYS = {
-    AssetKey(["fivetran", connector, table])
-    for connector, tables in {
-        "payments": ("customers", "charges", "invoices"),
-        "crm": ("companies", "contacts", "deals"),
-    }.items()
-    for table in tables
-}
+from pipeline_tests.gate import (
+    FIVETRAN_KEYS,
+    LOOKER_KEYS,
+    PUBLISHED_KEYS,
+    failed_checks,
+    materialized,
+    run_gate,
+)
 
 
 def looker_calls() -> list[str]:
@@ -24,7 +22,7 @@ def looker_calls() -> list[str]:
 def test_clean_run_lands_checks_and_refreshes_looker():
     result = run_gate()
     assert result.success
-    assert materialized(result) == FIVETRAN_KEYS | LOOKER_KEYS
+    assert materialized(result) == FIVETRAN_KEYS | PUBLISHED_KEYS | LOOKER_KEYS
     evaluations = result.get_asset_check_evaluations()
     assert {e.asset_key for e in evaluations} == FIVETRAN_KEYS | LOOKER_KEYS
     assert all(e.passed for e in evaluations)
@@ -53,10 +51,13 @@ def test_null_ids_fail_the_check_and_hold_looker_back(monkeypatch):
     done = materialized(result)
     assert done >= FIVETRAN_KEYS  # the data landed; only what reads it is held back
     assert not done & LOOKER_KEYS
+    held = {AssetKey(["published", "payments", "charges"]), AssetKey(["published", "crm", "deals"])}
+    assert done & PUBLISHED_KEYS == PUBLISHED_KEYS - held
     assert {e.step_key for e in result.get_step_failure_events()} == {
         "payments__charges__contract",
         "crm__deals__contract",
     }
     started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
     assert not any(step.startswith("looker") for step in started)
+    assert not {"publish__payments__charges", "publish__crm__deals"} & started
     assert not any(c.startswith(("PATCH", "GET /api/4.0/derived_table")) for c in looker_calls())

@@ -19,7 +19,7 @@ from dagster import (
 )
 from dagster_fivetran import FivetranWorkspace
 
-from pipeline import report
+from pipeline import publish, report
 from pipeline.automation import CHECK_CONDITION
 from pipeline.checks import freshness, keys, not_null, pii, pii_scan, schema
 from pipeline.checks.fivetran_config import fetch_column_config
@@ -28,6 +28,8 @@ from pipeline.checks.rule import Rule, TableState, Verdict
 from pipeline.contract import TableContract
 from pipeline.settings import REPO_ROOT
 from pipeline.warehouse import Warehouse
+
+AUDITED_VERSION = "audited_version"  # metadata key: the snapshot version a result judged
 
 RULES: tuple[Rule, ...] = (
     not_null.RULE,
@@ -72,11 +74,26 @@ def build_table_checks(table: TableContract, connector_id: str | None) -> AssetC
             for r in rules
             if AssetCheckKey(key, r.check_name) in context.selected_asset_check_keys
         ]
-        context.log.info(f"Checking {table.connector}.{table.name}: {len(selected)} rules")
         started = time.monotonic()
-        state_or_error = table_state(table, selected, warehouse, fivetran, connector_id)
-        results = evaluate(table, selected, warehouse, state_or_error)
+        version = publish.new_version(context.run.run_id)
+        try:
+            audited: TableContract | Exception = publish.snapshot(warehouse, table, version)
+        except Exception as error:  # fail closed: nothing frozen means nothing audited
+            audited = RuntimeError(f"could not snapshot the landed table for audit: {error}")
+        context.log.info(
+            f"Checking {table.connector}.{table.name} as {publish.AUDIT_SCHEMA} version "
+            f"{version}: {len(selected)} rules"
+        )
+        state_or_error = (
+            audited
+            if isinstance(audited, Exception)
+            else table_state(audited, selected, warehouse, fivetran, connector_id)
+        )
+        subject = table if isinstance(audited, Exception) else audited
+        results = evaluate(subject, selected, warehouse, state_or_error, version=version)
         yield from report.recorded(context, results, started)
+        if not isinstance(audited, Exception):
+            publish.prune(warehouse, table)
 
     return table_contract
 
@@ -90,8 +107,8 @@ def table_state(
 ) -> TableState | Exception:
     """Columns, size estimate and (when a rule needs it) Fivetran's column config."""
     try:
-        columns = warehouse.columns(table.connector, table.name)
-        estimate = warehouse.row_estimate(table.connector, table.name)
+        columns = warehouse.columns(*table.relation)
+        estimate = warehouse.row_estimate(*table.relation)
     except Exception as error:  # fail closed: an unreadable table fails every rule
         return error
     # Both warehouses resolve names case-insensitively and columns() lower-cases them:
@@ -112,13 +129,16 @@ def evaluate(
     rules: Sequence[Rule],
     warehouse: Warehouse,
     state: TableState | Exception | None = None,
+    version: str | None = None,
 ) -> Iterator[AssetCheckResult]:
     """Judge every rule; a rule that cannot run fails with its error, never passes."""
     if state is None:
         state = table_state(table, rules, warehouse, None, None)
     if isinstance(state, Exception):
         for rule in rules:
-            yield _result(table, rule, Verdict(False, f"cannot read the table: {state}"), "")
+            yield _result(
+                table, rule, Verdict(False, f"cannot read the table: {state}"), "", version
+            )
         return
     profiles, sql = _profiles(table, rules, state, warehouse)
     for rule in rules:
@@ -127,6 +147,7 @@ def evaluate(
             rule,
             _judge(table, rule, state, warehouse, profiles[rule.check_name]),
             sql.get(rule.check_name, ""),
+            version,
         )
 
 
@@ -173,9 +194,13 @@ def _profiles(
         return profiles, sqls
 
 
-def _result(table: TableContract, rule: Rule, verdict: Verdict, sql: str) -> AssetCheckResult:
+def _result(
+    table: TableContract, rule: Rule, verdict: Verdict, sql: str, version: str | None = None
+) -> AssetCheckResult:
     description = verdict.summary if verdict.passed else f"{verdict.summary} (owner: {table.owner})"
     metadata: dict[str, Any] = {"owner": table.owner, "contract": _shown(table.file)}
+    if version:
+        metadata[AUDITED_VERSION] = version
     sql = verdict.metadata.get("sql") or sql  # a rule's own queries, else the shared profile
     for name, value in verdict.metadata.items():
         if name == "sql":

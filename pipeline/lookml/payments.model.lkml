@@ -4,9 +4,9 @@ label: "Payments"
 include: "/views/payments/*.view.lkml"
 include: "/dashboards/*.dashboard.lookml"
 
-# No sql_trigger on _fivetran_synced: that would refresh Looker on data no contract has
-# checked yet. tollgate triggers this datagroup through the API once the payments checks pass;
-# until then dashboards keep serving the cached, last good results.
+# The views read payments_published.*, which tollgate points at a table's audited snapshot only
+# once every blocking check passed on it; Fivetran's landing schema (payments.*) is never read.
+# No sql_trigger: tollgate resets this datagroup through the API after it publishes.
 datagroup: payments_etl {
   label: "Payments ETL"
   description: "Triggered by tollgate after the payments tables pass their data contract."

@@ -24,6 +24,10 @@ class Warehouse(ConfigurableResource):
         """Run one statement and return its rows as dicts keyed by lower-case column name."""
 
     @abstractmethod
+    def execute(self, statements: list[str]) -> None:
+        """Run statements in order, as one transaction where the backend has transactional DDL."""
+
+    @abstractmethod
     def write_table(self, schema: str, table: str, frame: pd.DataFrame) -> None:
         """Replace schema.table with the frame's rows (used by the sandbox to land a sync)."""
 

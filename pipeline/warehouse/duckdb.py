@@ -47,6 +47,17 @@ class DuckDBWarehouse(Warehouse):
             names = [d[0].lower() for d in cursor.description or []]
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
+    def execute(self, statements: list[str]) -> None:
+        with self.connect() as conn:
+            conn.execute("BEGIN")
+            try:
+                for statement in statements:
+                    conn.execute(statement)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
     def write_table(self, schema: str, table: str, frame: pd.DataFrame) -> None:
         schema_sql = identifier(schema, "duckdb").sql("duckdb")
         target = f"{schema_sql}.{identifier(table, 'duckdb').sql('duckdb')}"

@@ -25,6 +25,14 @@ class SnowflakeWarehouse(Warehouse):
             names = [d[0].lower() for d in cursor.description or []]
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
+    def execute(self, statements: list[str]) -> None:
+        # Snowflake commits each DDL statement on its own: callers order statements so that
+        # any prefix leaves readers on a complete table (publish.py).
+        with self.snowflake.get_connection() as conn:
+            cursor = conn.cursor()
+            for statement in statements:
+                cursor.execute(statement)
+
     def write_table(self, schema: str, table: str, frame: pd.DataFrame) -> None:
         # Plain DDL + INSERT rather than write_pandas: the sandbox lands small tables, and a stage
         # upload would need more grants than a read-mostly service role usually has.

@@ -1,5 +1,5 @@
 view: companies {
-  sql_table_name: crm.companies ;;
+  sql_table_name: crm_published.companies ;;
 
   dimension: id {
     primary_key: yes

@@ -1,5 +1,5 @@
 view: contacts {
-  sql_table_name: crm.contacts ;;
+  sql_table_name: crm_published.contacts ;;
 
   dimension: id {
     primary_key: yes

@@ -1,5 +1,5 @@
 view: deals {
-  sql_table_name: crm.deals ;;
+  sql_table_name: crm_published.deals ;;
 
   dimension: id {
     primary_key: yes

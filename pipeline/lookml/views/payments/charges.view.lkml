@@ -1,5 +1,5 @@
 view: charges {
-  sql_table_name: payments.charges ;;
+  sql_table_name: payments_published.charges ;;
 
   dimension: id {
     primary_key: yes

@@ -1,5 +1,5 @@
 view: customers {
-  sql_table_name: payments.customers ;;
+  sql_table_name: payments_published.customers ;;
 
   dimension: id {
     primary_key: yes

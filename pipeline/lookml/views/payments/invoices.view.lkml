@@ -1,5 +1,5 @@
 view: invoices {
-  sql_table_name: payments.invoices ;;
+  sql_table_name: payments_published.invoices ;;
 
   dimension: id {
     primary_key: yes

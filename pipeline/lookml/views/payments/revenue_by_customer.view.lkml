@@ -9,8 +9,8 @@ view: revenue_by_customer {
         SUM(charges.amount) / 100.0 AS revenue,
         MIN(charges.created) AS first_charge_at,
         MAX(charges.created) AS last_charge_at
-      FROM payments.charges AS charges
-      JOIN payments.customers AS customers ON charges.customer_id = customers.id
+      FROM payments_published.charges AS charges
+      JOIN payments_published.customers AS customers ON charges.customer_id = customers.id
       WHERE charges.status = 'succeeded'
       GROUP BY 1, 2, 3 ;;
     datagroup_trigger: payments_etl

@@ -1,0 +1,158 @@
+"""The gate verifies itself: publish and refresh refuse unless the blocking checks they rest on passed.
+
+Dagster's in-run blocking and the automation conditions are the fast path. This is the guarantee:
+whatever started a publish or a refresh (full run, partial selection, UI button, schedule,
+sensor), it reads the checks' latest results from the instance and refuses on anything but a pass.
+"""
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from dagster import (
+    AssetCheckKey,
+    AssetChecksDefinition,
+    AssetKey,
+    AssetsDefinition,
+    DagsterInstance,
+    Failure,
+)
+
+from pipeline.checks.factory import AUDITED_VERSION
+
+HISTORY_SEARCHED = 100  # check results searched for the one that passed a published version
+# Dagster's check-record types are internal; these are the stable names they carry.
+AssetCheckExecutionRecord = Any  # instance.event_log_storage check records
+PASSED, PLANNED = "SUCCEEDED", "PLANNED"
+
+
+@dataclass(frozen=True)
+class GateIndex:
+    """Which blocking checks sit on which assets, and what each asset depends on.
+
+    Built from the definitions when the code location loads, because a run that selected only
+    part of the graph (say `key:looker/*`) does not see the checks of the assets it skipped.
+    """
+
+    parents: Mapping[AssetKey, frozenset[AssetKey]]
+    blocking: Mapping[AssetKey, tuple[AssetCheckKey, ...]]
+
+    @classmethod
+    def build(
+        cls, assets: Iterable[AssetsDefinition], checks: Iterable[AssetChecksDefinition]
+    ) -> "GateIndex":
+        parents: dict[AssetKey, frozenset[AssetKey]] = {}
+        for assets_def in assets:
+            for key, deps in assets_def.asset_deps.items():
+                parents[key] = frozenset(deps)
+        blocking: dict[AssetKey, list[AssetCheckKey]] = {}
+        for checks_def in checks:
+            for spec in checks_def.check_specs:
+                if spec.blocking:
+                    blocking.setdefault(spec.asset_key, []).append(spec.key)
+        return cls(
+            parents, {k: tuple(sorted(v, key=lambda c: c.name)) for k, v in blocking.items()}
+        )
+
+    def upstream(self, keys: Iterable[AssetKey]) -> list[AssetKey]:
+        """The given assets and everything upstream of them."""
+        seen: dict[AssetKey, None] = {}
+        todo = list(keys)
+        while todo:
+            key = todo.pop(0)
+            if key not in seen:
+                seen[key] = None
+                todo.extend(sorted(self.parents.get(key, ()), key=lambda k: k.path))
+        return list(seen)
+
+    def blocking_upstream(self, keys: Iterable[AssetKey]) -> list[AssetCheckKey]:
+        return [c for key in self.upstream(keys) for c in self.blocking.get(key, ())]
+
+
+def audited_version(
+    instance: DagsterInstance, checks: Sequence[AssetCheckKey], table: AssetKey
+) -> str:
+    """The snapshot version every blocking check of the table last passed on; Failure otherwise."""
+    if not checks:
+        raise Failure(f"{table.to_user_string()} has no blocking contract checks: nothing gates it")
+    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(list(checks))
+    problems = _not_passed(checks, latest)
+    if problems:
+        raise Failure("; ".join(problems), metadata={"failing_checks": problems})
+    versions = {_version(latest[c]) for c in checks}
+    if len(versions) != 1 or None in versions:
+        raise Failure(
+            f"the blocking checks of {table.to_user_string()} last passed on different "
+            f"snapshots ({', '.join(sorted(str(v) for v in versions))}): run the table's "
+            "contract check whole, then publish"
+        )
+    return versions.pop()
+
+
+def passed_on(
+    instance: DagsterInstance, checks: Sequence[AssetCheckKey], version: str
+) -> list[str]:
+    """Blocking checks with no passing result on `version` (searched back in time)."""
+    missing = []
+    for check in checks:
+        records = instance.event_log_storage.get_asset_check_execution_history(
+            check, limit=HISTORY_SEARCHED
+        )
+        if not any(r.status.value == PASSED and _version(r) == version for r in records):
+            missing.append(f"{_name(check)} has no passing result on version {version}")
+    return missing
+
+
+def not_passed(instance: DagsterInstance, checks: Sequence[AssetCheckKey]) -> list[str]:
+    """One line per blocking check whose latest result is not a pass."""
+    if not checks:
+        return []
+    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(list(checks))
+    return _not_passed(checks, latest)
+
+
+def _not_passed(
+    checks: Sequence[AssetCheckKey], latest: Mapping[AssetCheckKey, AssetCheckExecutionRecord]
+) -> list[str]:
+    problems = []
+    for check in checks:
+        record = latest.get(check)
+        if record is None:
+            problems.append(f"{_name(check)} has never run")
+        elif record.status.value == PLANNED:
+            problems.append(f"{_name(check)} did not finish (run {record.run_id[:8]})")
+        elif record.status.value != PASSED:
+            problems.append(f"{_name(check)} failed: {_description(record)}")
+    return problems
+
+
+def refuse(what: str, problems: list[str]) -> Failure:
+    """The Failure a publish or refresh raises, naming every check, table and owner in its way."""
+    return Failure(
+        f"Refusing to {what}: " + "; ".join(problems),
+        metadata={"held_back_by": problems},
+    )
+
+
+def _record_metadata(record: AssetCheckExecutionRecord) -> Mapping:
+    evaluation = record.event.dagster_event.event_specific_data if record.event else None
+    return getattr(evaluation, "metadata", None) or {}
+
+
+def _version(record: AssetCheckExecutionRecord) -> str | None:
+    value = _record_metadata(record).get(AUDITED_VERSION)
+    return getattr(value, "value", value)
+
+
+def _description(record: AssetCheckExecutionRecord) -> str:
+    evaluation = record.event.dagster_event.event_specific_data if record.event else None
+    description = getattr(evaluation, "description", None) or "no reason given"
+    owner = _record_metadata(record).get("owner")
+    owner = getattr(owner, "value", owner)
+    if owner and "owner" not in description:
+        description += f" (owner: {owner})"
+    return description
+
+
+def _name(check: AssetCheckKey) -> str:
+    return f"{check.asset_key.to_user_string()} {check.name}"

@@ -1,0 +1,250 @@
+"""Write-audit-publish: audit an immutable snapshot of each landed table, then publish exactly it.
+
+Fivetran writes the landing schema; the checks read a snapshot in `tollgate_audit`; the publish
+asset points the published schema (what Looker reads) at a snapshot every blocking check passed
+on. Snowflake snapshots and publishes with zero-copy CLONE; DuckDB snapshots with one copy and
+publishes by replacing a view, both metadata-only at publish time. A ledger table in the audit
+schema records every publish and rollback, so the published version is known without guessing.
+"""
+
+import argparse
+import sys
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from sqlglot import exp
+
+from pipeline.contract import TableContract
+from pipeline.warehouse import TableNotFound, Warehouse
+from pipeline.warehouse.sql import identifier, table_ref
+
+AUDIT_SCHEMA = "tollgate_audit"
+LEDGER = "publications"
+KEEP_SNAPSHOTS = 3  # newest snapshots kept besides those a rollback may need
+KEEP_PUBLISHED = 3  # published versions a rollback can return to (current included)
+
+
+class PublishError(RuntimeError):
+    """A publish or rollback that cannot happen; the message names the table and version."""
+
+
+def new_version(run_id: str) -> str:
+    """A sortable, unique version id: UTC time of the snapshot and the run that took it."""
+    return datetime.now(UTC).strftime("v%Y%m%dt%H%M%S%f") + "_" + run_id[:8].lower()
+
+
+def snapshot_name(table: TableContract, version: str) -> str:
+    return f"{table.connector}__{table.name}__{version}"
+
+
+def snapshot(warehouse: Warehouse, table: TableContract, version: str) -> TableContract:
+    """Freeze the landed table as `version`; the returned contract reads the snapshot."""
+    dialect = warehouse.dialect
+    target = _sql(table_ref(AUDIT_SCHEMA, snapshot_name(table, version), dialect), dialect)
+    landing = _sql(table_ref(table.connector, table.name, dialect), dialect)
+    copy = (
+        f"CREATE TABLE {target} CLONE {landing}"
+        if dialect == "snowflake"
+        else f"CREATE TABLE {target} AS SELECT * FROM {landing}"
+    )
+    warehouse.execute([_create_schema(AUDIT_SCHEMA, dialect), copy])
+    return replace(table, audited=(AUDIT_SCHEMA, snapshot_name(table, version)))
+
+
+def history(warehouse: Warehouse, table: TableContract) -> list[str]:
+    """Published versions of the table, oldest first, after rollbacks: the last one is live."""
+    dialect = warehouse.dialect
+    try:
+        warehouse.columns(AUDIT_SCHEMA, LEDGER)
+    except TableNotFound:
+        return []
+    where = exp.and_(
+        exp.column(_id("schema_name", dialect)).eq(exp.Literal.string(table.published_schema)),
+        exp.column(_id("table_name", dialect)).eq(exp.Literal.string(table.name)),
+    )
+    query = (
+        exp.select(_id("version", dialect), _id("action", dialect))
+        .from_(table_ref(AUDIT_SCHEMA, LEDGER, dialect))
+        .where(where)
+        .order_by(_id("seq", dialect))
+    )
+    stack: list[str] = []
+    for row in warehouse.query(query.sql(dialect=dialect)):
+        if row["action"] == "publish":
+            stack.append(row["version"])
+        elif stack:
+            stack.pop()
+    return stack
+
+
+def published_version(warehouse: Warehouse, table: TableContract) -> str | None:
+    stack = history(warehouse, table)
+    return stack[-1] if stack else None
+
+
+def publish(warehouse: Warehouse, table: TableContract, version: str, run_id: str) -> bool:
+    """Make the audited snapshot `version` what the published table shows; False if it already was.
+
+    Versions sort by snapshot time, so a slow run never replaces a newer published version
+    with its older one.
+    """
+    live = published_version(warehouse, table)
+    if live is not None and live >= version:
+        return False
+    _point_at(warehouse, table, version, "publish", run_id)
+    prune(warehouse, table)
+    return True
+
+
+def rollback(warehouse: Warehouse, table: TableContract, run_id: str = "manual") -> tuple[str, str]:
+    """Point the published table back at the version published before the live one."""
+    stack = history(warehouse, table)
+    if len(stack) < 2:
+        raise PublishError(
+            f"{table.published_schema}.{table.name} has no earlier published version to roll "
+            f"back to ({len(stack)} published so far)"
+        )
+    _point_at(warehouse, table, stack[-2], "rollback", run_id)
+    return stack[-1], stack[-2]
+
+
+def _point_at(
+    warehouse: Warehouse, table: TableContract, version: str, action: str, run_id: str
+) -> None:
+    dialect = warehouse.dialect
+    source = snapshot_name(table, version)
+    if source.lower() not in _snapshots(warehouse, table):
+        raise PublishError(
+            f"cannot {action} {table.published_schema}.{table.name}: its audit snapshot "
+            f"{AUDIT_SCHEMA}.{source} no longer exists"
+        )
+    target = _sql(table_ref(table.published_schema, table.name, dialect), dialect)
+    frozen = _sql(table_ref(AUDIT_SCHEMA, source, dialect), dialect)
+    swap = (
+        # One statement replaces the table atomically; COPY GRANTS keeps Looker's access.
+        f"CREATE OR REPLACE TABLE {target} CLONE {frozen} COPY GRANTS"
+        if dialect == "snowflake"
+        else f"CREATE OR REPLACE VIEW {target} AS SELECT * FROM {frozen}"
+    )
+    ledger = _sql(table_ref(AUDIT_SCHEMA, LEDGER, dialect), dialect)
+    seq = _sql(_id("seq", dialect), dialect)
+    values = ", ".join(
+        exp.Literal.string(value).sql(dialect=dialect)
+        for value in (table.published_schema, table.name, version, action, run_id)
+    )
+    at = exp.Literal.string(datetime.now(UTC).isoformat()).sql(dialect=dialect)
+    # The sequence number is taken inside the same transaction as the swap (DuckDB).
+    record = f"INSERT INTO {ledger} SELECT {values}, {at}, (SELECT COALESCE(MAX({seq}), 0) + 1 FROM {ledger})"
+    warehouse.execute(
+        [
+            _create_schema(AUDIT_SCHEMA, dialect),
+            _create_ledger(dialect),
+            _create_schema(table.published_schema, dialect),
+            swap,
+            record,
+        ]
+    )
+
+
+def prune(warehouse: Warehouse, table: TableContract) -> list[str]:
+    """Drop the table's snapshots that are neither among the newest nor needed for a rollback."""
+    snapshots = sorted(_snapshots(warehouse, table))
+    keep = set(snapshots[-KEEP_SNAPSHOTS:]) | {
+        snapshot_name(table, v).lower() for v in history(warehouse, table)[-KEEP_PUBLISHED:]
+    }
+    dropped = [name for name in snapshots if name not in keep]
+    dialect = warehouse.dialect
+    if dropped:
+        warehouse.execute(
+            [
+                f"DROP TABLE IF EXISTS {_sql(table_ref(AUDIT_SCHEMA, n, dialect), dialect)}"
+                for n in dropped
+            ]
+        )
+    return dropped
+
+
+def _snapshots(warehouse: Warehouse, table: TableContract) -> set[str]:
+    """Lower-case names of the table's snapshots in the audit schema."""
+    dialect = warehouse.dialect
+    schema = AUDIT_SCHEMA.upper() if dialect == "snowflake" else AUDIT_SCHEMA
+    rows = warehouse.query(
+        exp.select("table_name")
+        .from_("information_schema.tables")
+        .where(exp.column("table_schema").eq(exp.Literal.string(schema)))
+        .sql(dialect=dialect)
+    )
+    prefix = f"{table.connector}__{table.name}__v".lower()
+    return {r["table_name"].lower() for r in rows if r["table_name"].lower().startswith(prefix)}
+
+
+def _create_ledger(dialect: str) -> str:
+    columns = ", ".join(
+        f"{_sql(_id(name, dialect), dialect)} {kind}"
+        for name, kind in (
+            ("schema_name", "VARCHAR"),
+            ("table_name", "VARCHAR"),
+            ("version", "VARCHAR"),
+            ("action", "VARCHAR"),
+            ("run_id", "VARCHAR"),
+            ("at", "VARCHAR"),
+            ("seq", "BIGINT"),
+        )
+    )
+    return f"CREATE TABLE IF NOT EXISTS {_sql(table_ref(AUDIT_SCHEMA, LEDGER, dialect), dialect)} ({columns})"
+
+
+def _create_schema(schema: str, dialect: str) -> str:
+    return f"CREATE SCHEMA IF NOT EXISTS {_sql(identifier(schema, dialect), dialect)}"
+
+
+def _id(name: str, dialect: str) -> exp.Identifier:
+    return identifier(name, dialect)
+
+
+def _sql(expression: exp.Expression, dialect: str) -> str:
+    return expression.sql(dialect=dialect)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m pipeline.publish rollback CONNECTOR[.TABLE]`: restore the previous version."""
+    from pipeline import environment
+    from pipeline.contract import load_contracts
+
+    parser = argparse.ArgumentParser(prog="python -m pipeline.publish")
+    sub = parser.add_subparsers(dest="command", required=True)
+    back = sub.add_parser("rollback", help="point published tables at their previous version")
+    back.add_argument("target", help="CONNECTOR or CONNECTOR.TABLE")
+    show = sub.add_parser("status", help="print each table's published versions, newest last")
+    show.add_argument("target", nargs="?", default="", help="CONNECTOR or CONNECTOR.TABLE")
+    args = parser.parse_args(argv)
+
+    contracts = load_contracts()
+    connector, _, name = args.target.partition(".")
+    tables = [
+        t
+        for c in contracts.values()
+        for t in c.tables.values()
+        if (not connector or c.connector == connector) and (not name or t.name == name)
+    ]
+    if not tables:
+        print(f"no contracted table matches {args.target!r}", file=sys.stderr)
+        return 2
+    warehouse = environment.warehouse().process_config_and_initialize()
+    failed = 0
+    for table in tables:
+        where = f"{table.published_schema}.{table.name}"
+        if args.command == "status":
+            print(f"{where}: {', '.join(history(warehouse, table)) or 'never published'}")
+            continue
+        try:
+            was, now = rollback(warehouse, table)
+            print(f"{where}: rolled back from {was} to {now}")
+        except PublishError as error:
+            print(f"{where}: {error}", file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

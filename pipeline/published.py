@@ -1,0 +1,75 @@
+"""Publish assets: one per contracted table, exposing its audited snapshot where Looker reads."""
+
+import re
+from collections.abc import Sequence
+
+from dagster import (
+    AssetCheckKey,
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    AssetSpec,
+    Failure,
+    MaterializeResult,
+    multi_asset,
+)
+
+from pipeline import gate, publish
+from pipeline.automation import PUBLISH_CONDITION
+from pipeline.checks.factory import fivetran_key
+from pipeline.contract import TableContract
+from pipeline.warehouse import Warehouse
+from pipeline.warehouse.sql import table_ref
+
+
+def published_key(connector: str, table: str) -> AssetKey:
+    return AssetKey(["published", connector, table])
+
+
+def build_publish_asset(
+    table: TableContract, blocking: Sequence[AssetCheckKey]
+) -> AssetsDefinition:
+    """Publish the table's audited snapshot, refusing unless every blocking check passed on it."""
+    source = fivetran_key(table.connector, table.name)
+    where = f"{table.published_schema}.{table.name}"
+    spec = AssetSpec(
+        key=published_key(table.connector, table.name),
+        deps=[source],
+        group_name=table.connector,
+        owners=[table.owner],
+        tags={"contract": table.connector},
+        description=f"{table.connector}.{table.name} as audited, published to {where} for Looker.",
+        automation_condition=PUBLISH_CONDITION,
+    )
+
+    @multi_asset(specs=[spec], name=f"publish__{_safe(table.connector)}__{_safe(table.name)}")
+    def publish_table(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
+        try:
+            version = gate.audited_version(context.instance, blocking, source)
+        except Failure as failure:
+            raise gate.refuse(f"publish {where}", [failure.description or ""]) from None
+        changed = publish.publish(warehouse, table, version, context.run.run_id)
+        context.log.info(
+            f"Published {where} = {publish.AUDIT_SCHEMA}.{publish.snapshot_name(table, version)}"
+            if changed
+            else f"{where} already shows version {version} or a newer one"
+        )
+        return MaterializeResult(
+            metadata={
+                "version": version,
+                "published_as": where,
+                "dagster/row_count": _row_count(warehouse, table),
+            }
+        )
+
+    return publish_table
+
+
+def _row_count(warehouse: Warehouse, table: TableContract) -> int:
+    relation = table_ref(table.published_schema, table.name, warehouse.dialect)
+    rows = warehouse.query(f"SELECT COUNT(*) AS n FROM {relation.sql(dialect=warehouse.dialect)}")
+    return int(rows[0]["n"])
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", name)

@@ -1,0 +1,173 @@
+"""Scope: write-audit-publish in-process — Looker's tables change only to audited, passing versions."""
+
+import lkml
+import pytest
+import sqlglot
+from dagster import AssetKey, DagsterInstance
+from sqlglot import exp
+
+from pipeline import publish
+from pipeline.contract import load_contracts
+from pipeline.definitions import build_definitions
+from pipeline.looker_lineage import LOOKML_DIR
+from pipeline.sandbox import looker_api
+from pipeline.settings import duckdb_path
+from pipeline.warehouse import DuckDBWarehouse
+from pipeline_tests.gate import LOOKER_KEYS, materialized, run_gate
+
+CHARGES = AssetKey(["fivetran", "payments", "charges"])
+CUSTOMERS = AssetKey(["fivetran", "payments", "customers"])
+PUBLISHED_CHARGES = AssetKey(["published", "payments", "charges"])
+PUBLISHED_CUSTOMERS = AssetKey(["published", "payments", "customers"])
+FAST_PDT = {"ops": {"looker__revenue_by_customer": {"config": {"poll_interval_seconds": 0.05}}}}
+
+
+def warehouse() -> DuckDBWarehouse:
+    return DuckDBWarehouse(path=str(duckdb_path()))
+
+
+def lookml_tables() -> set[str]:
+    """Every table any LookML file names: sql_table_name and the tables in derived SQL."""
+    tables = set()
+    for path in LOOKML_DIR.rglob("*.lkml"):
+        for view in lkml.load(path.read_text()).get("views", []):
+            if "sql_table_name" in view:
+                tables.add(view["sql_table_name"].strip())
+            sql = view.get("derived_table", {}).get("sql")
+            if sql:
+                tables |= {f"{t.db}.{t.name}" for t in sqlglot.parse_one(sql).find_all(exp.Table)}
+    return tables
+
+
+def fingerprint(table: str) -> tuple:
+    """Rows, null ids and the latest sync a table holds, as Looker would read it."""
+    [row] = warehouse().query(
+        f"SELECT count(*) AS n, count(*) - count(id) AS null_ids, max(_fivetran_synced) AS synced "
+        f"FROM {table}"
+    )
+    return row["n"], row["null_ids"], row["synced"]
+
+
+def sync_audit_publish(instance: DagsterInstance, keys: set[AssetKey]) -> None:
+    """One gate run over just these Fivetran and publish assets (and the tables' checks)."""
+    job = build_definitions().resolve_implicit_global_asset_job_def()
+    assert job.get_subset(asset_selection=keys).execute_in_process(instance=instance).success
+
+
+def refresh_calls() -> list[str]:
+    return [
+        f"{r['method']} {r['path']}"
+        for r in looker_api.requests_seen()
+        if r["method"] == "PATCH" or "/derived_table/" in r["path"]
+    ]
+
+
+def test_looker_tables_keep_the_last_clean_rows_until_a_sync_passes(monkeypatch):
+    tables = lookml_tables()
+    assert tables and all(t.split(".")[0].endswith("_published") for t in tables)
+    instance = DagsterInstance.ephemeral()
+    assert run_gate(FAST_PDT, instance).success
+    clean = {t: fingerprint(t) for t in tables}
+    assert all(n > 0 and nulls == 0 for n, nulls, _ in clean.values())
+
+    monkeypatch.setenv("TOLLGATE_SANDBOX_DEFECTS", "null_ids")
+    assert not run_gate(FAST_PDT, instance).success
+    assert fingerprint("payments.charges")[1] == 12  # the landing table holds the defect
+    for table in ("payments_published.charges", "crm_published.deals"):
+        assert fingerprint(table) == clean[table]
+
+    monkeypatch.delenv("TOLLGATE_SANDBOX_DEFECTS")
+    assert run_gate(FAST_PDT, instance).success
+    later = {t: fingerprint(t) for t in tables}
+    assert all(later[t][2] > clean[t][2] and later[t][1] == 0 for t in tables)
+
+
+@pytest.mark.parametrize("selected", ["looker", "published"])
+def test_a_partial_selection_after_a_failed_check_refuses(monkeypatch, selected):
+    instance = DagsterInstance.ephemeral()
+    assert run_gate(FAST_PDT, instance).success
+    before = fingerprint("payments_published.charges")
+    monkeypatch.setenv("TOLLGATE_SANDBOX_DEFECTS", "null_ids")
+    assert not run_gate(FAST_PDT, instance).success
+    seen = len(refresh_calls())
+
+    job = build_definitions().resolve_implicit_global_asset_job_def()
+    keys = LOOKER_KEYS if selected == "looker" else {PUBLISHED_CHARGES}
+    result = job.get_subset(asset_selection=keys, asset_check_selection=set()).execute_in_process(
+        instance=instance,
+        run_config=FAST_PDT if selected == "looker" else None,
+        raise_on_error=False,
+    )
+    assert not result.success
+    assert not materialized(result)
+    messages = " ".join(e.step_failure_data.error.message for e in result.get_step_failure_events())
+    assert "Refusing to" in messages
+    assert "fivetran/payments/charges required_columns_are_not_null failed" in messages
+    assert "owner: team:payments-data" in messages
+    assert refresh_calls()[seen:] == []  # Looker never heard of it
+    assert fingerprint("payments_published.charges") == before
+
+
+def test_rows_landing_after_the_audit_began_are_not_published():
+    instance = DagsterInstance.ephemeral()
+    defs = build_definitions()
+    job = defs.resolve_implicit_global_asset_job_def()
+    audit = job.get_subset(asset_selection={CHARGES})
+    assert audit.execute_in_process(instance=instance).success
+    # Fivetran writes again after the checks froze their snapshot: 7 ids go null.
+    warehouse().execute(
+        [
+            "UPDATE payments.charges SET id = NULL WHERE id IN (SELECT id FROM payments.charges LIMIT 7)"
+        ]
+    )
+    publish_only = job.get_subset(asset_selection={PUBLISHED_CHARGES}, asset_check_selection=set())
+    assert publish_only.execute_in_process(instance=instance).success
+    n, null_ids, _ = fingerprint("payments_published.charges")
+    assert (n, null_ids) == (fingerprint("payments.charges")[0], 0)
+
+
+def test_checks_that_passed_on_different_snapshots_do_not_publish():
+    instance = DagsterInstance.ephemeral()
+    job = build_definitions().resolve_implicit_global_asset_job_def()
+    assert job.get_subset(asset_selection={CHARGES}).execute_in_process(instance=instance).success
+    [one] = [
+        k
+        for k in job.asset_layer.asset_graph.get(CHARGES).check_keys
+        if k.name == "keys_are_unique"
+    ]
+    rerun = job.get_subset(asset_selection=set(), asset_check_selection={one})
+    assert rerun.execute_in_process(instance=instance).success
+    publish_only = job.get_subset(asset_selection={PUBLISHED_CHARGES}, asset_check_selection=set())
+    result = publish_only.execute_in_process(instance=instance, raise_on_error=False)
+    assert not result.success
+    [failure] = result.get_step_failure_events()
+    assert "different snapshots" in failure.step_failure_data.error.message
+
+
+def test_rollback_restores_the_previous_published_version(capsys):
+    instance = DagsterInstance.ephemeral()
+    keys = {CHARGES, CUSTOMERS, PUBLISHED_CHARGES, PUBLISHED_CUSTOMERS}
+    sync_audit_publish(instance, keys)
+    first = fingerprint("payments_published.charges")
+    sync_audit_publish(instance, keys)
+    assert fingerprint("payments_published.charges") != first
+
+    assert publish.main(["rollback", "payments.charges"]) == 0
+    assert "rolled back from" in capsys.readouterr().out
+    assert fingerprint("payments_published.charges") == first
+    assert fingerprint("payments_published.customers")[2] > first[2]  # only the named table
+    # The first version has nothing before it: a second rollback refuses, naming the table.
+    assert publish.main(["rollback", "payments.charges"]) == 1
+    assert "payments_published.charges has no earlier published version" in capsys.readouterr().err
+    assert fingerprint("payments_published.charges") == first
+
+
+def test_snapshots_are_pruned_but_rollback_targets_kept():
+    instance = DagsterInstance.ephemeral()
+    for _ in range(publish.KEEP_PUBLISHED + 1):
+        sync_audit_publish(instance, {CHARGES, PUBLISHED_CHARGES})
+    table = load_contracts()["payments"].tables["charges"]
+    kept = publish._snapshots(warehouse(), table)
+    live = publish.history(warehouse(), table)
+    assert len(live) == publish.KEEP_PUBLISHED + 1
+    assert kept == {publish.snapshot_name(table, v).lower() for v in live[1:]}
