@@ -16,6 +16,9 @@ from pipeline_tests.gate import run_gate
 PAYMENTS_TABLES = {
     AssetKey(["fivetran", "payments", t]) for t in ("customers", "charges", "invoices")
 }
+PAYMENTS_PUBLISHED = {
+    AssetKey(["published", "payments", t]) for t in ("customers", "charges", "invoices")
+}
 PAYMENTS_REFRESHES = {
     AssetKey(["looker", "payments_etl"]),
     AssetKey(["looker", "revenue_by_customer"]),
@@ -32,11 +35,16 @@ def test_a_failed_check_never_lets_a_later_tick_refresh_looker(monkeypatch):
     monkeypatch.setenv("TOLLGATE_SANDBOX_DEFECTS", "null_ids")
     assert not run_gate(instance=instance).success
     first = evaluate_automation_conditions(defs=defs, instance=instance)
-    assert not any(isinstance(k, AssetKey) and k.path[0] == "looker" for k in requested(first))
+    held = {k for k in requested(first) if isinstance(k, AssetKey)}
+    assert not any(k.path[0] == "looker" for k in held)
+    assert not held & {
+        AssetKey(["published", "crm", "deals"]),
+        AssetKey(["published", "payments", "charges"]),
+    }
 
     # Payments syncs again, clean, outside the gate: its checks are requested, and the payments
-    # refreshes with them (the run then blocks them if the checks fail); the CRM, whose last
-    # checks failed and which did not sync, stays held back.
+    # publish and refreshes with them (the run then blocks them if the checks fail); the CRM,
+    # whose last checks failed and which did not sync, stays held back.
     monkeypatch.delenv("TOLLGATE_SANDBOX_DEFECTS")
     job = defs.resolve_implicit_global_asset_job_def()
     job.get_subset(asset_selection=PAYMENTS_TABLES, asset_check_selection=set()).execute_in_process(
@@ -44,7 +52,7 @@ def test_a_failed_check_never_lets_a_later_tick_refresh_looker(monkeypatch):
     )
     second = evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
     keys = requested(second)
-    assert {k for k in keys if isinstance(k, AssetKey)} == PAYMENTS_REFRESHES
+    assert {k for k in keys if isinstance(k, AssetKey)} == PAYMENTS_PUBLISHED | PAYMENTS_REFRESHES
     assert {k.asset_key for k in keys if isinstance(k, AssetCheckKey)} == PAYMENTS_TABLES
 
 

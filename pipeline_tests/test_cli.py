@@ -9,18 +9,19 @@ from pathlib import Path
 import pytest
 from dagster import AssetKey, DagsterInstance
 
+from pipeline.sandbox import looker_api
 from pipeline.settings import REPO_ROOT
 from pipeline_tests.gate import LOOKER_KEYS
 
 DAGSTER = Path(sys.executable).parent / "dagster"
 
 
-def start(home: Path, defects: str = "") -> subprocess.Popen:
+def start(home: Path, defects: str = "", select: str = "*") -> subprocess.Popen:
     home.mkdir(exist_ok=True)
     shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
     env = {**os.environ, "DAGSTER_HOME": str(home), "TOLLGATE_SANDBOX_DEFECTS": defects}
     return subprocess.Popen(
-        [str(DAGSTER), "asset", "materialize", "-m", "pipeline", "--select", "*"],
+        [str(DAGSTER), "asset", "materialize", "-m", "pipeline", "--select", select],
         cwd=home,  # dagster.yaml's relative storage paths land under the test's own folder
         env=env,
         stdout=subprocess.PIPE,
@@ -34,8 +35,8 @@ def finish(process: subprocess.Popen) -> tuple[int, str]:
     return process.returncode, output
 
 
-def materialize(home: Path, defects: str = "") -> subprocess.CompletedProcess:
-    code, output = finish(start(home, defects))
+def materialize(home: Path, defects: str = "", select: str = "*") -> subprocess.CompletedProcess:
+    code, output = finish(start(home, defects, select))
     return subprocess.CompletedProcess([], code, output, "")
 
 
@@ -59,6 +60,13 @@ def test_cli_exit_code_follows_blocking_checks(tmp_path, monkeypatch, defects):
         assert run.returncode != 0, output[-3000:]
         assert "required_columns_are_not_null" in output
         assert materialized(home, LOOKER_KEYS) == set()
+        # Selecting only the Looker refreshes afterwards does not open the gate.
+        again = materialize(home, defects, select="key:looker/*")
+        assert again.returncode != 0, again.stdout[-3000:]
+        assert "Refusing to refresh looker/payments_etl" in again.stdout
+        assert "fivetran/payments/charges required_columns_are_not_null failed" in again.stdout
+        assert materialized(home, LOOKER_KEYS) == set()
+        assert not [r for r in looker_api.requests_seen() if r["method"] == "PATCH"]
     else:
         assert run.returncode == 0, output[-3000:]
         assert materialized(home, LOOKER_KEYS) == LOOKER_KEYS

@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from dagster import AssetKey
+from dagster import AssetKey, DagsterInstance
 from sqlglot import exp
 
 from pipeline import environment
@@ -10,7 +10,7 @@ from pipeline.checks import factory
 from pipeline.definitions import build_definitions
 from pipeline.sandbox import fivetran_sync, looker_api
 from pipeline.warehouse import DuckDBWarehouse
-from pipeline_tests.gate import LOOKER_KEYS, failed_checks, materialized, run_gate
+from pipeline_tests.gate import LOOKER_KEYS, PUBLISHED_KEYS, failed_checks, materialized, run_gate
 
 PAYMENTS_LOOKER = {
     AssetKey(["looker", "payments_etl"]),
@@ -24,11 +24,11 @@ def step_errors(result) -> dict[str, str]:
 
 
 def checks_and_refreshes(instance=None):
-    """Run only the checks and Looker refreshes (no sync): the warehouse as it is now."""
+    """Run only the checks, publish and Looker refreshes (no sync): the warehouse as it is now."""
     defs = build_definitions()
     job = defs.resolve_implicit_global_asset_job_def()
     subset = job.get_subset(
-        asset_selection=LOOKER_KEYS,
+        asset_selection=LOOKER_KEYS | PUBLISHED_KEYS,
         asset_check_selection=set(defs.resolve_asset_graph().asset_check_keys),
     )
     return subset.execute_in_process(raise_on_error=False, instance=instance)
@@ -82,9 +82,16 @@ def test_never_synced_connector_has_no_assets_and_no_refresh():
     fivetran_sync.set_faults(never_synced=["crm"])
     defs = build_definitions()
     keys = defs.resolve_asset_graph().get_all_asset_keys()
-    assert not any(k.path[:2] == ["fivetran", "crm"] for k in keys)
-    assert AssetKey(["looker", "crm_etl"]) not in keys  # nothing could gate it, so it is not loaded
+    assert not any(k.path[:2] in (["fivetran", "crm"], ["published", "crm"]) for k in keys)
     assert AssetKey(["looker", "payments_etl"]) in keys
+    # crm_etl loads, but nothing could gate what it reads, so it refuses to run, naming why.
+    job = defs.resolve_implicit_global_asset_job_def()
+    subset = job.get_subset(asset_selection=CRM_LOOKER, asset_check_selection=set())
+    result = subset.execute_in_process(raise_on_error=False)
+    message = step_errors(result)["looker__crm_etl"]
+    assert "Refusing to refresh looker/crm_etl" in message
+    assert "crm_published.deals, which no contract publishes" in message
+    assert not [r for r in looker_api.requests_seen() if r["method"] == "PATCH"]
 
 
 def test_warehouse_down_fails_every_check_and_refreshes_nothing(monkeypatch):
@@ -115,9 +122,10 @@ def test_a_broken_rule_fails_alone(monkeypatch):
 
 
 def test_table_dropped_between_sync_and_check(monkeypatch):
-    assert run_gate().success
+    instance = DagsterInstance.ephemeral()
+    assert run_gate(instance=instance).success
     environment.warehouse().query('DROP TABLE "payments"."invoices"')
-    result = checks_and_refreshes()
+    result = checks_and_refreshes(instance)
     failures = failed_checks(result)
     invoices = {check: d for (_, table, check), d in failures.items() if table == "invoices"}
     assert invoices and all("does not exist" in d for d in invoices.values())

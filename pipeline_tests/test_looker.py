@@ -62,7 +62,7 @@ def test_pii_dimension_without_access_grant_fails_the_looker_check(tmp_path, mon
     assert set(failures) == {
         ("payments_etl", "no_pii_shown_without_access_grant"),
     }
-    assert "customers.name shows payments.customers.name" in "".join(failures.values())
+    assert "customers.name shows payments_published.customers.name" in "".join(failures.values())
 
 
 def test_lookml_validation_errors_fail_the_looker_check():
@@ -75,9 +75,13 @@ def test_lookml_validation_errors_fail_the_looker_check():
     )
 
 
-def test_refresh_reading_an_uncontracted_table_is_not_loaded(tmp_path, monkeypatch):
+def refused(result, refresh: str) -> str:
+    [failure] = [e for e in result.get_step_failure_events() if e.step_key == f"looker__{refresh}"]
+    return failure.step_failure_data.error.message
+
+
+def test_refresh_reading_an_uncontracted_table_refuses_to_run(tmp_path, monkeypatch):
     from pipeline.contract import CONTRACTS_DIR
-    from pipeline.definitions import build_definitions
 
     contracts = tmp_path / "contracts"
     shutil.copytree(CONTRACTS_DIR, contracts)
@@ -85,6 +89,22 @@ def test_refresh_reading_an_uncontracted_table_is_not_loaded(tmp_path, monkeypat
     text = crm.read_text()
     crm.write_text(text[: text.index("  - name: deals")])  # the deals table loses its contract
     monkeypatch.setenv("TOLLGATE_CONTRACTS_DIR", str(contracts))
-    keys = build_definitions().resolve_asset_graph().get_all_asset_keys()
-    assert AssetKey(["looker", "crm_etl"]) not in keys
-    assert AssetKey(["looker", "payments_etl"]) in keys
+    result = run_gate(pdt_config(poll_interval_seconds=0.05))
+    assert "crm_published.deals, which no contract publishes" in refused(result, "crm_etl")
+    assert materialized(result) & LOOKER_KEYS == LOOKER_KEYS - {AssetKey(["looker", "crm_etl"])}
+    assert sum(c.startswith("PATCH /api/4.0/datagroups/") for c in calls()) == 1  # payments only
+
+
+def test_lookml_reading_a_landing_table_refuses_to_refresh(tmp_path, monkeypatch):
+    project = tmp_path / "lookml"
+    shutil.copytree(LOOKML_DIR, project)
+    view = project / "views" / "payments" / "charges.view.lkml"
+    view.write_text(view.read_text().replace("payments_published.charges", "payments.charges"))
+    monkeypatch.setenv("TOLLGATE_LOOKML_DIR", str(project))
+    result = run_gate(pdt_config(poll_interval_seconds=0.05))
+    message = refused(result, "payments_etl")
+    assert "reads payments.charges, Fivetran's landing table" in message
+    assert "payments_published.charges" in message
+    assert materialized(result) & LOOKER_KEYS == LOOKER_KEYS - {
+        AssetKey(["looker", "payments_etl"])
+    }

@@ -74,7 +74,8 @@ def test_clean_run_reports_every_check_with_its_sql_contracts_and_revision(isola
             assert f"```sql\n{check['sql']}\n```" == sql.value
     for table in ("payments/charges", "payments/customers", "crm/contacts", "crm/deals"):
         sql = checks[f"fivetran/{table}", "required_columns_are_not_null"]["sql"]
-        assert sql.startswith("SELECT") and table.replace("/", '"."') in sql
+        audited = '"tollgate_audit"."' + table.replace("/", "__") + "__v"
+        assert sql.startswith("SELECT") and audited in sql
 
 
 def test_failed_checks_are_failures_in_the_folder_the_environment_names(
