@@ -52,8 +52,10 @@ def main() -> None:
     for run in range(args.repeat):
         times["floor"].append(timed(lambda: warehouse.query(floor_sql)))
         version = publish.new_version(f"bench{run:04d}")
-        times["snapshot"].append(timed(lambda: publish.snapshot(warehouse, table, version)))
-        times["publish"].append(timed(lambda: publish.publish(warehouse, table, version, "bench")))
+        times["snapshot"].append(timed(lambda v=version: publish.snapshot(warehouse, table, v)))
+        times["publish"].append(
+            timed(lambda v=version: publish.publish(warehouse, table, v, "bench"))
+        )
         assert warehouse.query(published_sql) == [{"n": args.rows}]
         if run:
             times["rollback"].append(timed(lambda: publish.rollback(warehouse, table)))
