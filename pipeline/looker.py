@@ -27,7 +27,7 @@ from pipeline import gate, publish
 from pipeline.automation import REFRESH_CONDITION
 from pipeline.checks.factory import fivetran_key
 from pipeline.contract import TableContract
-from pipeline.looker_lineage import Lineage, lookml_dir
+from pipeline.looker_lineage import lookml_dir, resolve_refresh
 from pipeline.warehouse import Warehouse
 
 REFRESHES_FILE = Path(__file__).parent / "looker_refreshes.yaml"
@@ -43,6 +43,7 @@ class Refresh:
     views: tuple[str, ...] = ()  # LookML views whose data this refresh puts in front of users
     deps: tuple[AssetKey, ...] = ()  # the published tables it reads (set by definitions)
     problems: tuple[str, ...] = ()  # why it must not run: unresolved lineage, ungated reads
+    default_schema: str | None = None  # the model connection's, for unqualified table names
 
 
 class RefreshConfig(Config):
@@ -63,10 +64,15 @@ class SandboxLookerResource(LookerResource):
 
 
 def load_refreshes(path: Path = REFRESHES_FILE, project: Path | None = None) -> list[Refresh]:
-    """Refreshes from the config; the tables each reads come from LookML unless `reads` overrides."""
-    lineage = Lineage(project or lookml_dir())
+    """Refreshes from the config; the tables each reads come from LookML, plus any listed `reads`."""
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    default_schemas = {
+        name: settings["default_schema"]
+        for name, settings in (config.get("connections") or {}).items()
+        if (settings or {}).get("default_schema")
+    }
     refreshes = []
-    for entry in yaml.safe_load(path.read_text(encoding="utf-8"))["refreshes"]:
+    for entry in config["refreshes"]:
         datagroup = (
             (entry["datagroup"]["model"], entry["datagroup"]["name"])
             if "datagroup" in entry
@@ -74,14 +80,13 @@ def load_refreshes(path: Path = REFRESHES_FILE, project: Path | None = None) -> 
         )
         pdt = (entry["pdt"]["model"], entry["pdt"]["view"]) if "pdt" in entry else None
         try:
-            nodes = (lineage.datagroup_nodes(*datagroup) if datagroup else set()) | (
-                {lineage.view_node(pdt[1])} if pdt else set()
-            )
-        except LookupError as error:
+            lineage = resolve_refresh(project or lookml_dir(), datagroup, pdt, default_schemas)
+        except (LookupError, FileNotFoundError) as error:
             raise ValueError(f"{path}: refresh {entry['name']!r}: {error}") from None
-        derived = lineage.reachable(nodes, "fivetran")
-        reads = entry.get("reads") or sorted(".".join(key.path[1:]) for key in derived)
-        if not reads:
+        # `reads` adds tables the LookML does not show; it never removes one LookML reads.
+        derived = {f"{schema}.{table}" for schema, table in lineage.tables}
+        reads = sorted(derived | {t.lower() for t in entry.get("reads") or []})
+        if not reads and not lineage.problems:
             raise ValueError(f"{path}: refresh {entry['name']!r} reads no warehouse table")
         refreshes.append(
             Refresh(
@@ -90,7 +95,9 @@ def load_refreshes(path: Path = REFRESHES_FILE, project: Path | None = None) -> 
                 reads=tuple(reads),
                 datagroup=datagroup,
                 pdt=pdt,
-                views=tuple(sorted(key.path[1] for key in lineage.reachable(nodes, "view"))),
+                views=tuple(sorted(lineage.views)),
+                problems=lineage.problems,
+                default_schema=lineage.default_schema,
             )
         )
     return refreshes

@@ -1,6 +1,5 @@
 """Looker-side checks: the LookML validates, and no PII column is shown without an access grant."""
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,57 +13,15 @@ from dagster import (
     multi_asset_check,
 )
 from dagster_looker import LookerResource
-from sqlglot import exp
-from sqlglot.lineage import lineage
 
 from pipeline import report
 from pipeline.contract import Contract
 from pipeline.looker import Refresh
-from pipeline.looker_lineage import Lineage, lookml_dir
+from pipeline.looker_exposure import exposed_pii
+from pipeline.looker_lineage import lookml_dir
 
 LOOKML_VALID = "lookml_is_valid"
 NO_PII_EXPOSED = "no_pii_shown_without_access_grant"
-_TABLE_COLUMN = re.compile(r"\$\{TABLE\}\s*\.\s*\"?(\w+)\"?")
-
-
-def exposed_pii(
-    lineage: Lineage, views: tuple[str, ...], contracts: Mapping[str, Contract]
-) -> list[str]:
-    """Dimensions that show a column the contract classifies as raw PII, with no grant or hiding."""
-    found = []
-    for name in views:
-        view = lineage.views.get(name, {})
-        for field in view.get("dimensions", []) + view.get("dimension_groups", []):
-            if field.get("hidden") == "yes" or field.get("required_access_grants"):
-                continue
-            for output in _TABLE_COLUMN.findall(field.get("sql", "${TABLE}." + field["name"])):
-                for schema, table_name, column_name in source_columns(view, output.lower()):
-                    contract = contracts.get(schema)
-                    table = contract.tables.get(table_name) if contract else None
-                    column = table.column(column_name) if table else None
-                    if column and column.is_pii and column.pii_handling == "allowed":
-                        found.append(
-                            f"{name}.{field['name']} shows {schema}.{table_name}.{column_name} "
-                            f"({column.classification}, owner {table.owner})"
-                        )
-    return found
-
-
-def source_columns(view: Mapping[str, Any], column: str) -> list[tuple[str, str, str]]:
-    """(schema, table, column) a view's column comes from: its table, or its derived SQL's lineage."""
-    sql = view.get("derived_table", {}).get("sql")
-    if not sql:
-        parts = str(view.get("sql_table_name", "")).replace('"', "").lower().split(".")
-        return [(parts[-2], parts[-1], column)] if len(parts) >= 2 else []
-    try:
-        node = lineage(column, sql.strip().rstrip(";"), schema=None)
-    except Exception:  # Liquid or ${view.SQL_TABLE_NAME} SQL: no column lineage to follow
-        return []
-    return [
-        (leaf.source.db.lower(), leaf.source.name.lower(), leaf.name.split(".")[-1].lower())
-        for leaf in node.walk()
-        if not leaf.downstream and isinstance(leaf.source, exp.Table)
-    ]
 
 
 def build_looker_checks(
@@ -126,10 +83,15 @@ def _validate(key: AssetKey, looker: LookerResource, model: str) -> AssetCheckRe
 
 
 def _pii(key: AssetKey, refresh: Refresh, contracts: Mapping[str, Contract]) -> AssetCheckResult:
+    model = (refresh.datagroup or refresh.pdt or ("", ""))[0]
     try:
-        findings = exposed_pii(Lineage(lookml_dir()), refresh.views, contracts)
+        findings = exposed_pii(
+            lookml_dir(), model, refresh.views, contracts, refresh.default_schema
+        )
     except Exception as error:
         return _result(key, NO_PII_EXPOSED, False, f"LookML could not be read: {error}", {})
+    # Views the lineage could not resolve were not analysed: no pass on a partial picture.
+    findings += [f"lineage incomplete: {problem}" for problem in refresh.problems]
     summary = "; ".join(findings) or f"no raw PII shown ungranted in {len(refresh.views)} views"
     return _result(key, NO_PII_EXPOSED, not findings, summary, {"exposed": findings})
 

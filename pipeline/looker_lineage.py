@@ -1,16 +1,29 @@
-"""Which warehouse tables each Looker refresh reads, derived from the LookML project."""
+"""Which warehouse tables each Looker refresh reads, resolved from LookML completely or with problems."""
 
 import os
-import warnings
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import lkml
-from dagster import AssetKey, AssetSpec, BetaWarning
-from dagster_looker import DagsterLookerLkmlTranslator, build_looker_asset_specs
+import sqlglot
+from sqlglot import exp
+from sqlglot.optimizer.scope import traverse_scope
+
+from pipeline.lookml_project import Model, load_model, origin
 
 LOOKML_DIR = Path(__file__).parent / "lookml"
+# `${view.SQL_TABLE_NAME}` stands in the SQL we parse as a table named VIEW_TABLE + view.
+VIEW_TABLE = "lookml_sql_table_name__"
+SQL_TABLE_NAME = re.compile(r"\$\{\s*(\w+)\.SQL_TABLE_NAME\s*\}", re.IGNORECASE)
+LOOKML_REFERENCE = re.compile(r"\$\{[^}]*\}")
+FIELD_REFERENCE = re.compile(r"\$\{(?!\s*\w+\.SQL_TABLE_NAME\s*\})[^}]*\}", re.IGNORECASE)
+LIQUID = re.compile(r"\{\{|\{%")
+SUBQUERY = re.compile(r"\bselect\b", re.IGNORECASE)
+DIALECTS = (None, "snowflake", "bigquery")  # the connection's dialect is not in the LookML
+FIELD_LISTS = ("dimensions", "dimension_groups", "measures", "filters", "parameters")
+FIELD_SQL = ("sql", "sql_start", "sql_end", "sql_latitude", "sql_longitude")
 
 
 def lookml_dir() -> Path:
@@ -18,72 +31,183 @@ def lookml_dir() -> Path:
     return Path(os.environ.get("TOLLGATE_LOOKML_DIR") or LOOKML_DIR)
 
 
-class FivetranTableKeys(DagsterLookerLkmlTranslator):
-    """dagster-looker's LookML lineage, with warehouse tables keyed as fivetran/<schema>/<table>."""
-
-    def get_asset_spec(self, lookml_structure: tuple[Path, str, Mapping[str, Any]]) -> AssetSpec:
-        spec = super().get_asset_spec(lookml_structure)
-        _, kind, props = lookml_structure
-        if kind != "table":
-            return spec
-        parts = [part.name.lower() for part in props["table"].parts]
-        return spec.replace_attributes(key=AssetKey(["fivetran", *parts[-2:]]))
+class UnresolvedSql(ValueError):
+    """SQL whose tables cannot be known: templated, unparseable, or calling table functions."""
 
 
-class Lineage:
-    """The LookML graph (dashboards → explores → views → tables) and each model's datagroups."""
+@dataclass(frozen=True)
+class RefreshLineage:
+    tables: frozenset[tuple[str, str]]  # (schema, table), lower-case, as the SQL names them
+    views: frozenset[str]  # LookML views whose data the refresh puts in front of users
+    problems: tuple[str, ...]  # what could not be resolved, each naming its file and construct
+    default_schema: str | None = None  # the model connection's, for unqualified table names
 
-    def __init__(self, project: Path):
-        if not project.is_dir():
-            raise FileNotFoundError(f"LookML project folder {project} does not exist")
-        self.project = project
-        with warnings.catch_warnings():  # beta API; the dagster-looker minor version is pinned
-            warnings.simplefilter("ignore", BetaWarning)
-            specs = build_looker_asset_specs(
-                project_dir=project, dagster_looker_translator=FivetranTableKeys()
+
+def resolve_refresh(
+    project: Path,
+    datagroup: tuple[str, str] | None,
+    pdt: tuple[str, str] | None,
+    default_schemas: Mapping[str, str],
+) -> RefreshLineage:
+    """Tables read by a datagroup's explores and triggered PDTs, or by one PDT (model, view)."""
+    models = {start[0] for start in (datagroup, pdt) if start}
+    if len(models) != 1:
+        raise LookupError(f"a refresh names one model, got {sorted(models) or 'none'}")
+    model = load_model(project, models.pop())
+    default_schema = default_schemas.get(model.connection)
+    walk = _Walk(model, default_schema)
+    if datagroup:
+        if datagroup[1] not in model.datagroups:
+            raise LookupError(
+                f"{project}: model {model.name!r} defines no datagroup {datagroup[1]!r}"
             )
-        self.graph = {spec.key: {dep.asset_key for dep in spec.deps} for spec in specs}
-        self.models = {
-            path.name.removesuffix(".model.lkml"): lkml.load(path.read_text(encoding="utf-8"))
-            for path in project.rglob("*.model.lkml")
-        }
-        self.views = {
-            view["name"]: view
-            for path in project.rglob("*.view.lkml")
-            for view in lkml.load(path.read_text(encoding="utf-8")).get("views", [])
-        }
+        for name, explore in model.explores.items():
+            cached = explore.get("persist_with", model.persist_with) == datagroup[1]
+            if cached and explore.get("extension") != "required":
+                walk.explore(name, explore)
+        for name, view in model.views.items():
+            if view.get("derived_table", {}).get("datagroup_trigger") == datagroup[1]:
+                walk.view(name, f"{origin(view)}: datagroup_trigger")
+    if pdt:
+        if pdt[1] not in model.views:
+            raise LookupError(f"{project}: model {model.name!r} includes no view {pdt[1]!r}")
+        walk.view(pdt[1], f"{model.file}: pdt")
+    return RefreshLineage(
+        tables=frozenset(walk.tables),
+        views=frozenset(walk.views),
+        problems=tuple(dict.fromkeys(model.problems + walk.problems)),
+        default_schema=default_schema,
+    )
 
-    def reachable(self, starts: set[AssetKey], kind: str) -> set[AssetKey]:
-        """Every node of one kind (fivetran, view, explore) reachable from the start nodes."""
-        seen, todo = set(), list(starts)
-        while todo:
-            key = todo.pop()
-            if key not in seen:
-                seen.add(key)
-                todo.extend(self.graph.get(key, ()))
-        return {key for key in seen if key.path[0] == kind}
 
-    def view_node(self, view: str) -> AssetKey:
-        key = AssetKey(["view", view])
-        if key not in self.graph:
-            raise LookupError(f"{self.project}: no LookML view named {view!r}")
-        return key
+class _Walk:
+    """Follows explores to views, and views to tables and to the views their SQL names."""
 
-    def datagroup_nodes(self, model: str, datagroup: str) -> set[AssetKey]:
-        """Every explore the datagroup caches, and every PDT view it triggers."""
-        props = self.models.get(model)
-        if props is None:
-            raise LookupError(f"{self.project}: no model file {model}.model.lkml")
-        if datagroup not in {d["name"] for d in props.get("datagroups", [])}:
-            raise LookupError(f"{self.project}: model {model!r} defines no datagroup {datagroup!r}")
-        explores = {
-            AssetKey(["explore", e["name"]])
-            for e in props.get("explores", [])
-            if e.get("persist_with", props.get("persist_with")) == datagroup
-        }
-        triggered = {
-            self.view_node(name)
-            for name, view in self.views.items()
-            if view.get("derived_table", {}).get("datagroup_trigger") == datagroup
-        }
-        return explores | triggered
+    def __init__(self, model: Model, default_schema: str | None):
+        self.model, self.default_schema = model, default_schema
+        self.tables: set[tuple[str, str]] = set()
+        self.views: set[str] = set()
+        self.problems: list[str] = []
+
+    def explore(self, name: str, explore: dict[str, Any]) -> None:
+        where = f"{origin(explore)}: explore {name}"
+        if "sql_table_name" in explore:
+            self.problems.append(f"{where}: sql_table_name on an explore is not resolved")
+        self.view(explore.get("from") or explore.get("view_name") or name, where)
+        for key in ("sql_always_where", "sql_always_having"):
+            self._subquery(where, key, explore.get(key))
+        for join in explore.get("joins", []):
+            at = f"{join['_file']}: explore {name}: join {join['name']}"
+            for key in ("sql_table_name", "sql"):
+                if key in join:
+                    self.problems.append(f"{at}: {key} on a join is not resolved")
+            for key in ("sql_on", "sql_where"):
+                self._subquery(at, key, join.get(key))
+            self.view(join.get("from") or join.get("view_name") or join["name"], at)
+
+    def view(self, name: str, referrer: str) -> None:
+        if name in self.views:
+            return
+        view = self.model.views.get(name)
+        if view is None:
+            self.problems.append(
+                f"{referrer}: view {name} is not defined in any file model {self.model.name} "
+                "includes"
+            )
+            return
+        self.views.add(name)
+        where = f"{origin(view)}: view {name}"
+        derived = view.get("derived_table")
+        if derived is not None and "sql_table_name" in view:
+            self.problems.append(f"{where}: has both sql_table_name and derived_table")
+        if derived is None:  # Looker reads the view's name as a table when sql_table_name is unset
+            table = view.get("sql_table_name", name)
+            self._read(f"{origin(view, 'sql_table_name')}: view {name}", "sql_table_name",
+                       f"SELECT * FROM {table}")  # fmt: skip
+        elif "sql" in derived:
+            self._read(f"{origin(view, 'derived_table')}: view {name}", "derived_table.sql",
+                       derived["sql"])  # fmt: skip
+        elif "explore_source" in derived:
+            self.problems.append(f"{origin(view, 'derived_table')}: view {name}: "
+                                 "derived_table.explore_source (native derived table) cannot be "
+                                 "resolved to tables")  # fmt: skip
+        else:
+            self.problems.append(f"{origin(view, 'derived_table')}: view {name}: derived_table "
+                                 "without sql cannot be resolved to tables")  # fmt: skip
+        for kind in FIELD_LISTS:
+            for field in view.get(kind, []):
+                at = f"{field['_file']}: view {name}: {kind[:-1]} {field['name']}"
+                for key in FIELD_SQL:
+                    self._subquery(at, key, field.get(key))
+
+    def _subquery(self, where: str, key: str, sql: Any) -> None:
+        """Tables read by a subquery inside a field's or join's SQL expression."""
+        if isinstance(sql, str) and SUBQUERY.search(sql):
+            self._read(where, key, f"SELECT {FIELD_REFERENCE.sub('lookml_field', sql)}")
+
+    def _read(self, where: str, construct: str, sql: str) -> None:
+        try:
+            tables, views = sql_sources(sql)
+        except UnresolvedSql as error:
+            self.problems.append(f"{where}: {construct}: {error}")
+            return
+        for schema, table in tables:
+            if schema or self.default_schema:
+                self.tables.add((schema or self.default_schema.lower(), table))
+            else:
+                self.problems.append(
+                    f"{where}: {construct}: table {table!r} names no schema and connection "
+                    f"{self.model.connection!r} has no default_schema"
+                )
+        for view in sorted(views):
+            self.view(view, f"{where}: ${{{view}.SQL_TABLE_NAME}}")
+
+
+def sql_sources(sql: str) -> tuple[set[tuple[str, str]], set[str]]:
+    """(schema, table) pairs a SELECT reads (schema '' when unqualified; CTEs are not tables),
+    and the views it names through ${view.SQL_TABLE_NAME}."""
+    tables: set[tuple[str, str]] = set()
+    views: set[str] = set()
+    for statement in parse_sql(sql):
+        try:
+            ctes = {
+                id(table)
+                for scope in traverse_scope(statement)
+                for table in scope.tables
+                if not table.db and table.name in scope.cte_sources
+            }
+        except Exception as error:
+            raise UnresolvedSql(f"SQL scopes could not be analysed: {error}") from None
+        for table in statement.find_all(exp.Table):
+            if id(table) in ctes:
+                continue
+            if not isinstance(table.this, exp.Identifier):
+                raise UnresolvedSql(f"table function {table.sql()} cannot be resolved to tables")
+            name, schema = table.name.lower(), table.db.lower()
+            if not schema and name.startswith(VIEW_TABLE):
+                views.add(name.removeprefix(VIEW_TABLE))
+            else:
+                tables.add((schema, name))
+    return tables, views
+
+
+def parse_sql(sql: str) -> list[exp.Expression]:
+    """SELECT statements with ${view.SQL_TABLE_NAME} as placeholder tables; Liquid is refused."""
+    if LIQUID.search(sql):
+        raise UnresolvedSql("Liquid templating ({{ }} or {% %}) cannot be resolved to tables")
+    text = SQL_TABLE_NAME.sub(lambda m: VIEW_TABLE + m.group(1).lower(), sql).strip().rstrip(";")
+    if leftover := LOOKML_REFERENCE.search(text):
+        raise UnresolvedSql(f"LookML reference {leftover.group(0)} cannot be resolved to a table")
+    first_error = None
+    for dialect in DIALECTS:
+        try:
+            statements = [s for s in sqlglot.parse(text, read=dialect) if s is not None]
+        except sqlglot.errors.SqlglotError as error:
+            first_error = first_error or error
+            continue
+        if statements and all(
+            isinstance(s, exp.Query) and not s.find(exp.Command) for s in statements
+        ):
+            return statements
+    detail = str(first_error).splitlines()[0] if first_error else "not a SELECT"
+    raise UnresolvedSql(f"SQL could not be parsed ({detail})")

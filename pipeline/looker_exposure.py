@@ -1,0 +1,210 @@
+"""Which contracted columns each LookML field shows, through field references, PDTs and CTEs."""
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlglot import exp
+from sqlglot.lineage import Node, lineage
+
+from pipeline.contract import Contract
+from pipeline.looker_lineage import (
+    FIELD_SQL,
+    LIQUID,
+    VIEW_TABLE,
+    UnresolvedSql,
+    parse_sql,
+    sql_sources,
+)
+from pipeline.lookml_project import Model, load_model
+
+Column = tuple[str, str, str]  # (schema, table, column), lower-case
+# Measures that show a number computed over many rows, never one row's value.
+AGGREGATES = {
+    "count", "count_distinct", "sum", "sum_distinct", "average", "average_distinct",
+    "running_total", "percent_of_total", "percent_of_previous", "period_over_period",
+}  # fmt: skip
+SHOWN_FIELDS = ("dimensions", "dimension_groups", "measures")
+REFERENCE = re.compile(r"\$\{\s*([^}]*?)\s*\}")
+TABLE = "lookml_table"  # ${TABLE} in a field's SQL, as the qualifier sqlglot sees
+REF = "lookml_ref_"  # ${field} / ${view.field} in a field's SQL, as a column sqlglot sees
+
+
+class Unanalysable(ValueError):
+    """A field whose shown columns cannot be known."""
+
+
+def exposed_pii(
+    project: Path,
+    model: str,
+    views: Iterable[str],
+    contracts: Mapping[str, Contract],
+    default_schema: str | None,
+) -> list[str]:
+    """Visible fields showing a raw (`allowed`) PII column with no access grant, or unanalysable."""
+    lookml = load_model(project, model)
+    columns = ShownColumns(lookml, default_schema)
+    by_schema = {
+        schema.lower(): contract
+        for contract in contracts.values()
+        for schema in (contract.connector, contract.published_schema)
+        if schema
+    }
+    found = []
+    for name in sorted(views):
+        for kind in SHOWN_FIELDS:
+            for field in lookml.views.get(name, {}).get(kind, []):
+                if field.get("hidden") == "yes" or field.get("required_access_grants"):
+                    continue
+                label = f"{name}.{field['name']}"
+                try:
+                    shown = columns.shown(name, field["name"])
+                except Exception as error:  # fail closed: a field we cannot follow may show PII
+                    found.append(f"{label} ({field['_file']}) cannot be analysed: {error}")
+                    continue
+                for schema, table_name, column_name in sorted(shown):
+                    contract = by_schema.get(schema)
+                    table = contract.tables.get(table_name) if contract else None
+                    column = table.column(column_name) if table else None
+                    if column and column.is_pii and column.pii_handling == "allowed":
+                        found.append(
+                            f"{label} shows {schema}.{table_name}.{column_name} "
+                            f"({column.classification}, owner {table.owner})"
+                        )
+    return found
+
+
+class ShownColumns:
+    """Follows a field's SQL to the warehouse columns whose values it shows."""
+
+    def __init__(self, model: Model, default_schema: str | None):
+        self.model, self.default_schema = model, default_schema
+        self._busy: set[tuple[str, str, str]] = set()
+
+    def shown(self, view: str, name: str) -> set[Column]:
+        """Columns a field shows: its SQL's columns, and what every field it references shows."""
+        kind, field = self._field(view, name)
+        if kind == "measures" and field.get("type") in AGGREGATES:
+            return set()
+        texts = [field[key] for key in FIELD_SQL if isinstance(field.get(key), str)]
+        if kind == "measures" and field.get("type") == "list":
+            texts.append("${" + str(field.get("list_field")) + "}")
+        if not texts and kind != "measures":
+            texts.append("${TABLE}." + field["name"])
+        with self._guard(("field", view, field["name"])):
+            return {c for text in texts for c in self._expression(view, text)}
+
+    def source_columns(self, view: str, column: str) -> set[Column]:
+        """(schema, table, column) behind a column of a view's table or derived-table SQL."""
+        props = self._view(view)
+        derived = props.get("derived_table")
+        with self._guard(("column", view, column)):
+            if derived is None:
+                tables, views = sql_sources(f"SELECT * FROM {props.get('sql_table_name', view)}")
+                if len(tables) + len(views) != 1:
+                    raise Unanalysable(f"sql_table_name of view {view} is not one table")
+                if views:
+                    return self.source_columns(views.pop(), column)
+                return {(*self._relation(*tables.pop()), column)}
+            if "sql" not in derived:
+                raise Unanalysable(f"view {view}: derived table without sql cannot be traced")
+            statements = parse_sql(derived["sql"])
+            if len(statements) != 1:
+                raise Unanalysable(f"view {view}: derived table SQL is not one SELECT")
+            try:
+                root = lineage(column, statements[0], schema=None)
+            except Exception as error:
+                raise Unanalysable(f"view {view}: column {column} not traced: {error}") from None
+            return {c for leaf in _leaves(root, column) for c in self._leaf(view, *leaf)}
+
+    def _leaf(self, view: str, node: Node, name: str) -> set[Column]:
+        if not isinstance(node.source, exp.Table):
+            if node.expression.find(exp.Column):
+                raise Unanalysable(f"view {view}: column {name} comes from {node.source.sql()}")
+            return set()  # a literal
+        table, schema = node.source.name.lower(), node.source.db.lower()
+        if not schema and table.startswith(VIEW_TABLE):
+            return self.source_columns(table.removeprefix(VIEW_TABLE), name)
+        return {(*self._relation(schema, table), name)}
+
+    def _expression(self, view: str, text: str) -> set[Column]:
+        if LIQUID.search(text):
+            raise Unanalysable("Liquid templating in its SQL")
+        references: list[str] = []
+
+        def placeholder(match: re.Match) -> str:
+            if match.group(1) == "TABLE":
+                return TABLE
+            references.append(match.group(1))
+            return f"{REF}{len(references) - 1}"
+
+        try:
+            (tree,) = parse_sql("SELECT " + REFERENCE.sub(placeholder, text))
+        except UnresolvedSql as error:
+            raise Unanalysable(str(error)) from None
+        if any(isinstance(node, exp.Query) for node in tree.walk() if node is not tree):
+            raise Unanalysable("a subquery in its SQL")
+        shown = set()
+        for column in tree.find_all(exp.Column):
+            name, qualifier = column.name.lower(), column.table.lower()
+            if name.startswith(REF) and not qualifier:
+                shown |= self._reference(view, references[int(name.removeprefix(REF))])
+            elif qualifier in ("", TABLE):
+                shown |= self.source_columns(view, name)
+            elif qualifier in self.model.views:  # a joined view's alias, written out
+                shown |= self.source_columns(qualifier, name)
+            else:
+                raise Unanalysable(f"column {column.sql()} names no view")
+        return shown
+
+    def _reference(self, view: str, reference: str) -> set[Column]:
+        target, _, name = reference.rpartition(".")
+        if name.upper() in ("SQL_TABLE_NAME", "TABLE"):
+            raise Unanalysable(f"${{{reference}}} in a field's SQL cannot be traced")
+        return self.shown(target or view, name)
+
+    def _field(self, view: str, name: str) -> tuple[str, dict[str, Any]]:
+        props = self._view(view)
+        for kind in (*SHOWN_FIELDS, "filters", "parameters"):
+            for field in props.get(kind, []):
+                if field["name"] == name:
+                    return kind, field
+        for group in props.get("dimension_groups", []):  # ${created_date} is group created
+            if name.startswith(group["name"] + "_"):
+                return "dimension_groups", group
+        raise Unanalysable(f"references {view}.{name}, which is not defined")
+
+    def _view(self, view: str) -> dict[str, Any]:
+        if view not in self.model.views:
+            raise Unanalysable(f"view {view} is not in model {self.model.name}")
+        return self.model.views[view]
+
+    def _relation(self, schema: str, table: str) -> tuple[str, str]:
+        if schema:
+            return schema, table
+        if not self.default_schema:
+            raise Unanalysable(f"table {table!r} names no schema and the connection has no "
+                               "default_schema")  # fmt: skip
+        return self.default_schema.lower(), table
+
+    @contextmanager
+    def _guard(self, key: tuple[str, str, str]) -> Iterator[None]:
+        """Refuses to follow a reference back into itself."""
+        if key in self._busy:
+            raise Unanalysable(f"circular reference through {'.'.join(key[1:])}")
+        self._busy.add(key)
+        try:
+            yield
+        finally:
+            self._busy.discard(key)
+
+
+def _leaves(node: Node, name: str) -> Iterable[tuple[Node, str]]:
+    """Leaf nodes of a column's lineage, with the column each reads (a star keeps the name)."""
+    own = node.name.split(".")[-1].lower()
+    if not node.downstream:
+        yield node, name if own == "*" else own
+    for child in node.downstream:
+        yield from _leaves(child, name if own == "*" else own)
