@@ -266,6 +266,12 @@ def test_unknown_names_in_the_refresh_config_are_load_errors_naming_the_file(
 # PII exposure: fields that show a raw PII column without an access grant.
 
 
+def customers_with(fields: str, schema: str = "payments_published") -> dict[str, str]:
+    """The customers view with more fields, reading `schema`.customers."""
+    view = VIEWS["views/customers.view.lkml"].replace("payments_published", schema)
+    return {"views/customers.view.lkml": view.rstrip("}") + fields + "}"}
+
+
 def exposures(tmp_path: Path, files: dict[str, str], explore: str = "customers") -> list[str]:
     refresh = load(tmp_path, files, model=f"explore: {explore} {{}}")
     assert refresh.problems == ()
@@ -274,17 +280,13 @@ def exposures(tmp_path: Path, files: dict[str, str], explore: str = "customers")
 
 @pytest.mark.parametrize("schema", ["payments_published", "payments"])
 def test_dimension_built_on_a_pii_dimension_is_exposed(tmp_path, schema):
-    customers = VIEWS["views/customers.view.lkml"].replace("payments_published", schema)
-    customers = (
-        customers.rstrip("}")
-        + """
+    fields = """
   dimension: display_name { sql: INITCAP(${name}) ;; }
   dimension: greeting { sql: 'Dear ' || ${customers.display_name} ;; }
   dimension: email_upper { sql: UPPER(${email}) ;; }
   dimension: raw_name { hidden: yes sql: ${TABLE}.name ;; }
-}"""
-    )
-    found = exposures(tmp_path, {"views/customers.view.lkml": customers})
+"""
+    found = exposures(tmp_path, customers_with(fields, schema))
     assert found == [
         f"customers.display_name shows {schema}.customers.name (name, owner team:payments-data)",
         f"customers.greeting shows {schema}.customers.name (name, owner team:payments-data)",
@@ -292,15 +294,12 @@ def test_dimension_built_on_a_pii_dimension_is_exposed(tmp_path, schema):
 
 
 def test_measures_that_show_values_of_a_pii_dimension_are_exposed(tmp_path):
-    customers = (
-        VIEWS["views/customers.view.lkml"].rstrip("}")
-        + """
+    fields = """
   measure: names { type: list list_field: name }
   measure: last_name { type: string sql: MAX(${name}) ;; }
   measure: name_count { type: count_distinct sql: ${name} ;; }
-}"""
-    )
-    found = exposures(tmp_path, {"views/customers.view.lkml": customers})
+"""
+    found = exposures(tmp_path, customers_with(fields))
     assert [f.split(" shows ")[0] for f in found] == ["customers.names", "customers.last_name"]
 
 
@@ -322,13 +321,10 @@ view: top_customers {
 
 
 def test_a_field_that_cannot_be_analysed_fails_naming_it(tmp_path):
-    customers = (
-        VIEWS["views/customers.view.lkml"].rstrip("}")
-        + """
+    fields = """
   dimension: greeting { sql: {% if _user_attributes['formal'] %}'Dear'{% endif %} || ${name} ;; }
-}"""
-    )
-    found = exposures(tmp_path, {"views/customers.view.lkml": customers})
+"""
+    found = exposures(tmp_path, customers_with(fields))
     assert found == [
         "customers.greeting (views/customers.view.lkml) cannot be analysed: "
         "Liquid templating in its SQL"
