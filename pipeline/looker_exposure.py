@@ -26,7 +26,9 @@ AGGREGATES = {
     "count", "count_distinct", "sum", "sum_distinct", "average", "average_distinct",
     "running_total", "percent_of_total", "percent_of_previous", "period_over_period",
 }  # fmt: skip
-SHOWN_FIELDS = ("dimensions", "dimension_groups", "measures")
+SHOWN_FIELDS = ("dimensions", "dimension_groups", "measures", "filters", "parameters")
+# `{{ view.field._value }}` (or _rendered_value, _linked_value) in html: or a link's url:
+LIQUID_VALUE = re.compile(r"\b(\w+(?:\.\w+)?)\._(?:rendered_|linked_|filterable_)?value\b")
 REFERENCE = re.compile(r"\$\{\s*([^}]*?)\s*\}")
 TABLE = "lookml_table"  # ${TABLE} in a field's SQL, as the qualifier sqlglot sees
 REF = "lookml_ref_"  # ${field} / ${view.field} in a field's SQL, as a column sqlglot sees
@@ -82,42 +84,62 @@ class ShownColumns:
     def __init__(self, model: Model, default_schema: str | None):
         self.model, self.default_schema = model, default_schema
         self._busy: set[tuple[str, str, str]] = set()
+        self._shown: dict[tuple[str, str], set[Column]] = {}
+        self._sources: dict[tuple[str, str], set[Column]] = {}
 
     def shown(self, view: str, name: str) -> set[Column]:
         """Columns a field shows: its SQL's columns, and what every field it references shows."""
         kind, field = self._field(view, name)
-        if kind == "measures" and field.get("type") in AGGREGATES:
-            return set()
-        texts = [field[key] for key in FIELD_SQL if isinstance(field.get(key), str)]
-        if kind == "measures" and field.get("type") == "list":
-            texts.append("${" + str(field.get("list_field")) + "}")
-        if not texts and kind != "measures":
-            texts.append("${TABLE}." + field["name"])
-        with self._guard(("field", view, field["name"])):
-            return {c for text in texts for c in self._expression(view, text)}
+        key = (view, field["name"])
+        if key not in self._shown:
+            references = LIQUID_VALUE.findall(
+                " ".join([str(field.get("html", ""))]
+                         + [str(link.get("url", "")) for link in field.get("links", [])])
+            )  # fmt: skip
+            if field.get("suggest_dimension"):  # filter suggestions show that field's values
+                references.append(field["suggest_dimension"])
+            own_sql = [field[k] for k in FIELD_SQL if isinstance(field.get(k), str)]
+            texts = []
+            if kind == "measures" and field.get("type") == "list":
+                references.append(str(field.get("list_field")))
+            elif kind == "measures" and field.get("type", "string") not in AGGREGATES:
+                texts = own_sql
+            elif kind in ("dimensions", "dimension_groups"):
+                texts = own_sql or ["${TABLE}." + field["name"]]
+            with self._guard(("field", *key)):
+                shown = {c for text in texts for c in self._expression(view, text)}
+                for reference in references:
+                    shown |= self._reference(view, reference)
+            self._shown[key] = shown
+        return self._shown[key]
 
     def source_columns(self, view: str, column: str) -> set[Column]:
         """(schema, table, column) behind a column of a view's table or derived-table SQL."""
+        if (view, column) not in self._sources:
+            with self._guard(("column", view, column)):
+                self._sources[view, column] = self._trace(view, column)
+        return self._sources[view, column]
+
+    def _trace(self, view: str, column: str) -> set[Column]:
         props = self._view(view)
         derived = props.get("derived_table")
-        with self._guard(("column", view, column)):
-            if derived is None:
-                tables, views = sql_sources(f"SELECT * FROM {props.get('sql_table_name', view)}")
-                if len(tables) + len(views) != 1:
-                    raise Unanalysable(f"sql_table_name of view {view} is not one table")
-                if views:
-                    return self.source_columns(views.pop(), column)
-                return {(*self._relation(*tables.pop()), column)}
-            if "sql" not in derived:
-                raise Unanalysable(f"view {view}: derived table without sql cannot be traced")
-            statements = parse_sql(derived["sql"])
-            if len(statements) != 1:
-                raise Unanalysable(f"view {view}: derived table SQL is not one SELECT")
-            try:
-                root = lineage(column, statements[0], schema=None)
-            except Exception as error:
-                raise Unanalysable(f"view {view}: column {column} not traced: {error}") from None
-            return {c for leaf in _leaves(root, column) for c in self._leaf(view, *leaf)}
+        if derived is None:
+            tables, views = sql_sources(f"SELECT * FROM {props.get('sql_table_name', view)}")
+            if len(tables) + len(views) != 1:
+                raise Unanalysable(f"sql_table_name of view {view} is not one table")
+            if views:
+                return self.source_columns(views.pop(), column)
+            return {(*self._relation(*tables.pop()), column)}
+        if "sql" not in derived:
+            raise Unanalysable(f"view {view}: derived table without sql cannot be traced")
+        statements = parse_sql(derived["sql"])
+        if len(statements) != 1:
+            raise Unanalysable(f"view {view}: derived table SQL is not one SELECT")
+        try:
+            root = lineage(column, statements[0], schema=None)
+        except Exception as error:
+            raise Unanalysable(f"view {view}: column {column} not traced: {error}") from None
+        return {c for leaf in _leaves(root, column) for c in self._leaf(view, *leaf)}
 
     def _leaf(self, view: str, node: Node, name: str) -> set[Column]:
         if not isinstance(node.source, exp.Table):

@@ -97,12 +97,15 @@ class _Reader:
                 f"{file}: include {pattern!r} imports another project, which is not resolved"
             )
             return []
-        path = pattern if pattern.endswith((".lkml", ".lookml")) else pattern + ".lkml"
-        base = self.project if path.startswith("/") else (self.project / file).parent
-        matches = sorted(
-            (base / match).resolve().relative_to(self.project.resolve()).as_posix()
-            for match in glob.glob(path.lstrip("/"), root_dir=base, recursive=True)
-        )
+        base = self.project if pattern.startswith("/") else (self.project / file).parent
+        # Looker lets an include leave out `.lkml` (views, explores) or `.lookml` (dashboards).
+        root = self.project.resolve()
+        found = {
+            (base / match).resolve()
+            for suffix in ("", ".lkml", ".lookml")
+            for match in glob.glob(pattern.lstrip("/") + suffix, root_dir=base, recursive=True)
+        }
+        matches = sorted(p.relative_to(root).as_posix() for p in found if p.is_relative_to(root))
         if not matches:
             self.problems.append(f"{file}: include {pattern!r} matches no file")
         return [m for m in matches if m.endswith(".lkml")]  # dashboards define no views

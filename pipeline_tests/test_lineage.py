@@ -303,6 +303,21 @@ def test_measures_that_show_values_of_a_pii_dimension_are_exposed(tmp_path):
     assert [f.split(" shows ")[0] for f in found] == ["customers.names", "customers.last_name"]
 
 
+def test_html_links_and_filter_suggestions_showing_a_pii_field_are_exposed(tmp_path):
+    fields = """
+  dimension: card { sql: ${TABLE}.id ;; html: <b>{{ customers.name._rendered_value }}</b> ;; }
+  dimension: profile { sql: ${TABLE}.id ;; link: { label: "CRM" url: "/c?n={{ name._value }}" } }
+  filter: who { suggest_dimension: name }
+  dimension: plain { sql: ${TABLE}.id ;; html: <i>{{ value }}</i> ;; }
+"""
+    found = exposures(tmp_path, customers_with(fields))
+    assert [f.split(" shows ")[0] for f in found] == [
+        "customers.card",
+        "customers.profile",
+        "customers.who",
+    ]
+
+
 def test_pdt_reading_a_view_through_sql_table_name_is_followed_to_the_column(tmp_path):
     pdt = """
 view: top_customers {
