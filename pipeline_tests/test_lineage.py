@@ -1,5 +1,7 @@
 """Scope: LookML lineage and PII exposure, in-process, on tiny LookML projects written per test."""
 
+import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,8 @@ from pipeline import looker_exposure
 from pipeline.contract import load_contracts
 from pipeline.looker import Refresh, load_refreshes
 from pipeline.looker_checks import exposed_pii
+from pipeline.looker_lineage import LOOKML_DIR
+from pipeline_tests.gate import failed_checks, run_gate
 
 MODEL = """
 connection: "warehouse"
@@ -356,3 +360,29 @@ def test_an_exception_while_analysing_a_field_fails_naming_it(tmp_path, monkeypa
         "customers.id (views/customers.view.lkml) cannot be analysed: parser exploded",
         "customers.email (views/customers.view.lkml) cannot be analysed: parser exploded",
     ]
+
+
+# The whole gate: unresolved lineage loads, and the Looker PII check names it.
+
+
+def test_unqualified_table_in_the_shipped_lookml_fails_the_looker_check_naming_it(
+    tmp_path, monkeypatch
+):
+    project = tmp_path / "shipped"
+    shutil.copytree(LOOKML_DIR, project)
+    view = project / "views" / "payments" / "invoices.view.lkml"
+    text, replaced = re.subn(
+        r"sql_table_name: [\w.]+ ;;", "sql_table_name: invoices ;;", view.read_text()
+    )
+    assert replaced == 1
+    view.write_text(text)
+    monkeypatch.setenv("TOLLGATE_LOOKML_DIR", str(project))
+    result = run_gate(
+        {"ops": {"looker__revenue_by_customer": {"config": {"poll_interval_seconds": 0.05}}}}
+    )
+    failures = failed_checks(result)
+    assert set(failures) == {("payments_etl", "no_pii_shown_without_access_grant")}
+    assert (
+        "lineage incomplete: views/payments/invoices.view.lkml: view invoices: sql_table_name: "
+        "table 'invoices' names no schema and connection 'warehouse' has no default_schema"
+    ) in failures[("payments_etl", "no_pii_shown_without_access_grant")]
