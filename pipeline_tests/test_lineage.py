@@ -381,7 +381,7 @@ def test_unqualified_table_in_the_shipped_lookml_fails_the_looker_check_naming_i
         {"ops": {"looker__revenue_by_customer": {"config": {"poll_interval_seconds": 0.05}}}}
     )
     failures = failed_checks(result)
-    assert set(failures) == {("payments_etl", "no_pii_shown_without_access_grant")}
+    assert {key[0] for key in failures} == {"payments_etl"}  # only the refresh reading it
     assert (
         "lineage incomplete: views/payments/invoices.view.lkml: view invoices: sql_table_name: "
         "table 'invoices' names no schema and connection 'warehouse' has no default_schema"
