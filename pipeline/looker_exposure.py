@@ -30,6 +30,7 @@ SHOWN_FIELDS = ("dimensions", "dimension_groups", "measures", "filters", "parame
 # `{{ view.field._value }}` (or _rendered_value, _linked_value) in html: or a link's url:
 LIQUID_VALUE = re.compile(r"\b(\w+(?:\.\w+)?)\._(?:rendered_|linked_|filterable_)?value\b")
 REFERENCE = re.compile(r"\$\{\s*([^}]*?)\s*\}")
+TABLE_COLUMN = re.compile(r"\s*\$\{TABLE\}\.(\w+)\s*")
 TABLE = "lookml_table"  # ${TABLE} in a field's SQL, as the qualifier sqlglot sees
 REF = "lookml_ref_"  # ${field} / ${view.field} in a field's SQL, as a column sqlglot sees
 
@@ -86,6 +87,8 @@ class ShownColumns:
         self._busy: set[tuple[str, str, str]] = set()
         self._shown: dict[tuple[str, str], set[Column]] = {}
         self._sources: dict[tuple[str, str], set[Column]] = {}
+        self._tables: dict[str, tuple[set[tuple[str, str]], set[str]]] = {}
+        self._lineages: dict[str, dict[str, Node] | Exception] = {}  # derived-table view -> columns
 
     def shown(self, view: str, name: str) -> set[Column]:
         """Columns a field shows: its SQL's columns, and what every field it references shows."""
@@ -124,27 +127,37 @@ class ShownColumns:
         props = self._view(view)
         derived = props.get("derived_table")
         if derived is None:
-            tables, views = sql_sources(f"SELECT * FROM {props.get('sql_table_name', view)}")
+            if view not in self._tables:
+                self._tables[view] = sql_sources(
+                    f"SELECT * FROM {props.get('sql_table_name', view)}"
+                )
+            tables, views = self._tables[view]
             if len(tables) + len(views) != 1:
                 raise Unanalysable(f"sql_table_name of view {view} is not one table")
             if views:
-                return self.source_columns(views.pop(), column)
-            return {(*self._relation(*tables.pop()), column)}
+                return self.source_columns(next(iter(views)), column)
+            return {(*self._relation(*next(iter(tables))), column)}
         if "sql" not in derived:
             raise Unanalysable(f"view {view}: derived table without sql cannot be traced")
-        statements = parse_sql(derived["sql"])
-        if len(statements) != 1:
-            raise Unanalysable(f"view {view}: derived table SQL is not one SELECT")
-        try:
-            root = lineage(column, statements[0], schema=None)
-        except Exception as error:
-            raise Unanalysable(f"view {view}: column {column} not traced: {error}") from None
-        return {c for leaf in _leaves(root, column) for c in self._leaf(view, *leaf)}
+        if view not in self._lineages:
+            try:
+                (statement,) = parse_sql(derived["sql"])
+                self._lineages[view] = lineage(
+                    None, statement, schema=None, trim_selects=False, copy=False
+                )
+            except Exception as error:  # every column of this view is then untraceable
+                self._lineages[view] = Unanalysable(f"view {view}: SQL not traced: {error}")
+        columns = self._lineages[view]
+        if isinstance(columns, Exception):
+            raise columns
+        if column not in columns:
+            raise Unanalysable(f"view {view}: derived table SQL selects no column {column}")
+        return {c for leaf in _leaves(columns[column], column) for c in self._leaf(view, *leaf)}
 
     def _leaf(self, view: str, node: Node, name: str) -> set[Column]:
         if not isinstance(node.source, exp.Table):
-            if node.expression.find(exp.Column):
-                raise Unanalysable(f"view {view}: column {name} comes from {node.source.sql()}")
+            if node.expression.find(exp.Column, exp.Placeholder):  # a column sqlglot could not
+                raise Unanalysable(f"view {view}: column {name} is not traced to a table")
             return set()  # a literal
         table, schema = node.source.name.lower(), node.source.db.lower()
         if not schema and table.startswith(VIEW_TABLE):
@@ -154,6 +167,8 @@ class ShownColumns:
     def _expression(self, view: str, text: str) -> set[Column]:
         if LIQUID.search(text):
             raise Unanalysable("Liquid templating in its SQL")
+        if direct := TABLE_COLUMN.fullmatch(text):  # the common case, without parsing
+            return self.source_columns(view, direct.group(1).lower())
         references: list[str] = []
 
         def placeholder(match: re.Match) -> str:

@@ -2,6 +2,7 @@
 
 import glob
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,8 @@ def load_model(project: Path, name: str) -> Model:
     reader = _Reader(project)
     model_file = found[0].relative_to(project).as_posix()
     files = reader.included(model_file)
+    if not files:
+        raise LookupError(f"{project}: {reader.problems[0]}")  # the model file did not parse
     doc = reader.docs[model_file]
     model = Model(name, model_file, doc.get("connection", ""), doc.get("persist_with"))
     model.problems.extend(reader.problems)
@@ -85,7 +88,7 @@ class _Reader:
     def _parse(self, file: str) -> bool:
         if file not in self.docs:
             try:
-                self.docs[file] = lkml.load((self.project / file).read_text(encoding="utf-8"))
+                self.docs[file] = _parsed((self.project / file).read_text(encoding="utf-8"))
             except Exception as error:  # a file we cannot read could define anything
                 self.problems.append(f"{file}: LookML could not be parsed: {error}")
                 return False
@@ -111,12 +114,18 @@ class _Reader:
         return [m for m in matches if m.endswith(".lkml")]  # dashboards define no views
 
 
+@lru_cache(maxsize=4096)
+def _parsed(text: str) -> dict[str, Any]:
+    """lkml's parse of one file's text (parsing dominates; callers never mutate the result)."""
+    return lkml.load(text)
+
+
 def _tagged(obj: dict[str, Any], file: str) -> dict[str, Any]:
-    """The object, its fields and joins marked with the file they come from."""
-    for key in NAMED_LISTS:
-        if key in obj:
-            obj[key] = [{**item, "_file": file} for item in obj[key]]
-    return {**obj, "_file": file, "_files": {key: file for key in obj}}
+    """A copy of the object with it, its fields and joins marked with the file they come from."""
+    fields = {
+        key: [{**item, "_file": file} for item in obj[key]] for key in NAMED_LISTS if key in obj
+    }
+    return {**obj, **fields, "_file": file, "_files": {key: file for key in obj}}
 
 
 def _assemble(
