@@ -9,7 +9,7 @@ from typing import Any
 from sqlglot import exp
 from sqlglot.lineage import Node, lineage
 
-from pipeline.contract import Contract
+from pipeline.contract import ColumnContract, Contract, TableContract
 from pipeline.looker_lineage import (
     FIELD_SQL,
     LIQUID,
@@ -57,8 +57,11 @@ def exposed_pii(
     }
     found = []
     for name in sorted(views):
+        view = lookml.views.get(name, {})
+        if view.get("required_access_grants"):  # every field of the view is granted
+            continue
         for kind in SHOWN_FIELDS:
-            for field in lookml.views.get(name, {}).get(kind, []):
+            for field in view.get(kind, []):
                 if field.get("hidden") == "yes" or field.get("required_access_grants"):
                     continue
                 label = f"{name}.{field['name']}"
@@ -68,15 +71,24 @@ def exposed_pii(
                     found.append(f"{label} ({field['_file']}) cannot be analysed: {error}")
                     continue
                 for schema, table_name, column_name in sorted(shown):
-                    contract = by_schema.get(schema)
-                    table = contract.tables.get(table_name) if contract else None
-                    column = table.column(column_name) if table else None
-                    if column and column.is_pii and column.pii_handling == "allowed":
+                    match = contract_column(by_schema.get(schema), table_name, column_name)
+                    if match and match[1].is_pii and match[1].pii_handling == "allowed":
+                        table, column = match
                         found.append(
                             f"{label} shows {schema}.{table_name}.{column_name} "
                             f"({column.classification}, owner {table.owner})"
                         )
     return found
+
+
+def contract_column(
+    contract: Contract | None, table: str, column: str
+) -> tuple[TableContract, ColumnContract] | None:
+    """The contract's table and column of that name (compared case-insensitively)."""
+    tables = {name.lower(): found for name, found in (contract.tables if contract else {}).items()}
+    found = tables.get(table)
+    match = next((c for c in found.columns if c.name.lower() == column), None) if found else None
+    return (found, match) if match else None
 
 
 class ShownColumns:
