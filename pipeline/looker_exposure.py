@@ -162,9 +162,11 @@ class ShownColumns:
         columns = self._lineages[view]
         if isinstance(columns, Exception):
             raise columns
-        if column not in columns:
+        # A column the SQL does not name comes through its `SELECT *`, from any table behind it.
+        node = columns.get(column) or columns.get("*")
+        if node is None:
             raise Unanalysable(f"view {view}: derived table SQL selects no column {column}")
-        return {c for leaf in _leaves(columns[column], column) for c in self._leaf(view, *leaf)}
+        return {c for leaf in _leaves(node, column) for c in self._leaf(view, *leaf)}
 
     def _leaf(self, view: str, node: Node, name: str) -> set[Column]:
         if not isinstance(node.source, exp.Table):

@@ -339,6 +339,18 @@ view: top_customers {
     ]
 
 
+def test_pdt_select_star_is_followed_to_the_tables_behind_it(tmp_path):
+    pdt = """
+view: top_customers {
+  derived_table: { sql: SELECT * FROM ${customers.SQL_TABLE_NAME} WHERE id IS NOT NULL ;; }
+  dimension: name { sql: ${TABLE}.name ;; }
+}"""
+    found = exposures(tmp_path, {"views/top.view.lkml": pdt}, "top_customers")
+    assert [f.split(" (")[0] for f in found] == [
+        "top_customers.name shows payments_published.customers.name"
+    ]
+
+
 def test_pdt_column_not_traced_to_a_table_fails_naming_it(tmp_path):
     pdt = """
 view: top_customers {
