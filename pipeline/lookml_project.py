@@ -172,7 +172,8 @@ def _assemble(
                 problems.append(f"{origin(obj, 'extends__all')}: {kind} {name} extends "
                                 f"{parent} {reason}")  # fmt: skip
                 continue
-            inherited = _merge(inherited, {k: v for k, v in base.items() if k != "extension"})
+            own = {k: v for k, v in base.items() if k not in ("extension", "extends__all")}
+            inherited = _merge(inherited, own)
         resolved[name] = {**_merge(inherited, obj), "name": name}
         return resolved[name]
 
@@ -192,6 +193,8 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
             for item in value:
                 items[item["name"]] = {**items.get(item["name"], {}), **item}
             merged[key] = list(items.values())
+        elif key == "extends__all":  # extends in a refinement adds to the object's own
+            merged[key] = [*merged.get(key, []), *value]
         elif key == "derived_table" and isinstance(merged.get(key), dict):
             merged[key] = {**merged[key], **value}
         else:
