@@ -91,7 +91,7 @@ def _pii(key: AssetKey, refresh: Refresh, contracts: Mapping[str, Contract]) -> 
     except Exception as error:
         return _result(key, NO_PII_EXPOSED, False, f"LookML could not be read: {error}", {})
     # Views the lineage could not resolve were not analysed: no pass on a partial picture.
-    findings += [f"lineage incomplete: {problem}" for problem in refresh.problems]
+    findings += [f"refresh problem: {problem}" for problem in refresh.problems]
     summary = "; ".join(findings) or f"no raw PII shown ungranted in {len(refresh.views)} views"
     return _result(key, NO_PII_EXPOSED, not findings, summary, {"exposed": findings})
 
