@@ -298,8 +298,11 @@ def test_lookml_is_standard_enough_for_dagster_looker_lineage():
         spec.key.to_user_string(): sorted(d.asset_key.to_user_string() for d in spec.deps)
         for spec in build_looker_asset_specs(project_dir=LOOKML)
     }
-    assert deps["view/revenue_by_customer"] == ["payments/charges", "payments/customers"]
-    assert deps["view/contacts"] == ["crm/contacts"]
+    assert deps["view/revenue_by_customer"] == [
+        "payments_published/charges",
+        "payments_published/customers",
+    ]
+    assert deps["view/contacts"] == ["crm_published/contacts"]
     assert deps["explore/charges"] == ["view/charges", "view/customers", "view/invoices"]
     assert deps["dashboard/revenue"] == ["explore/charges", "explore/revenue_by_customer"]
 
