@@ -58,7 +58,11 @@ def _non_luhn(rng: random.Random) -> str:
 
 def _iban(fake: Faker, rng: random.Random) -> str:
     number = fake.iban()
-    return " ".join(number[i : i + 4] for i in range(0, len(number), 4)) if rng.random() < 0.4 else number
+    return (
+        " ".join(number[i : i + 4] for i in range(0, len(number), 4))
+        if rng.random() < 0.4
+        else number
+    )
 
 
 def _bad_iban(fake: Faker, rng: random.Random) -> str:

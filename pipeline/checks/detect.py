@@ -38,7 +38,9 @@ def card_valid(text: str) -> bool:
     digits = re.sub(r"[ -]", "", text)
     if not digits.isdigit() or not 12 <= len(digits) <= 19:
         return False
-    issued = any(digits.startswith(prefixes) and len(digits) in lengths for prefixes, lengths in _ISSUERS)
+    issued = any(
+        digits.startswith(prefixes) and len(digits) in lengths for prefixes, lengths in _ISSUERS
+    )
     return issued and luhn.is_valid(digits)
 
 

@@ -93,7 +93,11 @@ SHAPES: dict[str, Shape] = {
         right="0-9A-Za-z_",
         soft=".,-",
     ),
-    "iban": Shape("[A-Z]{2}[0-9]{2}( ?[A-Z0-9]{4}){2,7}( ?[A-Z0-9]{1,3})?", left="A-Za-z0-9", right="A-Za-z0-9"),
+    "iban": Shape(
+        "[A-Z]{2}[0-9]{2}( ?[A-Z0-9]{4}){2,7}( ?[A-Z0-9]{1,3})?",
+        left="A-Za-z0-9",
+        right="A-Za-z0-9",
+    ),
     # International (+ or 00), a parenthesised area code, three or more separated groups, a trunk
     # 0 then a long group, or a bare NANP / trunk / Italian mobile run; dates and times do not fit.
     "phone": Shape(

@@ -167,22 +167,33 @@ def candidates_sql(table: TableContract, state: TableState, name: str, dialect: 
 
     def rows_where(flag: exp.Expression, what: exp.Expression) -> exp.Expression:
         return _window(
-            exp.Sum(this=exp.Case(ifs=[exp.If(this=flag, true=what)], default=exp.Literal.number(0)))
+            exp.Sum(
+                this=exp.Case(ifs=[exp.If(this=flag, true=what)], default=exp.Literal.number(0))
+            )
         )
 
     select = exp.select(
         exp.column(v.copy()),
         exp.column(n.copy()),
+        *(flag.copy().as_(f"is_{kind}") for kind, flag in flags.items()),
         _window(exp.Count(this=exp.Star())).as_("distinct_values"),
         rows_where(sure.copy(), exp.Literal.number(1)).as_("sure_values"),
         *(rows_where(f, exp.column(n.copy())).as_(f"rows_{kind}") for kind, f in flags.items()),
     )
     return (
         select.from_(grouped.subquery("c"))
-        .order_by(exp.Ordered(this=sure, desc=False), exp.Ordered(this=exp.column(n.copy()), desc=True))
+        .order_by(
+            exp.Ordered(this=sure, desc=False), exp.Ordered(this=exp.column(n.copy()), desc=True)
+        )
         .limit(CONFIRM_LIMIT + 1)
         .sql(dialect)
     )
+
+
+def value_classes(row: Mapping[str, Any]) -> list[str]:
+    """A candidate's classes: what SQL's patterns confirmed, and what Python confirms."""
+    sql = {CLASS_OF[kind] for kind in SURE if row.get(f"is_{kind}")}
+    return sorted(sql | set(pii_classes(str(row["value"]))))
 
 
 def confirm(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -195,7 +206,7 @@ def confirm(rows: list[dict[str, Any]]) -> dict[str, Any]:
     samples = []
     for row in rows[:CONFIRM_LIMIT]:
         text = str(row["value"])
-        classes = pii_classes(text)
+        classes = value_classes(row)
         for kind in classes:
             counts[kind] = counts.get(kind, 0) + int(row["n"])
         if classes and len(samples) < SAMPLES:
