@@ -152,7 +152,7 @@ def test_rows_synced_since_the_last_passing_scan_are_always_scanned(duck):
     notes = ["renewal in Q3"] * 3999 + ["ssn 078-05-1120, mail jane@example.com"]
     _land_synced(duck, notes, ["2026-01-01"] * 3999 + ["2026-03-01"])
     history = ScanHistory(
-        seed=7, watermark=pd.Timestamp("2026-02-01", tz="UTC").to_pydatetime(), coverage=0.5,
+        seed=7, watermark=pd.Timestamp("2026-02-01", tz="UTC").to_pydatetime(), resampled=0.5,
         scans=3, rows=1234,
     )  # fmt: skip
     [result] = evaluate(DEALS, [pii_scan.RULE], duck, _state(4000, history))
@@ -161,7 +161,7 @@ def test_rows_synced_since_the_last_passing_scan_are_always_scanned(duck):
     assert cover["rows_new_since_last_pass"] == 1 and cover["live_rows"] == 4000
     assert cover["full_scan"] is False and cover["scans_since_full_scan"] == 4
     assert cover["rows_scanned_since_full_scan"] == 1234 + cover["rows_scanned"]
-    assert 0.5 < cover["coverage_since_full_scan"] < 0.51  # 1 - 0.5 * (1 - 1%)
+    assert 0.5 < cover["resampled_since_full_scan"] < 0.51  # 1 - 0.5 * (1 - 1%)
     assert cover["watermark"].startswith("2026-03-01")
 
 

@@ -16,7 +16,7 @@ class ScanHistory:
     seed: int
     first: bool = False  # no passing scan on record: every row counts as new
     watermark: datetime | None = None  # max(_fivetran_synced) the last passing scan saw
-    coverage: float = 0.0  # estimated share of rows scanned since the last full scan
+    resampled: float = 0.0  # estimated share of old rows the samples since the full scan re-read
     scans: int = 0  # passing scans since the last full scan
     rows: int = 0  # rows scanned by them, together
 
@@ -47,7 +47,7 @@ def read(instance: DagsterInstance, check: AssetCheckKey, run_id: str) -> ScanHi
     return ScanHistory(
         seed=seed_of(run_id),
         watermark=datetime.fromisoformat(watermark) if watermark else None,
-        coverage=float(coverage.get("coverage_since_full_scan") or 0.0),
+        resampled=float(coverage.get("resampled_since_full_scan") or 0.0),
         scans=int(coverage.get("scans_since_full_scan") or 0),
         rows=int(coverage.get("rows_scanned_since_full_scan") or 0),
     )
