@@ -81,7 +81,9 @@ def main() -> None:
         result = WORKERS[args.worker](**json.loads(args.payload))
         print(json.dumps(result | {"peak_kib": bench.status_kib("VmHWM")}, default=str))
         return
-    args.db = args.db or Path(tempfile.gettempdir()) / "tollgate-bench-pii" / f"orders-{args.rows}.duckdb"
+    args.db = (
+        args.db or Path(tempfile.gettempdir()) / "tollgate-bench-pii" / f"orders-{args.rows}.duckdb"
+    )
     bench.ensure_table(args.db, args.rows, args.threads, rebuild=False)
     info = bench.machine(args.db)
     with open(args.db, "rb") as f:  # warm the OS page cache

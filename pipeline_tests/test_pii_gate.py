@@ -41,9 +41,9 @@ def test_look_alikes_ahead_of_real_pii_fail_the_scan(isolated_data_dir):
     assert run_gate(instance=instance).success
     rewrite_notes(
         isolated_data_dir,
-        "CASE WHEN \"id\" IN (SELECT \"id\" FROM \"crm\".\"deals\" ORDER BY \"id\" LIMIT 60) "
+        'CASE WHEN "id" IN (SELECT "id" FROM "crm"."deals" ORDER BY "id" LIMIT 60) '
         "THEN 'called back at 10:30:00' "
-        f"WHEN \"id\" = (SELECT max(\"id\") FROM \"crm\".\"deals\") THEN '{PII}' "
+        f'WHEN "id" = (SELECT max("id") FROM "crm"."deals") THEN \'{PII}\' '
         'ELSE "notes" END',
     )
     result = run_scan(instance)
@@ -68,7 +68,7 @@ def test_pii_outside_a_fixed_sample_is_found_by_the_run_seeded_sample(
     rewrite_notes(
         isolated_data_dir,
         f'CASE WHEN "id" IN (SELECT "id" FROM "crm"."deals" WHERE {outside_old_sample} '
-        f"ORDER BY \"id\" LIMIT 500) THEN '{PII}' ELSE \"notes\" END",
+        f'ORDER BY "id" LIMIT 500) THEN \'{PII}\' ELSE "notes" END',
     )
     for _ in range(2):  # run after run
         scan = evaluation(run_scan(instance))

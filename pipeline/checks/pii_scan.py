@@ -253,7 +253,9 @@ def coverage(table: TableContract, state: TableState, profile: Mapping[str, Any]
         "full_scan": full,
         "scans_since_full_scan": 1 if full else past.scans + 1,
         "rows_scanned_since_full_scan": scanned if full else past.rows + scanned,
-        "resampled_since_full_scan": 0.0 if full else round(1 - (1 - past.resampled) * (1 - rate), 6),
+        "resampled_since_full_scan": 0.0
+        if full
+        else round(1 - (1 - past.resampled) * (1 - rate), 6),
         "watermark": synced_max.isoformat() if hasattr(synced_max, "isoformat") else None,
     }
 
