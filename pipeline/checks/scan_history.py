@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from dagster import AssetCheckKey, DagsterInstance
+
+# dagster 1.13 filters check history by this status but does not export it at the top level.
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 
