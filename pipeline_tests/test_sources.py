@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from pipeline.checks.patterns import PATTERNS, pii_kinds
+from pipeline.checks.detect import pii_classes
+from pipeline.checks.patterns import PATTERNS
 from pipeline.sandbox.sources import CRM, DEFECTS, PAYMENTS, requested_defects, sources
 from pipeline.warehouse import DuckDBWarehouse
 
@@ -138,7 +139,7 @@ def _orphans(f):
 
 
 def _notes_with(f, kind):
-    return _handful(f["deals"]["notes"].dropna().map(lambda v: kind in pii_kinds(v)).sum())
+    return _handful(f["deals"]["notes"].dropna().map(lambda v: kind in pii_classes(v)).sum())
 
 
 # defect -> (tables it may change, what must be true of the landing)

@@ -3,6 +3,7 @@
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,10 @@ from dagster_fivetran import FivetranWorkspace
 
 from pipeline import publish, report
 from pipeline.automation import CHECK_CONDITION
-from pipeline.checks import freshness, keys, not_null, pii, pii_scan, schema
+from pipeline.checks import freshness, keys, not_null, pii, pii_scan, scan_history, schema
 from pipeline.checks.fivetran_config import fetch_column_config
 from pipeline.checks.profile import run_profile
+from pipeline.checks.redact import scrub_error
 from pipeline.checks.rule import Rule, TableState, Verdict
 from pipeline.contract import TableContract
 from pipeline.settings import REPO_ROOT
@@ -89,6 +91,10 @@ def build_table_checks(table: TableContract, connector_id: str | None) -> AssetC
             if isinstance(audited, Exception)
             else table_state(audited, selected, warehouse, fivetran, connector_id)
         )
+        if isinstance(state_or_error, TableState):  # the PII scan's seed and last passing scan
+            scan = AssetCheckKey(key, pii_scan.RULE.check_name)
+            history = scan_history.read(context.instance, scan, context.run.run_id)
+            state_or_error = replace(state_or_error, pii_history=history)
         subject = table if isinstance(audited, Exception) else audited
         results = evaluate(subject, selected, warehouse, state_or_error, version=version)
         yield from report.recorded(context, results, started)
@@ -121,7 +127,12 @@ def table_state(
             config = fetch_column_config(fivetran, connector_id, table.name)
         except Exception:  # the config rule fails on None; the others judge the data alone
             config = None
-    return TableState(columns=columns, row_estimate=estimate, fivetran_columns=config)
+    return TableState(
+        columns=columns,
+        row_estimate=estimate,
+        fivetran_columns=config,
+        pii_history=scan_history.unseeded(),
+    )
 
 
 def evaluate(
@@ -137,7 +148,11 @@ def evaluate(
     if isinstance(state, Exception):
         for rule in rules:
             yield _result(
-                table, rule, Verdict(False, f"cannot read the table: {state}"), "", version
+                table,
+                rule,
+                Verdict(False, f"cannot read the table: {scrub_error(state)}"),
+                "",
+                version,
             )
         return
     profiles, sql = _profiles(table, rules, state, warehouse)
@@ -159,14 +174,14 @@ def _judge(
     profile: Mapping[str, Any] | Exception,
 ) -> Verdict:
     if isinstance(profile, Exception):
-        return Verdict(False, f"profiling query failed: {profile}")
+        return Verdict(False, f"profiling query failed: {scrub_error(profile)}")
     try:
         facts = dict(profile)
         if rule.followup:
             facts.update(rule.followup(table, state, warehouse, facts))
         return rule.judge(table, state, facts)
     except Exception as error:
-        return Verdict(False, f"rule could not run: {error}")
+        return Verdict(False, f"rule could not run: {scrub_error(error)}")
 
 
 def _profiles(

@@ -6,7 +6,7 @@ from typing import Any
 from sqlglot import exp
 
 from pipeline.checks.patterns import HASH_SHAPE
-from pipeline.checks.pii_scan import sample_keys, sample_rate
+from pipeline.checks.pii_scan import history, sample_keys, sample_rate
 from pipeline.checks.redact import redact
 from pipeline.checks.rule import Rule, TableState, Verdict
 from pipeline.contract import ColumnContract, TableContract
@@ -21,7 +21,11 @@ def _governed(table: TableContract) -> list[ColumnContract]:
 
 
 def _not_hashed(
-    name: str, dialect: str, rate: float = 1.0, keys: list[exp.Expression] | None = None
+    name: str,
+    dialect: str,
+    rate: float = 1.0,
+    keys: list[exp.Expression] | None = None,
+    seed: int = 0,
 ) -> exp.Expression:
     """A value that is not a SHA-256 hash (64 hex, or 44 base64 chars).
 
@@ -35,7 +39,7 @@ def _not_hashed(
         wrong_length = exp.Not(
             this=exp.In(this=length, expressions=[exp.Literal.number(44), exp.Literal.number(64)])
         )
-        sampled = only_in_sample(wrong_shape, keys or [col.copy()], rate, dialect)
+        sampled = only_in_sample(wrong_shape, keys or [col.copy()], rate, dialect, seed)
         wrong_shape = exp.or_(wrong_length, sampled)
     return exp.and_(exp.Not(this=exp.Is(this=col, expression=exp.Null())), wrong_shape)
 
@@ -47,8 +51,11 @@ def metrics(table: TableContract, state: TableState, dialect: str) -> dict[str, 
         if c.name not in state.columns:
             continue
         if c.pii_handling == "hashed":
-            keys = sample_keys(table, state, dialect, column(c.name, dialect))
-            found[f"not_hashed:{c.name}"] = count_where(_not_hashed(c.name, dialect, rate, keys))
+            keys = sample_keys(table, state, dialect, [column(c.name, dialect)])
+            seed = history(state).seed
+            found[f"not_hashed:{c.name}"] = count_where(
+                _not_hashed(c.name, dialect, rate, keys, seed)
+            )
         else:
             found[f"present:{c.name}"] = exp.Count(this=column(c.name, dialect))
     return found

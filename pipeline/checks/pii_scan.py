@@ -1,21 +1,40 @@
-"""No PII hides in unclassified text or JSON columns: email, phone, SSN, card (Luhn), IP, IBAN."""
+"""No PII hides in unclassified text or JSON columns: email, phone, SSN, card, IP, IBAN.
+
+The profiling query counts the rows whose text matches a candidate pattern. For a column with
+candidates, one query groups them by distinct value; SQL confirms the classes its pattern alone
+decides (email, SSN, IPv4) and Python confirms every other distinct value (checksums,
+libphonenumber). More distinct values than CONFIRM_LIMIT fail closed, never pass unread.
+"""
 
 from collections.abc import Mapping
 from typing import Any
 
 from sqlglot import exp
 
-from pipeline.checks.patterns import ANY_PII, pii_kinds
-from pipeline.checks.redact import mask_all
+from pipeline.checks.detect import pii_classes
+from pipeline.checks.patterns import ANY_PII, CLASS_OF, PATTERNS, SURE
+from pipeline.checks.redact import redact_text
 from pipeline.checks.rule import Rule, TableState, Verdict
+from pipeline.checks.scan_history import ScanHistory
 from pipeline.checks.schema import SYSTEM_COLUMNS
 from pipeline.contract import TableContract
 from pipeline.warehouse import Warehouse
-from pipeline.warehouse.sql import column, contains_match, count_where, only_in_sample, table_ref
+from pipeline.warehouse.sql import (
+    column,
+    contains_match,
+    count_where,
+    in_sample,
+    literal,
+    only_in_sample,
+    table_ref,
+)
 from pipeline.warehouse.types import type_family
 
 SAMPLE_ROWS = 100_000  # regex cost, not the scan, dominates: scan about this many values per column
-CANDIDATES = 50
+CONFIRM_LIMIT = 100_000  # distinct candidate values per column confirmed in Python
+SAMPLES = 3
+SYNCED, DELETED, FIVETRAN_ID = "_fivetran_synced", "_fivetran_deleted", "_fivetran_id"
+_NO_HISTORY = ScanHistory(seed=0)
 
 
 def scanned_columns(table: TableContract, state: TableState) -> list[str]:
@@ -51,85 +70,236 @@ def _text(name: str, state: TableState, dialect: str) -> exp.Expression:
     return exp.cast(col, "VARCHAR")
 
 
+def history(state: TableState) -> ScanHistory:
+    return state.pii_history or _NO_HISTORY
+
+
 def sample_rate(table: TableContract, state: TableState) -> float:
-    if table.pii_scan == "exact" or not state.row_estimate or state.row_estimate <= SAMPLE_ROWS:
+    """1 for an exact scan, a table that small, or the first scan on record; else the sample."""
+    if table.pii_scan == "exact" or history(state).first:
+        return 1.0
+    if not state.row_estimate or state.row_estimate <= SAMPLE_ROWS:
         return 1.0
     return SAMPLE_ROWS / state.row_estimate
 
 
 def sample_keys(
-    table: TableContract, state: TableState, dialect: str, value: exp.Expression
+    table: TableContract, state: TableState, dialect: str, fallback: list[exp.Expression]
 ) -> list[exp.Expression]:
-    """Rows are sampled by primary key, so a value repeated in many rows is sampled like any row;
-    without a key, by the value itself."""
+    """Rows are sampled by primary key (else Fivetran's _fivetran_id, else their values), so a
+    value repeated in many rows is sampled like any row."""
     keys = [c.name for c in table.columns if c.primary_key and c.name in state.columns]
-    return [column(name, dialect) for name in keys] or [value.copy()]
+    keys = keys or ([FIVETRAN_ID] if FIVETRAN_ID in state.columns else [])
+    return [column(name, dialect) for name in keys] or [e.copy() for e in fallback]
 
 
-def _hit(
-    table: TableContract, state: TableState, value: exp.Expression, rate: float, dialect: str
-) -> exp.Expression:
+def _synced(state: TableState, dialect: str) -> exp.Expression | None:
+    if SYNCED in state.columns and _family(state.columns[SYNCED]).startswith("timestamp"):
+        return column(SYNCED, dialect)
+    return None
+
+
+def _new_rows(state: TableState, dialect: str) -> exp.Expression | None:
+    """Rows synced after the last passing scan: every one of them is scanned."""
+    synced, watermark = _synced(state, dialect), history(state).watermark
+    if synced is None or watermark is None:
+        return None
+    kind = "TIMESTAMPTZ" if watermark.tzinfo else "TIMESTAMP"
+    return exp.GT(this=synced, expression=exp.cast(literal(watermark.isoformat()), kind))
+
+
+def _keys(table: TableContract, state: TableState, dialect: str) -> list[exp.Expression]:
+    texts = [_text(name, state, dialect) for name in scanned_columns(table, state)]
+    return sample_keys(table, state, dialect, texts)
+
+
+def _hit(table: TableContract, state: TableState, value: exp.Expression, dialect: str):
+    rate, seed = sample_rate(table, state), history(state).seed
     match = contains_match(value, ANY_PII, dialect)
-    return only_in_sample(match, sample_keys(table, state, dialect, value), rate, dialect)
+    keys = _keys(table, state, dialect)
+    return only_in_sample(match, keys, rate, dialect, seed, also=_new_rows(state, dialect))
 
 
 def metrics(table: TableContract, state: TableState, dialect: str) -> dict[str, exp.Expression]:
-    rate = sample_rate(table, state)
-    return {
-        f"hits:{name}": count_where(_hit(table, state, _text(name, state, dialect), rate, dialect))
-        for name in scanned_columns(table, state)
+    columns = scanned_columns(table, state)
+    if not columns:
+        return {}
+    found = {
+        f"candidates:{name}": count_where(_hit(table, state, _text(name, state, dialect), dialect))
+        for name in columns
     }
+    rate = sample_rate(table, state)
+    if rate >= 1:
+        found["rows_scanned"] = exp.Count(this=exp.Star())
+    else:
+        scope = in_sample(_keys(table, state, dialect), rate, dialect, history(state).seed)
+        new = _new_rows(state, dialect)
+        found["rows_scanned"] = count_where(scope if new is None else exp.or_(new, scope))
+        if new is not None:
+            found["rows_new"] = count_where(new)
+    if DELETED in state.columns and _family(state.columns[DELETED]) == "boolean":
+        deleted = exp.Coalesce(this=column(DELETED, dialect), expressions=[exp.false()])
+        found["live_rows"] = count_where(exp.Not(this=deleted))
+    else:
+        found["live_rows"] = exp.Count(this=exp.Star())
+    if (synced := _synced(state, dialect)) is not None:
+        found["synced_max"] = exp.Max(this=synced)
+    return found
+
+
+def _window(expression: exp.Expression) -> exp.Expression:
+    return exp.Window(this=expression)
+
+
+def candidates_sql(table: TableContract, state: TableState, name: str, dialect: str) -> str:
+    """Distinct candidate values of one column with their row counts, those SQL cannot confirm
+    first; and over all of them, how many there are and the rows SQL confirms per class."""
+    value = _text(name, state, dialect)
+    n, v = exp.to_identifier("n", quoted=True), exp.to_identifier("value", quoted=True)
+    grouped = (
+        exp.select(value.as_(v), exp.Count(this=exp.Star()).as_(n))
+        .from_(table_ref(*table.relation, dialect))
+        .where(_hit(table, state, value.copy(), dialect))
+        .group_by(value.copy())
+    )
+    flags = {kind: contains_match(exp.column(v.copy()), PATTERNS[kind], dialect) for kind in SURE}
+    sure = exp.or_(*(flag.copy() for flag in flags.values()))
+
+    def rows_where(flag: exp.Expression, what: exp.Expression) -> exp.Expression:
+        return _window(
+            exp.Sum(
+                this=exp.Case(ifs=[exp.If(this=flag, true=what)], default=exp.Literal.number(0))
+            )
+        )
+
+    select = exp.select(
+        exp.column(v.copy()),
+        exp.column(n.copy()),
+        *(flag.copy().as_(f"is_{kind}") for kind, flag in flags.items()),
+        _window(exp.Count(this=exp.Star())).as_("distinct_values"),
+        rows_where(sure.copy(), exp.Literal.number(1)).as_("sure_values"),
+        *(rows_where(f, exp.column(n.copy())).as_(f"rows_{kind}") for kind, f in flags.items()),
+    )
+    return (
+        select.from_(grouped.subquery("c"))
+        .order_by(
+            exp.Ordered(this=sure, desc=False), exp.Ordered(this=exp.column(n.copy()), desc=True)
+        )
+        .limit(CONFIRM_LIMIT + 1)
+        .sql(dialect)
+    )
+
+
+def value_classes(row: Mapping[str, Any]) -> list[str]:
+    """A candidate's classes: what SQL's patterns confirmed, and what Python confirms."""
+    sql = {CLASS_OF[kind] for kind in SURE if row.get(f"is_{kind}")}
+    return sorted(sql | set(pii_classes(str(row["value"]))))
+
+
+def confirm(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Python's verdict on the distinct candidates, with SQL's counts for what it confirmed."""
+    if not rows:
+        return {"rows": {}, "unconfirmed": 0, "distinct": 0, "samples": []}
+    first = rows[0]
+    total, sure = int(first["distinct_values"]), int(first["sure_values"] or 0)
+    counts: dict[str, int] = {}
+    samples = []
+    for row in rows[:CONFIRM_LIMIT]:
+        text = str(row["value"])
+        classes = value_classes(row)
+        for kind in classes:
+            counts[kind] = counts.get(kind, 0) + int(row["n"])
+        if classes and len(samples) < SAMPLES:
+            samples.append((", ".join(classes), redact_text(text)))
+    for kind in SURE:  # SQL saw every candidate; Python may have stopped at the limit
+        sql_rows = int(first[f"rows_{kind}"] or 0)
+        if sql_rows > counts.get(CLASS_OF[kind], 0):
+            counts[CLASS_OF[kind]] = sql_rows
+    unconfirmed = max(0, total - sure - CONFIRM_LIMIT)
+    return {"rows": counts, "unconfirmed": unconfirmed, "distinct": total, "samples": samples}
 
 
 def candidates(
     table: TableContract, state: TableState, warehouse: Warehouse, profile: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """For columns with pattern hits, fetch a few and confirm them (Luhn, IBAN checksum)."""
+    """For columns with candidate rows, confirm every distinct candidate value."""
     found: dict[str, Any] = {}
-    rate = sample_rate(table, state)
     for name in scanned_columns(table, state):
-        if not profile.get(f"hits:{name}"):
-            continue
-        value = _text(name, state, warehouse.dialect)
-        sql = (
-            exp.select(value.as_("value"))
-            .from_(table_ref(*table.relation, warehouse.dialect))
-            .where(_hit(table, state, value.copy(), rate, warehouse.dialect))
-            .limit(CANDIDATES)
-            .sql(warehouse.dialect)
-        )
-        confirmed = [(row["value"], pii_kinds(str(row["value"]))) for row in warehouse.query(sql)]
-        found[f"confirmed:{name}"] = [(mask_all(str(v)), kinds) for v, kinds in confirmed if kinds]
+        if profile.get(f"candidates:{name}"):
+            sql = candidates_sql(table, state, name, warehouse.dialect)
+            found[f"confirmed:{name}"] = confirm(warehouse.query(sql))
     return found
 
 
-def judge(table: TableContract, state: TableState, profile: Mapping[str, Any]) -> Verdict:
+def _method(table: TableContract, state: TableState) -> str:
     rate = sample_rate(table, state)
+    if rate >= 1:
+        return "exact (every row)" + (", first scan on record" if history(state).first else "")
+    by = "primary key" if any(c.primary_key for c in table.columns) else "row"
+    new = " plus every row synced since the last passing scan" if _new_rows(state, "duckdb") else ""
+    return f"hash sample of {rate:.2%} of rows (by {by}, seed {history(state).seed}){new}"
+
+
+def coverage(table: TableContract, state: TableState, profile: Mapping[str, Any]) -> dict[str, Any]:
+    """What this scan read, and what the scans since the last full one read together."""
+    rate, past = sample_rate(table, state), history(state)
+    scanned = int(profile.get("rows_scanned") or 0)
+    synced_max = profile.get("synced_max")
+    full = rate >= 1
+    return {
+        "rows_scanned": scanned,
+        "live_rows": int(profile.get("live_rows") or 0),
+        "rows_new_since_last_pass": int(profile["rows_new"]) if "rows_new" in profile else None,
+        "full_scan": full,
+        "scans_since_full_scan": 1 if full else past.scans + 1,
+        "rows_scanned_since_full_scan": scanned if full else past.rows + scanned,
+        "resampled_since_full_scan": 0.0
+        if full
+        else round(1 - (1 - past.resampled) * (1 - rate), 6),
+        "watermark": synced_max.isoformat() if hasattr(synced_max, "isoformat") else None,
+    }
+
+
+def judge(table: TableContract, state: TableState, profile: Mapping[str, Any]) -> Verdict:
     columns = scanned_columns(table, state)
-    failing: dict[str, list[str]] = {}
+    found: dict[str, dict[str, int]] = {}
+    unconfirmed: dict[str, int] = {}
     rows_md = []
     for name in columns:
-        confirmed = profile.get(f"confirmed:{name}") or []
-        if confirmed:
-            failing[name] = sorted({kind for _, kinds in confirmed for kind in kinds})
-            rows_md += [f"| {name} | {', '.join(k)} | `{v}` |" for v, k in confirmed[:3]]
-    by = "primary key" if any(c.primary_key for c in table.columns) else "value"
-    method = "exact (every row)" if rate >= 1 else f"hash sample of {rate:.2%} of rows (by {by})"
+        result = profile.get(f"confirmed:{name}") or {}
+        if result.get("rows"):
+            found[name] = dict(sorted(result["rows"].items()))
+            rows_md += [f"| {name} | {kinds} | `{text}` |" for kinds, text in result["samples"]]
+        if result.get("unconfirmed"):
+            unconfirmed[name] = result["unconfirmed"]
+    cover = coverage(table, state, profile)
     metadata: dict[str, Any] = {
         "scanned_columns": columns,
-        "scan_method": method,
-        "pattern_hits": {name: int(profile.get(f"hits:{name}") or 0) for name in columns},
-        "pii_found": failing,
+        "scan_method": _method(table, state),
+        "pattern_hits": {name: int(profile.get(f"candidates:{name}") or 0) for name in columns},
+        "pii_found": {name: sorted(kinds) for name, kinds in found.items()},
+        "pii_rows_by_class": found,
+        "coverage": cover,
     }
+    if unconfirmed:
+        metadata["unconfirmed_candidates"] = unconfirmed
     if rows_md:
         header = "| column | found | value (redacted) |\n|---|---|---|\n"
         metadata["redacted_samples"] = header + "\n".join(rows_md)
-    found = "; ".join(f"{name}: {', '.join(kinds)}" for name, kinds in failing.items())
+    problems = [
+        f"{name}: " + ", ".join(f"{kind} ({rows} rows)" for kind, rows in kinds.items())
+        for name, kinds in found.items()
+    ] + [
+        f"{name}: {n:,} distinct candidate values left unconfirmed (limit {CONFIRM_LIMIT:,})"
+        for name, n in unconfirmed.items()
+    ]
+    scanned = f"{cover['rows_scanned']:,} rows scanned of {cover['live_rows']:,} live"
     return Verdict(
-        passed=not failing,
-        summary=f"PII in unclassified columns: {found}"
-        if failing
-        else f"no PII found in {len(columns)} unclassified text columns ({method})",
+        passed=not problems,
+        summary=f"PII in unclassified columns: {'; '.join(problems)}"
+        if problems
+        else f"no PII found in {len(columns)} unclassified text columns "
+        f"({metadata['scan_method']}; {scanned})",
         metadata=metadata,
     )
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlglot import exp
 
+from pipeline.checks.scan_history import ScanHistory
 from pipeline.contract import TableContract
 from pipeline.warehouse import Warehouse
 
@@ -17,6 +18,7 @@ class TableState:
     columns: Mapping[str, str]  # column name -> warehouse type, as the table exists now
     row_estimate: int | None = None
     fivetran_columns: Mapping[str, Mapping[str, Any]] | None = None  # Fivetran's column config
+    pii_history: ScanHistory | None = None  # the PII scan's seed and last passing scan
 
 
 @dataclass(frozen=True)

@@ -51,11 +51,14 @@ def full_match(value: exp.Expression, pattern: str, dialect: str) -> exp.Express
 
 
 def in_sample(
-    keys: exp.Expression | list[exp.Expression], rate: float, dialect: str
+    keys: exp.Expression | list[exp.Expression], rate: float, dialect: str, seed: int = 0
 ) -> exp.Expression:
-    """Deterministic hash sample of about `rate` of the rows, decided by the given key(s)."""
+    """Hash sample of about `rate` of the rows, decided by the given key(s) and the seed."""
     keys = keys if isinstance(keys, list) else [keys]
-    hashed = exp.Anonymous(this="HASH" if dialect == "snowflake" else "hash", expressions=keys)
+    hashed = exp.Anonymous(
+        this="HASH" if dialect == "snowflake" else "hash",
+        expressions=[*keys, exp.Literal.number(seed)],
+    )
     bucket = exp.Mod(this=exp.Abs(this=hashed), expression=exp.Literal.number(10_000))
     return exp.LT(this=bucket, expression=exp.Literal.number(max(1, round(rate * 10_000))))
 
@@ -65,13 +68,17 @@ def only_in_sample(
     keys: exp.Expression | list[exp.Expression],
     rate: float,
     dialect: str,
+    seed: int = 0,
+    also: exp.Expression | None = None,
 ) -> exp.Expression:
-    """The condition, tested only on sampled rows: a CASE, so the engine skips the rest (AND may not)."""
+    """The condition, tested only on sampled rows (and rows where `also` holds): a CASE, so the
+    engine skips the rest (AND may not)."""
     if rate >= 1:
         return condition
-    return exp.Case(
-        ifs=[exp.If(this=in_sample(keys, rate, dialect), true=condition)], default=exp.false()
-    )
+    scope = in_sample(keys, rate, dialect, seed)
+    if also is not None:
+        scope = exp.or_(also, scope)
+    return exp.Case(ifs=[exp.If(this=scope, true=condition)], default=exp.false())
 
 
 def count_where(condition: exp.Expression) -> exp.Expression:
