@@ -151,7 +151,9 @@ def verify_gate(
     warehouse: Warehouse,
 ) -> list[str]:
     """Refuse unless every blocking check upstream passed and each table read is published."""
-    problems = list(refresh.problems) + gate.not_passed(context.instance, blocking)
+    problems = list(refresh.problems) + gate.not_passed(
+        context.instance, blocking, context.run.run_id
+    )
     versions = []
     for key in refresh.deps:
         table = published[key]

@@ -45,7 +45,7 @@ def build_publish_asset(
     @multi_asset(specs=[spec], name=f"publish__{_safe(table.connector)}__{_safe(table.name)}")
     def publish_table(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
         try:
-            version = gate.audited_version(context.instance, blocking, source)
+            version = gate.audited_version(context.instance, blocking, source, context.run.run_id)
         except Failure as failure:
             raise gate.refuse(f"publish {where}", [failure.description or ""]) from None
         changed = publish.publish(warehouse, table, version, context.run.run_id)

@@ -143,6 +143,6 @@ def test_failing_fivetran_and_looker_calls_leak_no_secret(canary_env, capfd, cap
     # The other connector synced and one refresh logged in after the failed login: both the
     # failing and the working paths ran with the canaries.
     done = {key.path[0] for key in materialized(result)}
-    assert done == {"fivetran", "looker"}
+    assert done == {"fivetran", "published", "looker"}
     assert_canaries_were_used(canary_env)
     assert_no_canary({**texts, "failure messages": list(errors.values())})

@@ -24,9 +24,9 @@ TABLES = {
 }
 OWNERS = {"payments": "team:payments-data", "crm": "team:revops-data"}
 LOOKER_DEPS = {
-    "looker/payments_etl": {f"fivetran/payments/{t}" for t in TABLES["payments"]},
-    "looker/revenue_by_customer": {"fivetran/payments/charges", "fivetran/payments/customers"},
-    "looker/crm_etl": {f"fivetran/crm/{t}" for t in TABLES["crm"]},
+    "looker/payments_etl": {f"published/payments/{t}" for t in TABLES["payments"]},
+    "looker/revenue_by_customer": {"published/payments/charges", "published/payments/customers"},
+    "looker/crm_etl": {f"published/crm/{t}" for t in TABLES["crm"]},
 }
 PYTHON_WARNING = re.compile(r"\w+Warning: .*")  # how `warnings` prints, raw or via dagster's log
 
@@ -209,10 +209,14 @@ def test_ui_shows_assets_owners_groups_lineage_and_checks(webserver):
         key(node["assetKey"]["path"]): node for node in webserver.gql(ASSET_GRAPH)["assetNodes"]
     }
     fivetran = {f"fivetran/{c}/{t}": c for c, tables in TABLES.items() for t in tables}
-    assert set(nodes) == set(fivetran) | set(LOOKER_DEPS)
-    for asset, connector in fivetran.items():
+    published = {f"published/{c}/{t}": c for c, tables in TABLES.items() for t in tables}
+    assert set(nodes) == set(fivetran) | set(published) | set(LOOKER_DEPS)
+    for asset, connector in (fivetran | published).items():
         assert nodes[asset]["groupName"] == connector
         assert [f"team:{o['team']}" for o in nodes[asset]["owners"]] == [OWNERS[connector]]
+    for asset in published:
+        fivetran_asset = asset.replace("published/", "fivetran/", 1)
+        assert {key(d["path"]) for d in nodes[asset]["dependencyKeys"]} == {fivetran_asset}
     for asset, deps in LOOKER_DEPS.items():
         assert nodes[asset]["groupName"] == "looker"
         assert {key(dep["path"]) for dep in nodes[asset]["dependencyKeys"]} == deps
