@@ -284,7 +284,9 @@ def _custom(
                 table, column,
             )  # fmt: skip
         if prop.property in found:
-            raise ContractError(path, f"customProperty `{prop.property}` is given twice", table, column)
+            raise ContractError(
+                path, f"customProperty `{prop.property}` is given twice", table, column
+            )
         found[prop.property] = prop.value
     return found
 
@@ -313,7 +315,9 @@ def _row_bounds(value: Any, fail) -> tuple[int | None, int | None]:
     for key in value:
         if key not in ("min", "max"):
             hint = suggest(str(key), ("min", "max"))
-            raise fail(f"unknown key `{key}` in rowCount" + (f" (did you mean `{hint}`?)" if hint else ""))
+            raise fail(
+                f"unknown key `{key}` in rowCount" + (f" (did you mean `{hint}`?)" if hint else "")
+            )
     low, high = value.get("min"), value.get("max")
     for bound in (low, high):
         if bound is not None and (type(bound) is not int or bound < 0):
@@ -390,7 +394,10 @@ def _table(
 def _quality(path: Path, obj: SchemaObject, column_names: list[str]) -> tuple[QualityRule, ...]:
     """The table's and its columns' quality rules, each with a stable, unique check name."""
     rules: list[QualityRule] = []
-    for column, entries in [(None, obj.quality), *((p.name, p.quality) for p in obj.properties or [])]:
+    for column, entries in [
+        (None, obj.quality),
+        *((p.name, p.quality) for p in obj.properties or []),
+    ]:
         try:
             rules += parse_rules(entries or [], column, column_names)
         except QualityError as error:

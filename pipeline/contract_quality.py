@@ -123,7 +123,9 @@ def _parse(rule: DataQuality, column: str | None, column_names: list[str]) -> Qu
             else f"needs a `metric` ({', '.join(METRICS)})"
         )
     elif column is None and metric not in TABLE_METRICS:
-        raise QualityError(f"metric {metric} belongs on a column (table level: rowCount, duplicateValues)")
+        raise QualityError(
+            f"metric {metric} belongs on a column (table level: rowCount, duplicateValues)"
+        )
     elif column is not None and metric not in COLUMN_METRICS:
         raise QualityError(f"metric {metric} belongs on the table, not on a column")
     op, threshold = _threshold(rule)
@@ -181,7 +183,11 @@ def _arguments(
             hint = suggest(key, known)
             raise QualityError(
                 f"unknown argument `{key}` for {metric}"
-                + (f" (did you mean `{hint}`?)" if hint else f" (known: {', '.join(known) or 'none'})")
+                + (
+                    f" (did you mean `{hint}`?)"
+                    if hint
+                    else f" (known: {', '.join(known) or 'none'})"
+                )
             )
     if metric == "invalidValues":
         if not arguments.keys() & {"validValues", "pattern"}:
@@ -196,7 +202,9 @@ def _arguments(
         names = arguments.get("properties")
         if column is None:
             if not isinstance(names, list) or not names:
-                raise QualityError("table-level duplicateValues needs arguments.properties: [columns]")
+                raise QualityError(
+                    "table-level duplicateValues needs arguments.properties: [columns]"
+                )
             for name in names:
                 if name not in column_names:
                     raise QualityError(f"duplicateValues names no column {name!r}")
@@ -265,9 +273,7 @@ def check_read_only(query: str, on_column: bool, dialect: str | None = None) -> 
             raise QualityError("query must read tables, not table functions")
 
 
-def parse_options(
-    options: dict[str, Any], family: str, logical: str
-) -> dict[str, Any]:
+def parse_options(options: dict[str, Any], family: str, logical: str) -> dict[str, Any]:
     """Validate logicalTypeOptions for a column of this type family (JSON Schema checked the keys)."""
     checked = {}
     for name, value in options.items():

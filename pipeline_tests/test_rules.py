@@ -8,7 +8,7 @@ import pytest
 from dagster import AssetCheckSeverity
 
 from pipeline.checks import freshness, keys, pii, pii_scan, schema
-from pipeline.checks.factory import RULES, evaluate
+from pipeline.checks.factory import RULES, evaluate, table_rules
 from pipeline.checks.rule import TableState
 from pipeline.checks.scan_history import ScanHistory
 from pipeline.contract import ColumnContract, TableContract
@@ -71,7 +71,7 @@ def land(warehouse, **overrides):
 
 
 def results(warehouse, table=CONTACTS):
-    rules = [rule for rule in RULES if rule.applies(table)]
+    rules = table_rules(table)
     return {r.check_name: r for r in evaluate(table, rules, warehouse)}
 
 
@@ -162,7 +162,10 @@ def test_stale_and_out_of_bounds(warehouse):
     stale = failed(warehouse)["data_is_fresh"]
     assert "SLA 24 h" in stale.description and stale.metadata["age_hours"].value > 71
     small = TableContract(**{**CONTACTS.__dict__, "row_count_min": 5})
-    assert "3 rows, expected [5, 10]" in failed(warehouse, small)["row_count_in_bounds"].description
+    assert (
+        "3 live rows, expected [5, 10]"
+        in failed(warehouse, small)["row_count_in_bounds"].description
+    )
 
 
 def test_fivetran_config_drift():

@@ -1,15 +1,20 @@
-"""Keys hold: primary keys and unique columns have no duplicates, foreign keys no orphans."""
+"""Keys hold: primary keys and unique columns have no duplicates, foreign keys no orphans.
+
+Only live rows count (Fivetran's soft-deleted rows are gone for every reader), on both sides of
+a foreign key; text keys with leading or trailing whitespace are reported on their own.
+"""
 
 from collections.abc import Mapping
 from typing import Any
 
 from sqlglot import exp
 
+from pipeline.checks.live import DELETED, count_live, is_text, live, trimmed
 from pipeline.checks.redact import redact
 from pipeline.checks.rule import Rule, TableState, Verdict
 from pipeline.contract import TableContract, resolve_reference
 from pipeline.warehouse import Warehouse
-from pipeline.warehouse.sql import identifier, table_ref
+from pipeline.warehouse.sql import column, identifier, table_ref
 
 SAMPLES = 5
 BITMAP_MAX_BITS = 256_000_000  # 32 MB: a denser integer key is proven unique with a bitmap
@@ -29,7 +34,11 @@ def _col(name: str, dialect: str, alias: str | None = None) -> exp.Column:
 
 
 def duplicates_sql(
-    table: TableContract, key: tuple[str, ...], dialect: str, limit: int | None
+    table: TableContract,
+    key: tuple[str, ...],
+    dialect: str,
+    limit: int | None,
+    alive: exp.Expression | None = None,
 ) -> str:
     # GROUP BY ... HAVING is exact and stays within a small memory limit, where COUNT(DISTINCT) does not.
     cols = [_col(name, dialect) for name in key]
@@ -40,7 +49,10 @@ def duplicates_sql(
         )
         .from_(table_ref(*table.relation, dialect))
         .where(
-            exp.and_(*(exp.Not(this=exp.Is(this=c.copy(), expression=exp.Null())) for c in cols))
+            exp.and_(
+                *(exp.Not(this=exp.Is(this=c.copy(), expression=exp.Null())) for c in cols),
+                *([alive] if alive is not None else []),
+            )
         )
         .group_by(*(c.copy() for c in cols))
         .having(exp.GT(this=exp.Count(this=exp.Star()), expression=exp.Literal.number(1)))
@@ -85,7 +97,9 @@ def range_metrics(
     return found
 
 
-def bitmap_sql(table: TableContract, name: str, low: int, high: int) -> str:
+def bitmap_sql(
+    table: TableContract, name: str, low: int, high: int, alive: exp.Expression | None = None
+) -> str:
     """Rows with a key minus distinct keys: 0 exactly when the key is unique."""
     col = _col(name, "duckdb")
     bits = exp.Anonymous(
@@ -96,19 +110,22 @@ def bitmap_sql(table: TableContract, name: str, low: int, high: int) -> str:
         this=exp.Count(this=col.copy()),
         expression=exp.Anonymous(this="bit_count", expressions=[bits]),
     )
-    return (
-        exp.select(excess.as_("excess")).from_(table_ref(*table.relation, "duckdb")).sql("duckdb")
-    )
+    query = exp.select(excess.as_("excess")).from_(table_ref(*table.relation, "duckdb"))
+    return (query.where(alive) if alive is not None else query).sql("duckdb")
 
 
 def _unique_by_bitmap(
-    table: TableContract, name: str, warehouse: Warehouse, profile: Mapping[str, Any]
+    table: TableContract,
+    name: str,
+    warehouse: Warehouse,
+    profile: Mapping[str, Any],
+    alive: exp.Expression | None,
 ) -> str | None:
     """The bitmap SQL when it proves the key unique; None when it cannot or finds duplicates."""
     low, high = profile.get(f"min:{name}"), profile.get(f"max:{name}")
     if low is None or high is None or high - low + 1 > BITMAP_MAX_BITS:
         return None
-    sql = bitmap_sql(table, name, int(low), int(high))
+    sql = bitmap_sql(table, name, int(low), int(high), alive)
     return sql if warehouse.query(sql)[0]["excess"] == 0 else None
 
 
@@ -116,14 +133,16 @@ def uniqueness_followup(
     table: TableContract, state: TableState, warehouse: Warehouse, profile: Mapping[str, Any]
 ) -> dict[str, Any]:
     found: dict[str, Any] = {}
+    dialect = warehouse.dialect
     for key in key_sets(table):
         if any(name not in state.columns for name in key):
             found[",".join(key)] = {"error": "key column missing"}
             continue
-        if len(key) == 1 and (proof := _unique_by_bitmap(table, key[0], warehouse, profile)):
+        alive = live(state, dialect)
+        if len(key) == 1 and (proof := _unique_by_bitmap(table, key[0], warehouse, profile, alive)):
             found[key[0]] = {"duplicate_keys": 0, "duplicate_rows": 0, "sql": proof}
             continue
-        sql = duplicates_sql(table, key, warehouse.dialect, None)
+        sql = duplicates_sql(table, key, dialect, None, live(state, dialect))
         [summary] = warehouse.query(sql)
         entry = {
             "duplicate_keys": int(summary["keys"]),
@@ -131,7 +150,7 @@ def uniqueness_followup(
             "sql": sql,
         }
         if entry["duplicate_keys"]:
-            rows = warehouse.query(duplicates_sql(table, key, warehouse.dialect, SAMPLES))
+            rows = warehouse.query(duplicates_sql(table, key, dialect, SAMPLES, alive))
             entry["samples"] = [_sample(table, key, row) for row in rows]
         found[",".join(key)] = entry
     return {"keys": found}  # apart from the profile's key ranges
@@ -163,8 +182,19 @@ def judge_unique(table: TableContract, state: TableState, profile: Mapping[str, 
     )
 
 
-def orphans_sql(table: TableContract, fk: str, target: str, dialect: str) -> str:
+def orphans_sql(
+    table: TableContract,
+    fk: str,
+    target: str,
+    dialect: str,
+    child_live: exp.Expression | None = None,
+    parent_live: exp.Expression | None = None,
+) -> str:
+    """Live child rows whose key matches no live parent row."""
     connector, parent, key = resolve_reference(table.connector, target)
+    on = exp.EQ(this=_col(fk, dialect, "c"), expression=_col(key, dialect, "p"))
+    if parent_live is not None:
+        on = exp.and_(on, parent_live)
     child_fk, parent_key = _col(fk, dialect, "c"), _col(key, dialect, "p")
     return (
         exp.select(
@@ -174,11 +204,12 @@ def orphans_sql(table: TableContract, fk: str, target: str, dialect: str) -> str
         .from_(table_ref(*table.relation, dialect).as_("c"))
         .join(
             table_ref(connector, parent, dialect).as_("p"),
-            on=exp.EQ(this=child_fk.copy(), expression=parent_key.copy()),
+            on=on,
             join_type="left",
         )
         .where(exp.Not(this=exp.Is(this=child_fk.copy(), expression=exp.Null())))
         .where(exp.Is(this=parent_key.copy(), expression=exp.Null()))
+        .where(child_live if child_live is not None else exp.true())
         .sql(dialect)
     )
 
@@ -195,7 +226,15 @@ def orphans_followup(
         if fk not in state.columns:
             found[f"{fk} -> {target}"] = {"error": "column missing"}
             continue
-        sql = orphans_sql(table, fk, target, warehouse.dialect)
+        connector, parent, _ = resolve_reference(table.connector, target)
+        parent_columns = warehouse.columns(connector, parent)
+        dialect = warehouse.dialect
+        parent_live = (
+            live(TableState(columns=parent_columns), dialect, "p")
+            if DELETED in parent_columns
+            else None
+        )
+        sql = orphans_sql(table, fk, target, dialect, live(state, dialect, "c"), parent_live)
         [row] = warehouse.query(sql)
         contract = table.column(fk)
         found[f"{fk} -> {target}"] = {
@@ -223,6 +262,42 @@ def judge_orphans(table: TableContract, state: TableState, profile: Mapping[str,
     )
 
 
+def _text_keys(table: TableContract, state: TableState) -> list[str]:
+    return [
+        c.name
+        for c in table.columns
+        if (c.unique or c.references) and c.name in state.columns and is_text(state, c.name)
+    ]
+
+
+def whitespace_metrics(
+    table: TableContract, state: TableState, dialect: str
+) -> dict[str, exp.Expression]:
+    return {
+        f"padded:{name}": count_live(
+            exp.NEQ(this=column(name, dialect), expression=trimmed(name, dialect)), state, dialect
+        )
+        for name in _text_keys(table, state)
+    }
+
+
+def judge_whitespace(
+    table: TableContract, state: TableState, profile: Mapping[str, Any]
+) -> Verdict:
+    padded = {name: int(profile[f"padded:{name}"] or 0) for name in _text_keys(table, state)}
+    bad = {name: n for name, n in padded.items() if n}
+    return Verdict(
+        passed=not bad,
+        summary="; ".join(
+            f"{name}: {n} keys with leading or trailing whitespace ('a' and 'a ' are "
+            "different keys to the warehouse, the same to a reader)"
+            for name, n in bad.items()
+        )
+        or f"no surrounding whitespace in {len(padded)} text key columns",
+        metadata={"padded_keys": padded},
+    )
+
+
 def _sql_of(profile: Mapping[str, Any]) -> str:
     return ";\n".join(e["sql"] for e in profile.values() if "sql" in e)
 
@@ -240,6 +315,14 @@ RULES = (
         metrics=range_metrics,
         judge=judge_unique,
         followup=uniqueness_followup,
+    ),
+    Rule(
+        check_name="keys_have_no_surrounding_whitespace",
+        family="key_whitespace",
+        description="Text keys (primary, unique, foreign) have no leading or trailing whitespace.",
+        applies=lambda table: any(c.unique or c.references for c in table.columns),
+        metrics=whitespace_metrics,
+        judge=judge_whitespace,
     ),
     Rule(
         check_name="foreign_keys_resolve",

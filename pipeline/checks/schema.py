@@ -18,12 +18,19 @@ def _expected(table: TableContract) -> list[str]:
 
 def judge_present(table: TableContract, state: TableState, profile: Mapping[str, Any]) -> Verdict:
     missing = [name for name in _expected(table) if name not in state.columns]
+    problems = [f"missing columns: {', '.join(missing)}"] if missing else []
+    problems += [
+        f"{name}: landed as {landed!r} (renamed by case only)"
+        for name, landed in state.renamed.items()
+    ]
     return Verdict(
-        passed=not missing,
-        summary=f"missing columns: {', '.join(missing)}"
-        if missing
-        else f"all {len(_expected(table))} contract columns present",
-        metadata={"missing_columns": missing, "warehouse_columns": list(state.columns)},
+        passed=not problems,
+        summary="; ".join(problems) or f"all {len(_expected(table))} contract columns present",
+        metadata={
+            "missing_columns": missing,
+            "renamed_by_case": dict(state.renamed),
+            "warehouse_columns": list(state.columns),
+        },
     )
 
 
