@@ -15,7 +15,7 @@ from open_data_contract_standard.model import (
     SchemaProperty,
 )
 
-from pipeline.contract_quality import QualityError, QualityRule, parse_options, parse_rules
+from pipeline.contract_quality import METRICS, QualityError, QualityRule, parse_options, parse_rules
 from pipeline.contract_schema import (
     UnknownKey,
     dotted,
@@ -214,6 +214,15 @@ def _check_keys(path: Path, raw: dict[str, Any]) -> None:
     if problems:
         first = problems[0]
         raise ContractError(path, str(first), *_named(raw, first.path))
+    for where, rule in _quality_entries(raw):
+        metric = rule.get("metric", rule.get("rule"))
+        if isinstance(metric, str) and metric not in METRICS:
+            hint = suggest(metric, METRICS)
+            raise ContractError(
+                path, f"unknown metric `{metric}` at {dotted(where)}"
+                + (f" (did you mean `{hint}`?)" if hint else f" (one of {', '.join(METRICS)})"),
+                *_named(raw, where),
+            )  # fmt: skip
     error = schema_error(with_logical_types(raw, _inferred_logical_types(raw)))
     if error is not None:
         where = tuple(error.absolute_path)
@@ -222,6 +231,17 @@ def _check_keys(path: Path, raw: dict[str, Any]) -> None:
             f"not a valid ODCS contract at {dotted(where)}: {error.message}",
             *_named(raw, where),
         )
+
+
+def _quality_entries(raw: dict[str, Any]):
+    """(path, rule) for every quality rule of every table and top-level property."""
+    places = [(("schema", i), obj) for i, obj in enumerate(raw.get("schema") or [])]
+    places += list(_properties(raw))
+    for where, node in places:
+        if isinstance(node, dict) and isinstance(node.get("quality"), list):
+            for k, rule in enumerate(node["quality"]):
+                if isinstance(rule, dict):
+                    yield (*where, "quality", k), rule
 
 
 def _properties(raw: dict[str, Any]):

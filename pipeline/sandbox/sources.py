@@ -48,7 +48,7 @@ class Source:
             for column in table.hashed - unhashed(self.connector_id, name, defects):
                 frame[column] = landing.sha256(frame[column])
             frame = frame.drop(columns=list(table.blocked))
-            landed[name] = landing.with_system_columns(frame, synced_at)
+            landed[name] = landing.with_system_columns(frame, synced_at, rows[name])
         return apply_defects(self.connector_id, landed, defects)
 
     def column_config(self, defects: frozenset[str]) -> dict[str, dict[str, dict[str, bool]]]:
@@ -134,9 +134,41 @@ def sources() -> list[Source]:
             raise ValueError(
                 f"CSV folder {folder} would land in schema {folder.name!r}, already used"
             )
-        tables = {
-            name: SandboxTable(name, cols) for name, cols in csv_replay.tables(folder).items()
-        }
+        tables = _csv_tables(folder)
         read = partial(csv_replay.read, folder)
         found.append(Source(f"{folder.name}_csv", folder.name, "csv", tables, read=read))
     return found
+
+
+def _csv_tables(folder: Path) -> dict[str, SandboxTable]:
+    """A replayed connector's tables: sniffed types (a header-only CSV takes its contract's),
+    Fivetran's system columns kept apart, hashing and blocking from its fivetran.yaml."""
+    sniffed = csv_replay.tables(folder)
+    config = csv_replay.column_config(folder, sniffed)
+    contracted = _contract_types(folder.name, csv_replay.header_only(folder))
+    found = {}
+    for name, columns in sniffed.items():
+        types = {
+            column: contracted.get(name, {}).get(column, kind)
+            for column, kind in columns.items()
+            if column not in csv_replay.SYSTEM_COLUMNS
+        }
+        flags = config.get(name, csv_replay.ColumnConfig())
+        found[name] = SandboxTable(name, types, flags.hashed, flags.blocked)
+    return found
+
+
+def _contract_types(connector: str, tables: set[str]) -> dict[str, dict[str, str]]:
+    """Table -> column -> the contract's physicalType, for the given tables of a connector."""
+    if not tables:
+        return {}
+    from pipeline.contract import load_contracts
+
+    contract = load_contracts().get(connector)
+    if contract is None:
+        return {}
+    return {
+        name: {c.name: c.physical_type for c in contract.tables[name].columns if c.physical_type}
+        for name in tables
+        if name in contract.tables
+    }
