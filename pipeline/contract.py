@@ -121,6 +121,16 @@ class Contract:
     published_schema: str = ""
 
 
+class _Loader(yaml.SafeLoader):
+    """Safe YAML where dates stay strings: ODCS's JSON Schema types `minimum: 2000-01-01` as one."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def contracts_dir() -> Path:
     return Path(os.environ.get("TOLLGATE_CONTRACTS_DIR") or CONTRACTS_DIR)
 
@@ -144,7 +154,7 @@ def load_contracts(folder: Path | None = None) -> dict[str, Contract]:
 def load_contract(path: Path) -> Contract:
     """Parse one ODCS file; raise ContractError naming file, table and column on any problem."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
     except yaml.YAMLError as error:
         raise ContractError(path, f"is not valid YAML: {error}") from None
     if not isinstance(raw, dict):
