@@ -76,7 +76,11 @@ schema:
 """
 SIDECAR = "tables:\n  customers: {hashed: [email], blocked: [ssn]}\n"
 NOW = datetime.now(UTC)
-FRESH, STALE, FUTURE = NOW - timedelta(hours=1), NOW - timedelta(days=30), NOW.replace(year=NOW.year + 10)
+FRESH, STALE, FUTURE = (
+    NOW - timedelta(hours=1),
+    NOW - timedelta(days=30),
+    NOW + timedelta(days=3653),
+)
 
 
 def csv(header: str, *rows: tuple) -> str:
