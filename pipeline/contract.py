@@ -121,7 +121,7 @@ class Contract:
     published_schema: str = ""
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml when installed
     """Safe YAML where dates stay strings: ODCS's JSON Schema types `minimum: 2000-01-01` as one."""
 
 
