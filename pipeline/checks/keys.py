@@ -9,12 +9,12 @@ from typing import Any
 
 from sqlglot import exp
 
-from pipeline.checks.live import DELETED, count_live, is_text, live, trimmed
+from pipeline.checks.live import DELETED, count_live, is_padded, is_text, live
 from pipeline.checks.redact import redact
 from pipeline.checks.rule import Rule, TableState, Verdict
 from pipeline.contract import TableContract, resolve_reference
 from pipeline.warehouse import Warehouse
-from pipeline.warehouse.sql import column, identifier, table_ref
+from pipeline.warehouse.sql import identifier, table_ref
 
 SAMPLES = 5
 BITMAP_MAX_BITS = 256_000_000  # 32 MB: a denser integer key is proven unique with a bitmap
@@ -274,9 +274,7 @@ def whitespace_metrics(
     table: TableContract, state: TableState, dialect: str
 ) -> dict[str, exp.Expression]:
     return {
-        f"padded:{name}": count_live(
-            exp.NEQ(this=column(name, dialect), expression=trimmed(name, dialect)), state, dialect
-        )
+        f"padded:{name}": count_live(is_padded(name, dialect), state, dialect)
         for name in _text_keys(table, state)
     }
 
