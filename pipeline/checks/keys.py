@@ -10,6 +10,7 @@ from pipeline.checks.rule import Rule, TableState, Verdict
 from pipeline.contract import TableContract, resolve_reference
 from pipeline.warehouse import Warehouse
 from pipeline.warehouse.sql import identifier, table_ref
+from pipeline.warehouse.types import type_family
 
 SAMPLES = 5
 BITMAP_MAX_BITS = 256_000_000  # 32 MB: a denser integer key is proven unique with a bitmap
@@ -53,8 +54,9 @@ def duplicates_sql(
         )
     summary = exp.select(
         exp.Count(this=exp.Star()).as_("keys"),
+        # Not "rows": ROWS is reserved in Snowflake.
         exp.Coalesce(this=exp.Sum(this=exp.column("n")), expressions=[exp.Literal.number(0)]).as_(
-            "rows"
+            "duplicate_rows"
         ),
     )
     return summary.from_(groups.subquery("d")).sql(dialect)
@@ -127,7 +129,7 @@ def uniqueness_followup(
         [summary] = warehouse.query(sql)
         entry = {
             "duplicate_keys": int(summary["keys"]),
-            "duplicate_rows": int(summary["rows"] or 0),
+            "duplicate_rows": int(summary["duplicate_rows"] or 0),
             "sql": sql,
         }
         if entry["duplicate_keys"]:
@@ -163,9 +165,17 @@ def judge_unique(table: TableContract, state: TableState, profile: Mapping[str, 
     )
 
 
-def orphans_sql(table: TableContract, fk: str, target: str, dialect: str) -> str:
+def orphans_sql(
+    table: TableContract,
+    fk: str,
+    target: str,
+    dialect: str,
+    types: tuple[str, str] | None = None,
+) -> str:
+    """Child rows whose foreign key finds no parent; `types` (child, parent) as landed."""
     connector, parent, key = resolve_reference(table.connector, target)
     child_fk, parent_key = _col(fk, dialect, "c"), _col(key, dialect, "p")
+    left, right = _comparable(child_fk.copy(), parent_key.copy(), types, dialect)
     return (
         exp.select(
             exp.Count(this=exp.Star()).as_("orphans"),
@@ -174,13 +184,48 @@ def orphans_sql(table: TableContract, fk: str, target: str, dialect: str) -> str
         .from_(table_ref(*table.relation, dialect).as_("c"))
         .join(
             table_ref(connector, parent, dialect).as_("p"),
-            on=exp.EQ(this=child_fk.copy(), expression=parent_key.copy()),
+            on=exp.EQ(this=left, expression=right),
             join_type="left",
         )
         .where(exp.Not(this=exp.Is(this=child_fk.copy(), expression=exp.Null())))
         .where(exp.Is(this=parent_key.copy(), expression=exp.Null()))
         .sql(dialect)
     )
+
+
+def _comparable(
+    child: exp.Expression, parent: exp.Expression, types: tuple[str, str] | None, dialect: str
+) -> tuple[exp.Expression, exp.Expression]:
+    """Both sides of the join in one type, cast explicitly.
+
+    An implicit VARCHAR-to-NUMBER cast fails on the first bad value and puts that value (maybe
+    PII) in the error; TRY_CAST of the text side makes it NULL instead: an orphan, as it is.
+    """
+    if types is None:
+        return child, parent
+    families = [_family(t) for t in types]
+    if families[0] == families[1]:
+        return child, parent
+    if families[0] == "text":
+        return _try_cast(child, types[1], families[1], dialect), parent
+    if families[1] == "text":
+        return child, _try_cast(parent, types[0], families[0], dialect)
+    as_text = exp.DataType.build("VARCHAR")
+    return exp.Cast(this=child, to=as_text), exp.Cast(this=parent, to=as_text.copy())
+
+
+def _try_cast(value: exp.Expression, type_name: str, family: str, dialect: str) -> exp.Expression:
+    # NUMBER without a scale would round '1.5' to 2 and find a parent that is not there.
+    target = "DECIMAL(38, 9)" if family == "number" else type_name
+    value.type = exp.DataType.build("VARCHAR")  # else sqlglot writes CAST for Snowflake
+    return exp.TryCast(this=value, to=exp.DataType.build(target, dialect=dialect))
+
+
+def _family(type_name: str) -> str:
+    try:
+        return type_family(type_name)
+    except ValueError:
+        return type_name.lower()
 
 
 def _foreign_keys(table: TableContract) -> list[tuple[str, str]]:
@@ -195,7 +240,10 @@ def orphans_followup(
         if fk not in state.columns:
             found[f"{fk} -> {target}"] = {"error": "column missing"}
             continue
-        sql = orphans_sql(table, fk, target, warehouse.dialect)
+        connector, parent, key = resolve_reference(table.connector, target)
+        parent_type = warehouse.columns(connector, parent).get(key.lower())
+        types = (state.columns[fk], parent_type) if parent_type else None
+        sql = orphans_sql(table, fk, target, warehouse.dialect, types)
         [row] = warehouse.query(sql)
         contract = table.column(fk)
         found[f"{fk} -> {target}"] = {
