@@ -290,7 +290,7 @@ def test_a_sync_whose_worker_died_is_taken_over_by_the_next_reader():
     fivetran_sync.request_sync(src)  # starts here; then pretend another process had claimed it
     wait_for(lambda: not fivetran_sync.connector_details(src)["status"]["is_historical_sync"],
              "the first sync")  # fmt: skip
-    state_file = fivetran_sync._state_file()
+    state_file = fivetran_sync.state_file()
     with disk.edit_json(state_file, {}) as state:
         state[PAYMENTS]["sync"] = {"historical": False, "scope": None, "worker": dead,
                                    "not_before": None, "rerun": None}  # fmt: skip

@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from pipeline.sandbox import fivetran_faults, fivetran_sync, server
-from pipeline.sandbox.fivetran_sync import GROUP_ID
+from pipeline.sandbox.fivetran_connectors import GROUP_ID
 from pipeline.sandbox.paging import BadRequest, page
 from pipeline.sandbox.server import Answer, Route, SandboxHandler, route, serve
 from pipeline.sandbox.sources import sources

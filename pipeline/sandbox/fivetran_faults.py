@@ -60,6 +60,19 @@ def take_http_fault() -> tuple[int, float] | None:
     return _over_rate(int(limit)) if limit else None
 
 
+def take_reschedule(schema: str) -> bool:
+    """Whether Fivetran reschedules this connector's due sync, consuming one `reschedule_times`."""
+    with disk.edit_json(_faults_file(), {}) as current:
+        if schema not in current.get("reschedule", []):
+            return False
+        if "reschedule_times" not in current:
+            return True
+        if current["reschedule_times"] <= 0:
+            return False
+        current["reschedule_times"] -= 1
+        return True
+
+
 def _over_rate(limit: int) -> tuple[int, float] | None:
     """429 when `limit` requests were answered in the last second (a sliding window)."""
     now = time.time()

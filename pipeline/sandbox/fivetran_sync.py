@@ -1,4 +1,4 @@
-"""What the Fivetran sandbox knows and does: connector state and asynchronous syncs.
+"""Asynchronous Fivetran sandbox syncs: requested, run by a background worker, recorded.
 
 A sync is requested (`scheduled`), claimed by a background thread of whichever process serves
 the connector next (`syncing`), and recorded as `succeeded_at` or `failed_at`. State lives on
@@ -17,168 +17,39 @@ from typing import Any
 import pandas as pd
 
 from pipeline.sandbox import disk, incremental, source_edits
-from pipeline.sandbox.fivetran_faults import FAULT_KINDS, clear_faults, faults, set_faults
-from pipeline.sandbox.paging import BadRequest
-from pipeline.sandbox.sources import Source, requested_defects, sources
+from pipeline.sandbox.fivetran_connectors import (
+    GROUP_ID,
+    Paused,
+    check_scope,
+    details,
+    is_paused,
+    schema_config,
+    source,
+    state_file,
+    update_connector,
+)
+from pipeline.sandbox.fivetran_faults import (
+    FAULT_KINDS,
+    clear_faults,
+    faults,
+    set_faults,
+    take_reschedule,
+)
+from pipeline.sandbox.sources import Source, requested_defects
 
-__all__ = ["FAULT_KINDS", "clear_faults", "faults", "set_faults"]
+__all__ = ["FAULT_KINDS", "GROUP_ID", "Paused", "check_scope", "clear_faults", "faults",
+           "schema_config", "set_faults", "source", "update_connector"]  # fmt: skip
 
-GROUP_ID = "tollgate_sandbox"
 HOLD_LIMIT_SECONDS = 120  # a held sync gives up waiting for its fault to be cleared
-SCHEDULE_TYPES = ("auto", "manual")
-SYNC_FREQUENCIES = (5, 15, 30, 60, 120, 180, 360, 480, 720, 1440)
-# Fields of Fivetran's UpdateConnectorRequest the sandbox accepts; it acts on the first three.
-PATCHABLE = {"paused", "schedule_type", "sync_frequency", "pause_after_trial", "daily_sync_time",
-             "trust_certificates", "trust_fingerprints", "config", "auth", "run_setup_tests",
-             "paused_after_trial", "schema_status", "is_historical_sync"}  # fmt: skip
 
 _running: set[tuple[str, str]] = set()  # (state file, connector id) synced by this process
 _running_lock = threading.Lock()
 
 
-class Paused(RuntimeError):
-    """The connector is paused: Fivetran refuses to sync it."""
-
-
-def _state_file() -> Path:
-    return disk.folder("fivetran") / "connectors.json"
-
-
-def source(connector_id: str) -> Source | None:
-    return next((s for s in sources() if s.connector_id == connector_id), None)
-
-
-def is_paused(src: Source, entry: dict[str, Any]) -> bool:
-    return bool(entry.get("paused")) or src.schema in faults().get("paused", [])
-
-
 def connector_details(src: Source) -> dict[str, Any]:
-    """The connection as Fivetran's API describes it (ConnectorResponseV1), after due progress."""
+    """The connection as Fivetran's API describes it, after whatever progress is due."""
     advance(src)
-    entry = disk.read_json(_state_file(), {}).get(src.connector_id, {})
-    sync = entry.get("sync")
-    paused = is_paused(src, entry)
-    rescheduled_for = entry.get("rescheduled_for")
-    if paused:
-        sync_state = "paused"
-    elif sync and sync.get("worker"):
-        sync_state = "syncing"
-    elif rescheduled_for:
-        sync_state = "rescheduled"
-    else:
-        sync_state = "scheduled"
-    return {
-        "id": src.connector_id,
-        "group_id": GROUP_ID,
-        "service": src.service,
-        "service_version": 1,
-        "schema": src.schema,
-        "connected_by": "tollgate_sandbox",
-        "created_at": "2026-01-01T00:00:00.000000Z",
-        "succeeded_at": entry.get("succeeded_at"),
-        "failed_at": entry.get("failed_at"),
-        "paused": paused,
-        "pause_after_trial": False,
-        "sync_frequency": entry.get("sync_frequency", 360),
-        "schedule_type": entry.get("schedule_type", "auto"),
-        "status": {
-            "setup_state": "connected",
-            "schema_status": "ready",
-            "sync_state": sync_state,
-            "update_state": "delayed" if rescheduled_for else "on_schedule",
-            "is_historical_sync": bool(sync and sync.get("historical"))
-            or not entry.get("succeeded_at"),
-            "rescheduled_for": rescheduled_for,
-            "tasks": entry.get("tasks", []),
-            "warnings": [],
-        },
-        "config": {},
-        "source_sync_details": {},
-    }
-
-
-def update_connector(src: Source, changes: Any) -> None:
-    """PATCH a connector: `paused`, `schedule_type` and `sync_frequency`, validated as Fivetran does."""
-    if not isinstance(changes, dict):
-        raise BadRequest("Request body must be a JSON object")
-    unknown = sorted(set(changes) - PATCHABLE)
-    if unknown:
-        raise BadRequest(f"Unrecognized field(s): {', '.join(unknown)}")
-    for field in ("paused", "pause_after_trial", "trust_certificates", "trust_fingerprints"):
-        if field in changes and not isinstance(changes[field], bool):
-            raise BadRequest(f"Field '{field}' must be a boolean")
-    if "schedule_type" in changes and changes["schedule_type"] not in SCHEDULE_TYPES:
-        raise BadRequest(
-            f"Invalid value '{changes['schedule_type']}' for field 'schedule_type': "
-            f"expected one of {', '.join(SCHEDULE_TYPES)}"
-        )
-    frequency = changes.get("sync_frequency")
-    if "sync_frequency" in changes and (
-        isinstance(frequency, bool) or frequency not in SYNC_FREQUENCIES
-    ):
-        raise BadRequest(
-            f"Invalid value '{frequency}' for field 'sync_frequency': "
-            f"expected one of {', '.join(map(str, SYNC_FREQUENCIES))}"
-        )
-    with disk.edit_json(_state_file(), {}) as state:
-        entry = state.setdefault(src.connector_id, {})
-        for field in ("paused", "schedule_type", "sync_frequency"):
-            if field in changes:
-                entry[field] = changes[field]
-
-
-def schema_config(src: Source) -> dict[str, Any]:
-    """Fivetran's schema config (StandardConfigResponse), per-column enabled/hashed included."""
-    if src.schema in faults().get("never_synced", []):
-        return {"enable_new_by_default": True, "schema_change_handling": "ALLOW_COLUMNS"}
-    config = src.column_config(requested_defects())
-    return {
-        "enable_new_by_default": True,
-        "schema_change_handling": "ALLOW_COLUMNS",
-        "schemas": {
-            src.schema: {
-                "name_in_destination": src.schema,
-                "enabled": True,
-                "tables": {
-                    table: {
-                        "name_in_destination": table,
-                        "enabled": True,
-                        "sync_mode": "SOFT_DELETE",
-                        "columns": columns_config(config.get(table, {})),
-                    }
-                    for table in src.tables
-                },
-            }
-        },
-    }
-
-
-def columns_config(columns: dict[str, dict[str, bool]]) -> dict[str, Any]:
-    return {
-        name: {
-            "name_in_destination": name,
-            "enabled": flags.get("enabled", True),
-            "hashed": flags.get("hashed", False),
-            "enabled_patch_settings": {"allowed": True},
-        }
-        for name, flags in columns.items()
-    }
-
-
-def check_scope(src: Source, scope: Any) -> dict[str, list[str]]:
-    """A re-sync scope ({schema: [tables]}) naming only this connector's tables."""
-    if not isinstance(scope, dict) or not scope:
-        raise BadRequest("The re-sync scope must be a non-empty map of schema to tables")
-    for schema, tables in scope.items():
-        if not isinstance(tables, list) or not all(isinstance(t, str) for t in tables):
-            raise BadRequest(f"The re-sync scope of schema '{schema}' must be a list of tables")
-        unknown = [t for t in tables if schema != src.schema or t not in src.tables]
-        if unknown:
-            raise BadRequest(
-                f"Tables {', '.join(map(repr, unknown))} of schema '{schema}' are not in "
-                f"connection '{src.connector_id}'"
-            )
-    return scope
+    return details(src)
 
 
 def request_sync(
@@ -189,7 +60,7 @@ def request_sync(
 
     A sync already running is re-run when it ends if `restart` (Fivetran's force), else kept.
     """
-    with disk.edit_json(_state_file(), {}) as state:
+    with disk.edit_json(state_file(), {}) as state:
         entry = state.setdefault(src.connector_id, {})
         if is_paused(src, entry):
             raise Paused(f"Connection '{src.connector_id}' is paused")
@@ -223,23 +94,23 @@ def _wider(current: dict[str, Any] | None, wanted: dict[str, Any]) -> dict[str, 
 
 def advance(src: Source) -> None:
     """Make a queued sync progress: reschedule it, or start it in a worker of this process."""
-    state_file = _state_file()
-    with disk.edit_json(state_file, {}) as state:
+    path = state_file()
+    with disk.edit_json(path, {}) as state:
         entry = state.get(src.connector_id, {})
         sync = entry.get("sync")
-        if not sync or _alive(state_file, src, sync.get("worker")):
+        if not sync or _alive(path, src, sync.get("worker")):
             return
         if sync.get("not_before") and _parse(sync["not_before"]) > datetime.now(UTC):
             return
-        if _rescheduled(src):
+        if take_reschedule(src.schema):
             delay = float(faults().get("reschedule_seconds", 3600))
             sync["not_before"] = _stamp(datetime.now(UTC) + timedelta(seconds=delay))
             entry["rescheduled_for"] = sync["not_before"]
             return
         sync["worker"], sync["not_before"], entry["rescheduled_for"] = os.getpid(), None, None
-        job = _job(state_file, src, sync)
+        job = _job(path, src, sync)
         with _running_lock:  # before the lock is released: no other thread may claim it too
-            _running.add((str(state_file), src.connector_id))
+            _running.add((str(path), src.connector_id))
     threading.Thread(target=job, name=f"fivetran-sync-{src.connector_id}", daemon=True).start()
 
 
@@ -247,18 +118,18 @@ def sync_now(src: Source, historical: bool = False) -> None:
     """Request one sync and wait for it (Fivetran's own schedule, in tests and benchmarks)."""
     request_sync(src, historical=historical)
     deadline = time.monotonic() + HOLD_LIMIT_SECONDS
-    while disk.read_json(_state_file(), {}).get(src.connector_id, {}).get("sync"):
+    while disk.read_json(state_file(), {}).get(src.connector_id, {}).get("sync"):
         if time.monotonic() > deadline:  # another process is running it and does not finish
             raise TimeoutError(f"sync of {src.connector_id} did not finish")
         time.sleep(0.05)
 
 
-def _alive(state_file: Path, src: Source, worker: int | None) -> bool:
+def _alive(path: Path, src: Source, worker: int | None) -> bool:
     if not worker:
         return False
     if worker == os.getpid():
         with _running_lock:
-            return (str(state_file), src.connector_id) in _running
+            return (str(path), src.connector_id) in _running
     try:
         os.kill(worker, 0)
     except ProcessLookupError:
@@ -268,13 +139,13 @@ def _alive(state_file: Path, src: Source, worker: int | None) -> bool:
     return True
 
 
-def _job(state_file: Path, src: Source, sync: dict[str, Any]) -> Callable[[], None]:
+def _job(path: Path, src: Source, sync: dict[str, Any]) -> Callable[[], None]:
     """The sync's work, bound to this moment's data folder, warehouse and defects."""
     from pipeline.environment import warehouse
 
     configured = warehouse()  # chosen now; initialised (EnvVars read) in the worker thread
     defects = requested_defects()
-    folder = state_file.parent
+    folder = path.parent
     fail_it = src.schema in faults().get("sync_failure", [])
     held = src.schema in faults().get("hold_sync", [])
 
@@ -286,7 +157,7 @@ def _job(state_file: Path, src: Source, sync: dict[str, Any]) -> Callable[[], No
                 if held:
                     _wait_for_release(folder, src)
                 tasks = _land_or_fail(src, target, defects, folder, plan, fail_it)
-                with disk.edit_json(state_file, {}) as state:
+                with disk.edit_json(path, {}) as state:
                     entry = state.setdefault(src.connector_id, {})
                     rerun = (entry.get("sync") or {}).get("rerun")
                     if rerun:
@@ -299,7 +170,7 @@ def _job(state_file: Path, src: Source, sync: dict[str, Any]) -> Callable[[], No
                     break
         finally:
             with _running_lock:
-                _running.discard((str(state_file), src.connector_id))
+                _running.discard((str(path), src.connector_id))
 
     return run
 
@@ -336,21 +207,6 @@ def land(src, target, defects, folder, historical: bool, scope) -> None:
         merged = incremental.merge(previous, fresh, synced_at, src.tables[table].key)
         target.write_table(src.schema, table, merged)
         incremental.remember(memory, merged)
-
-
-def _rescheduled(src: Source) -> bool:
-    """Whether this sync is rescheduled, consuming one of `reschedule_times` when it is set."""
-    from pipeline.sandbox.fivetran_faults import _faults_file
-
-    with disk.edit_json(_faults_file(), {}) as current:
-        if src.schema not in current.get("reschedule", []):
-            return False
-        if "reschedule_times" not in current:
-            return True
-        if current["reschedule_times"] <= 0:
-            return False
-        current["reschedule_times"] -= 1
-        return True
 
 
 def _stamp(moment: datetime) -> str:
