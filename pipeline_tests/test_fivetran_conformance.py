@@ -123,6 +123,16 @@ def test_the_deviations_are_needed(openapi):
     openapi.validate_response(request, response)
     with pytest.raises(Exception, match="None is not of type 'string'|nullable|None"):
         strict.validate_response(request, response)
+    patch = MockRequest(HOST, "PATCH", f"/v1/connectors/{PAYMENTS}", data=b'{"sync_frequency": 360}',
+                        headers={"Authorization": "Basic a2V5OnNlY3JldA=="})  # fmt: skip
+    openapi.validate_request(patch)
+    with pytest.raises(Exception, match="360"):
+        strict.validate_request(patch)
+    force = MockRequest(HOST, "POST", f"/v1/connectors/{PAYMENTS}/force")
+    answer = MockResponse(b'{"code": "Success", "message": "Sync has been successfully triggered"}')
+    openapi.validate_response(force, answer)
+    with pytest.raises(Exception, match="force"):
+        strict.validate_response(force, answer)
 
 
 def test_the_excerpt_is_closed_and_matches_the_published_description():

@@ -151,12 +151,11 @@ def _job(path: Path, src: Source, sync: dict[str, Any]) -> Callable[[], None]:
 
     def run() -> None:
         try:
-            target = configured.process_config_and_initialize()
             plan = dict(sync)
             while True:
                 if held:
                     _wait_for_release(folder, src)
-                tasks = _land_or_fail(src, target, defects, folder, plan, fail_it)
+                tasks = _land_or_fail(src, configured, defects, folder, plan, fail_it)
                 with disk.edit_json(path, {}) as state:
                     entry = state.setdefault(src.connector_id, {})
                     rerun = (entry.get("sync") or {}).get("rerun")
@@ -183,11 +182,12 @@ def _wait_for_release(folder: Path, src: Source) -> None:
         time.sleep(0.05)
 
 
-def _land_or_fail(src, target, defects, folder, plan, fail_it) -> list[dict[str, str]]:
+def _land_or_fail(src, configured, defects, folder, plan, fail_it) -> list[dict[str, str]]:
     """Land the sync; the tasks Fivetran reports for a failed one (none when it succeeded)."""
     if fail_it:
         return [{"code": "sync_failed", "message": "source refused the connection (injected)"}]
     try:
+        target = configured.process_config_and_initialize()
         land(src, target, defects, folder, plan.get("historical", False), plan.get("scope"))
     except Exception as error:  # Fivetran reports a failed sync; the error goes in its tasks
         return [{"code": "sync_failed", "message": f"{type(error).__name__}: {error}"}]
