@@ -30,6 +30,8 @@ class SnowflakeWarehouse(Warehouse):
     def execute(self, statements: list[str]) -> None:
         # Snowflake commits each DDL statement on its own: callers order statements so that
         # any prefix leaves readers on a complete table (publish.py).
+        for statement in statements:
+            check_statement(statement)  # all of them before the first runs
         with self.snowflake.get_connection() as conn:
             cursor = conn.cursor()
             for statement in statements:
