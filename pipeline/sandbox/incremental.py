@@ -7,7 +7,6 @@ content, as Fivetran's `_fivetran_id` is. The sandbox remembers what it landed o
 Fivetran remembers its cursors, and writes the merged table whole.
 """
 
-import hashlib
 from pathlib import Path
 
 import pandas as pd
@@ -28,12 +27,13 @@ def merge(
     fresh = fresh.copy()
     new_prints = _fingerprints(fresh, content)
     if set(content) <= set(previous.columns):
-        live = previous[~previous[DELETED].astype(bool)]
+        live = _like(previous[~previous[DELETED].astype(bool)], fresh, content)
         kept = dict(zip(_fingerprints(live, content), live[SYNCED], strict=True))
         # A row's time moves only when its content changed (a backdated time, the `stale`
         # defect, is what the source delivered and lands as it is).
         unchanged = new_prints.isin(kept.keys()) & (fresh[SYNCED] == synced_at)
         fresh.loc[unchanged, SYNCED] = new_prints[unchanged].map(kept)
+    previous = _like(previous, fresh, [c for c in content if c in previous.columns])
     gone = previous[~_keys(previous, key, content).isin(set(_keys(fresh, key, content)))]
     if key:  # a row without a key cannot be upserted or deleted by it (defects land such rows)
         gone = gone[gone[list(key)].notna().all(axis=1)]
@@ -47,22 +47,25 @@ def merge(
 
 
 def _fingerprints(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
-    if any(c not in frame.columns for c in columns):
+    """One 64-bit hash per row of these columns' values."""
+    if not columns or any(c not in frame.columns for c in columns):
         return pd.Series([None] * len(frame), index=frame.index, dtype=object)
-    parts = [frame[c].astype(object).map(str) for c in columns]
-    prints = [
-        hashlib.sha1("\x1f".join(row).encode()).hexdigest() for row in zip(*parts, strict=True)
-    ]
-    return pd.Series(prints or [None] * len(frame), index=frame.index, dtype=object)
+    return pd.util.hash_pandas_object(frame[columns], index=False)
+
+
+def _like(previous: pd.DataFrame, fresh: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The previous rows in the fresh rows' dtypes (a Parquet round trip may change units), so
+    equal values hash equally; unchanged when a column changed type (every row then differs)."""
+    try:
+        return previous.astype(fresh[columns].dtypes.to_dict())
+    except (TypeError, ValueError):
+        return previous
 
 
 def _keys(frame: pd.DataFrame, key: tuple[str, ...], content: list[str]) -> pd.Series:
     if not key or any(c not in frame.columns for c in key):
         return _fingerprints(frame, content)
-    parts = [frame[c].astype(object).map(str) for c in key]
-    return pd.Series(
-        ["\x1f".join(row) for row in zip(*parts, strict=True)], index=frame.index, dtype=object
-    )
+    return _fingerprints(frame, list(key))
 
 
 def read_landed(path: Path) -> pd.DataFrame | None:
