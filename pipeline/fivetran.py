@@ -1,6 +1,6 @@
 """Fivetran through dagster-fivetran: keys fivetran/<connector>/<table>, owners from contracts."""
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 from dagster import (
     AssetExecutionContext,
@@ -18,6 +18,7 @@ from dagster_fivetran import (
     FivetranWorkspace,
 )
 from dagster_fivetran.resources import FivetranClient
+from dagster_fivetran.types import FivetranOutput
 
 from pipeline.checks.factory import fivetran_key
 from pipeline.contract import Contract
@@ -97,14 +98,34 @@ def _reasons(failure: Failure) -> str:
     return "; ".join(messages) or "no reason given (see the connector's logs in Fivetran)"
 
 
+SANDBOX_POLL_SECONDS = 0.1  # dagster-fivetran polls every 10 s; a local sync takes about 1 s
+
+
 class SandboxFivetranClient(FivetranClient):
-    """The real dagster-fivetran client, pointed at the local sandbox API."""
+    """The real dagster-fivetran client, pointed at the local sandbox API and polling it often."""
 
     @property
     def api_base_url(self) -> str:
         from pipeline.sandbox.fivetran_api import sandbox_url
 
         return f"{sandbox_url()}/v1"
+
+    def sync_and_poll(
+        self,
+        connector_id: str,
+        poll_interval: float = SANDBOX_POLL_SECONDS,
+        poll_timeout: float | None = None,
+    ) -> FivetranOutput | None:
+        return super().sync_and_poll(connector_id, poll_interval, poll_timeout)
+
+    def resync_and_poll(
+        self,
+        connector_id: str,
+        poll_interval: float = SANDBOX_POLL_SECONDS,
+        poll_timeout: float | None = None,
+        resync_parameters: Mapping[str, Sequence[str]] | None = None,
+    ) -> FivetranOutput | None:
+        return super().resync_and_poll(connector_id, poll_interval, poll_timeout, resync_parameters)
 
 
 class SandboxFivetranWorkspace(GateFivetranWorkspace):

@@ -62,7 +62,7 @@ def test_sensor_turns_syncs_fivetran_ran_itself_into_materializations():
     instance = DagsterInstance.ephemeral()
     first = sensor(build_sensor_context(instance=instance, definitions=defs))
     src = fivetran_sync.source("crm_sandbox")
-    fivetran_sync.start_sync(src)  # Fivetran's own schedule, not Dagster
+    fivetran_sync.sync_now(src)  # Fivetran's own schedule, not Dagster
     second = sensor(build_sensor_context(instance=instance, cursor=first.cursor, definitions=defs))
     synced = {event.asset_key for event in second.asset_events}
     assert synced == {AssetKey(["fivetran", "crm", t]) for t in ("companies", "contacts", "deals")}

@@ -10,7 +10,7 @@ from pipeline import publish
 from pipeline.contract import load_contracts
 from pipeline.definitions import build_definitions
 from pipeline.looker_lineage import LOOKML_DIR
-from pipeline.sandbox import looker_api
+from pipeline.sandbox import looker_api, source_edits
 from pipeline.settings import duckdb_path
 from pipeline.warehouse import DuckDBWarehouse
 from pipeline_tests.gate import LOOKER_KEYS, materialized, run_gate
@@ -79,7 +79,12 @@ def test_looker_tables_keep_the_last_clean_rows_until_a_sync_passes(monkeypatch)
     monkeypatch.delenv("TOLLGATE_SANDBOX_DEFECTS")
     assert run_gate(FAST_PDT, instance).success
     later = {t: fingerprint(t) for t in tables}
-    assert all(later[t][2] > clean[t][2] and later[t][1] == 0 for t in tables)
+    # Syncs are incremental: only rows that changed move _fivetran_synced. The repaired rows of
+    # the two damaged tables did; every table now shows exactly what landed, without nulls.
+    assert all(later[t] == fingerprint(t.replace("_published.", ".")) for t in tables)
+    assert all(later[t][1] == 0 for t in tables)
+    for table in ("payments_published.charges", "crm_published.deals"):
+        assert later[table][2] > clean[table][2]
 
 
 @pytest.mark.parametrize("selected", ["looker", "published"])
@@ -149,6 +154,11 @@ def test_rollback_restores_the_previous_published_version(capsys):
     keys = {CHARGES, CUSTOMERS, PUBLISHED_CHARGES, PUBLISHED_CUSTOMERS}
     sync_audit_publish(instance, keys)
     first = fingerprint("payments_published.charges")
+    # Syncs are incremental: the next one changes the tables only if the source changed.
+    for table, change in (("charges", {"description": "refund requested"}),
+                          ("customers", {"country": "NZ"})):  # fmt: skip
+        [row] = warehouse().query(f"SELECT min(id) AS id FROM payments.{table}")
+        source_edits.edit_source("payments_sandbox", table, upsert=[{"id": row["id"], **change}])
     sync_audit_publish(instance, keys)
     assert fingerprint("payments_published.charges") != first
 

@@ -15,6 +15,7 @@ from pipeline.checks.rule import Rule, TableState, Verdict
 from pipeline.contract import TableContract, resolve_reference
 from pipeline.warehouse import Warehouse
 from pipeline.warehouse.sql import identifier, table_ref
+from pipeline.warehouse.types import type_family
 
 SAMPLES = 5
 BITMAP_MAX_BITS = 256_000_000  # 32 MB: a denser integer key is proven unique with a bitmap
@@ -65,8 +66,9 @@ def duplicates_sql(
         )
     summary = exp.select(
         exp.Count(this=exp.Star()).as_("keys"),
+        # Not "rows": ROWS is reserved in Snowflake.
         exp.Coalesce(this=exp.Sum(this=exp.column("n")), expressions=[exp.Literal.number(0)]).as_(
-            "rows"
+            "duplicate_rows"
         ),
     )
     return summary.from_(groups.subquery("d")).sql(dialect)
@@ -146,7 +148,7 @@ def uniqueness_followup(
         [summary] = warehouse.query(sql)
         entry = {
             "duplicate_keys": int(summary["keys"]),
-            "duplicate_rows": int(summary["rows"] or 0),
+            "duplicate_rows": int(summary["duplicate_rows"] or 0),
             "sql": sql,
         }
         if entry["duplicate_keys"]:
@@ -189,13 +191,15 @@ def orphans_sql(
     dialect: str,
     child_live: exp.Expression | None = None,
     parent_live: exp.Expression | None = None,
+    types: tuple[str, str] | None = None,
 ) -> str:
-    """Live child rows whose key matches no live parent row."""
+    """Live child rows whose key matches no live parent row; `types` (child, parent) as landed."""
     connector, parent, key = resolve_reference(table.connector, target)
-    on = exp.EQ(this=_col(fk, dialect, "c"), expression=_col(key, dialect, "p"))
+    child_fk, parent_key = _col(fk, dialect, "c"), _col(key, dialect, "p")
+    left, right = _comparable(child_fk.copy(), parent_key.copy(), types, dialect)
+    on = exp.EQ(this=left, expression=right)
     if parent_live is not None:
         on = exp.and_(on, parent_live)
-    child_fk, parent_key = _col(fk, dialect, "c"), _col(key, dialect, "p")
     return (
         exp.select(
             exp.Count(this=exp.Star()).as_("orphans"),
@@ -214,6 +218,41 @@ def orphans_sql(
     )
 
 
+def _comparable(
+    child: exp.Expression, parent: exp.Expression, types: tuple[str, str] | None, dialect: str
+) -> tuple[exp.Expression, exp.Expression]:
+    """Both sides of the join in one type, cast explicitly.
+
+    An implicit VARCHAR-to-NUMBER cast fails on the first bad value and puts that value (maybe
+    PII) in the error; TRY_CAST of the text side makes it NULL instead: an orphan, as it is.
+    """
+    if types is None:
+        return child, parent
+    families = [_family(t) for t in types]
+    if families[0] == families[1]:
+        return child, parent
+    if families[0] == "text":
+        return _try_cast(child, types[1], families[1], dialect), parent
+    if families[1] == "text":
+        return child, _try_cast(parent, types[0], families[0], dialect)
+    as_text = exp.DataType.build("VARCHAR")
+    return exp.Cast(this=child, to=as_text), exp.Cast(this=parent, to=as_text.copy())
+
+
+def _try_cast(value: exp.Expression, type_name: str, family: str, dialect: str) -> exp.Expression:
+    # NUMBER without a scale would round '1.5' to 2 and find a parent that is not there.
+    target = "DECIMAL(38, 9)" if family == "number" else type_name
+    value.type = exp.DataType.build("VARCHAR")  # else sqlglot writes CAST for Snowflake
+    return exp.TryCast(this=value, to=exp.DataType.build(target, dialect=dialect))
+
+
+def _family(type_name: str) -> str:
+    try:
+        return type_family(type_name)
+    except ValueError:
+        return type_name.lower()
+
+
 def _foreign_keys(table: TableContract) -> list[tuple[str, str]]:
     return [(c.name, target) for c in table.columns for target in c.references]
 
@@ -226,7 +265,7 @@ def orphans_followup(
         if fk not in state.columns:
             found[f"{fk} -> {target}"] = {"error": "column missing"}
             continue
-        connector, parent, _ = resolve_reference(table.connector, target)
+        connector, parent, key = resolve_reference(table.connector, target)
         parent_columns = warehouse.columns(connector, parent)
         dialect = warehouse.dialect
         parent_live = (
@@ -234,7 +273,11 @@ def orphans_followup(
             if DELETED in parent_columns
             else None
         )
-        sql = orphans_sql(table, fk, target, dialect, live(state, dialect, "c"), parent_live)
+        parent_type = parent_columns.get(key.lower())
+        types = (state.columns[fk], parent_type) if parent_type else None
+        sql = orphans_sql(
+            table, fk, target, dialect, live(state, dialect, "c"), parent_live, types
+        )
         [row] = warehouse.query(sql)
         contract = table.column(fk)
         found[f"{fk} -> {target}"] = {

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -17,6 +18,7 @@ from pipeline.sandbox.defects import (
     unhashed,
     validated,
 )
+from pipeline.sandbox.source_edits import applied
 
 __all__ = ["DEFECTS", "SandboxTable", "Source", "requested_defects", "sources"]
 
@@ -27,6 +29,7 @@ class SandboxTable:
     columns: dict[str, str]  # destination column -> DuckDB type, without _fivetran_* columns
     hashed: frozenset[str] = frozenset()  # Fivetran column hashing delivers these hashed
     blocked: frozenset[str] = frozenset()  # disabled in Fivetran's schema config: never land
+    key: tuple[str, ...] = ()  # primary key syncs upsert by; none: rows are keyed by content
 
 
 @dataclass(frozen=True)
@@ -38,13 +41,18 @@ class Source:
     # The rows as the source system holds them: all declared columns, PII still raw.
     read: Callable[[], dict[str, pd.DataFrame]] = field(repr=False, compare=False, kw_only=True)
 
-    def land(self, defects: frozenset[str], synced_at: datetime) -> dict[str, pd.DataFrame]:
+    def land(
+        self, defects: frozenset[str], synced_at: datetime, edits: dict[str, Any] | None = None
+    ) -> dict[str, pd.DataFrame]:
         """What one sync writes: declared types, hashed and blocked columns, system columns."""
         defects = validated(defects)
         rows = self.read()
         landed = {}
         for name, table in self.tables.items():
-            frame = landing.typed(rows[name], table.columns)
+            source_rows = rows[name]
+            if edits and name in edits:
+                source_rows = applied(source_rows, edits[name], *table.key[:1])
+            frame = landing.typed(source_rows, table.columns)
             for column in table.hashed - unhashed(self.connector_id, name, defects):
                 frame[column] = landing.sha256(frame[column])
             frame = frame.drop(columns=list(table.blocked))
@@ -79,18 +87,21 @@ PAYMENTS = Source(
             {"id": "VARCHAR", "email": "VARCHAR", "name": "VARCHAR", "country": "VARCHAR",
              "created": "TIMESTAMP", "delinquent": "BOOLEAN"},
             hashed=frozenset({"email"}),
+            key=("id",),
         ),
         SandboxTable(
             "charges",
             {"id": "VARCHAR", "customer_id": "VARCHAR", "invoice_id": "VARCHAR", "amount": "BIGINT",
              "currency": "VARCHAR", "status": "VARCHAR", "description": "VARCHAR",
              "created": "TIMESTAMP"},
+            key=("id",),
         ),
         SandboxTable(
             "invoices",
             {"id": "VARCHAR", "customer_id": "VARCHAR", "amount_due": "BIGINT",
              "amount_paid": "BIGINT", "status": "VARCHAR", "due_date": "DATE",
              "created": "TIMESTAMP"},
+            key=("id",),
         ),
     ),
     read=sample_payments.frames,
@@ -104,6 +115,7 @@ CRM = Source(
             "companies",
             {"id": "BIGINT", "name": "VARCHAR", "domain": "VARCHAR", "industry": "VARCHAR",
              "employee_count": "INTEGER", "created_at": "TIMESTAMP"},
+            key=("id",),
         ),
         SandboxTable(
             "contacts",
@@ -112,12 +124,14 @@ CRM = Source(
              "lifecycle_stage": "VARCHAR", "created_at": "TIMESTAMP"},
             hashed=frozenset({"email", "phone"}),
             blocked=frozenset({"last_name"}),
+            key=("id",),
         ),
         SandboxTable(
             "deals",
             {"id": "BIGINT", "company_id": "BIGINT", "contact_id": "BIGINT",
              "amount": "DECIMAL(18,2)", "stage": "VARCHAR", "close_date": "DATE",
              "notes": "VARCHAR", "created_at": "TIMESTAMP"},
+            key=("id",),
         ),
     ),
     read=sample_crm.frames,

@@ -45,9 +45,13 @@ def contains_match(value: exp.Expression, pattern: str, dialect: str) -> exp.Exp
 
 
 def full_match(value: exp.Expression, pattern: str, dialect: str) -> exp.Expression:
-    """True when the whole value matches the pattern."""
+    """True when the whole value matches the pattern, anchored explicitly as ^(pattern)$.
+
+    Snowflake's REGEXP_LIKE anchors implicitly; spelled out, a top-level alternation such as
+    `a|b` means the same on every engine, and the dialect check can verify it.
+    """
     name = "REGEXP_LIKE" if dialect == "snowflake" else "regexp_full_match"
-    return exp.Anonymous(this=name, expressions=[value, literal(pattern)])
+    return exp.Anonymous(this=name, expressions=[value, literal(f"^({pattern})$")])
 
 
 def in_sample(
