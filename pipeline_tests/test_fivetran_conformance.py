@@ -11,7 +11,6 @@ import json
 import dagster_fivetran.resources
 import pytest
 import requests
-import yaml
 from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
@@ -39,9 +38,20 @@ def exchanges(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def openapi():
-    spec = yaml.safe_load(fivetran_spec.SUBSET.read_text())
-    return OpenAPI.from_dict(fivetran_spec.as_the_live_api_answers(spec))
+def served_spec() -> dict:
+    """The served part of Fivetran's published description, read from beside the checkout."""
+    published = fivetran_spec.published()
+    if published is None:
+        pytest.skip(
+            "Fivetran's published OpenAPI description is not beside this checkout "
+            "(../shared/specs/fivetran-openapi.yaml); the repo does not copy it"
+        )
+    return fivetran_spec.subset(published)
+
+
+@pytest.fixture(scope="module")
+def openapi(served_spec):
+    return OpenAPI.from_dict(fivetran_spec.as_the_live_api_answers(served_spec))
 
 
 def validate(openapi: OpenAPI, exchanges) -> set[str]:
@@ -113,10 +123,9 @@ def test_paging_with_limit_1_conforms(openapi, exchanges, monkeypatch):
     validate(openapi, exchanges)
 
 
-def test_the_deviations_are_needed(openapi):
+def test_the_deviations_are_needed(openapi, served_spec):
     """Each documented exception is one the sandbox's real answers need (else it goes)."""
-    spec = yaml.safe_load(fivetran_spec.SUBSET.read_text())
-    strict = OpenAPI.from_dict(spec)
+    strict = OpenAPI.from_dict(served_spec)
     details = fivetran_sync.connector_details(fivetran_sync.source(PAYMENTS))  # never synced
     request = MockRequest(HOST, "GET", f"/v1/connectors/{PAYMENTS}")
     response = MockResponse(json.dumps({"code": "Success", "data": details}).encode())
@@ -135,13 +144,6 @@ def test_the_deviations_are_needed(openapi):
         strict.validate_response(force, answer)
 
 
-def test_the_excerpt_is_closed_and_matches_the_published_description():
-    spec = yaml.safe_load(fivetran_spec.SUBSET.read_text())
-    assert set(spec["paths"]) == set(fivetran_spec.SERVED)
-    assert fivetran_spec._refs(spec) <= set(spec["components"]["schemas"])
-    published = fivetran_spec.published()  # present in this workplace's checkouts and CI
-    if published is not None:
-        assert fivetran_spec.subset(published) == spec, (
-            "Fivetran's description changed: regenerate the excerpt (python -m "
-            "pipeline_tests.fivetran_spec <fivetran-openapi.yaml>) and re-check the sandbox"
-        )
+def test_the_served_part_is_closed(served_spec):
+    assert set(served_spec["paths"]) == set(fivetran_spec.SERVED)
+    assert fivetran_spec._refs(served_spec) <= set(served_spec["components"]["schemas"])
