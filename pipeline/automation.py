@@ -4,6 +4,7 @@ from dagster import (
     AssetSelection,
     AutomationCondition,
     AutomationConditionSensorDefinition,
+    DefaultScheduleStatus,
     DefaultSensorStatus,
     ScheduleDefinition,
     define_asset_job,
@@ -33,7 +34,9 @@ gate_schedule = ScheduleDefinition(
     name="tollgate_gate_hourly",
     job=gate_job,
     cron_schedule="0 * * * *",
-    description="Run the whole gate at the top of every hour.",
+    # Off until someone turns it on: each run triggers a Fivetran sync of every connector.
+    default_status=DefaultScheduleStatus.STOPPED,
+    description="Run the whole gate at the top of every hour (off by default; turn it on in the UI).",
 )
 
 automation_sensor = AutomationConditionSensorDefinition(

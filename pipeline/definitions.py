@@ -7,7 +7,6 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     Definitions,
-    get_dagster_logger,
 )
 from dagster_fivetran import build_fivetran_assets_definitions, build_fivetran_polling_sensor
 from dagster_fivetran.translator import FivetranMetadataSet
@@ -18,13 +17,20 @@ from pipeline.checks.factory import build_table_checks, fivetran_key
 from pipeline.contract import Contract, ContractError, TableContract, load_contracts
 from pipeline.fivetran import ContractTranslator
 from pipeline.gate import GateIndex
+from pipeline.load_log import info_once, warn_once
 from pipeline.looker import Refresh, build_refresh_asset, load_refreshes
 from pipeline.looker_checks import build_looker_checks
 from pipeline.published import build_publish_asset, published_key
+from pipeline.run_end import gate_executor
 
 
 def build_definitions() -> Definitions:
     """Read contracts and the Fivetran workspace, and build every definition from them."""
+    setup = environment.setup()
+    # Loud while anything is a sandbox: generated data must never pass for the real thing.
+    (info_once if setup.real == set(environment.CREDENTIALS) else warn_once)(
+        f"tollgate loaded: {setup.describe()}"
+    )
     contracts = load_contracts()
     workspace = environment.fivetran_workspace()
     translator = ContractTranslator(contracts)
@@ -69,6 +75,7 @@ def build_definitions() -> Definitions:
         jobs=[gate_job],
         schedules=[gate_schedule],
         sensors=[syncs_sensor, automation_sensor],
+        executor=gate_executor,
         resources={
             "fivetran": workspace,
             "warehouse": environment.warehouse(),
@@ -90,7 +97,7 @@ def contract_checks(
     checks = []
     for contract in contracts.values():
         if contract.connector not in connector_ids:
-            get_dagster_logger().warning(
+            warn_once(
                 f"{contract.file}: connector {contract.connector!r} is not in the Fivetran "
                 "workspace (not set up or never synced); its contract checks are not loaded."
             )

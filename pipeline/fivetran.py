@@ -8,6 +8,7 @@ from dagster import (
     AssetSpec,
     Failure,
     MaterializeResult,
+    MetadataValue,
     RetryRequested,
 )
 from dagster_fivetran import (
@@ -21,7 +22,17 @@ from dagster_fivetran.resources import FivetranClient
 from dagster_fivetran.types import FivetranOutput
 
 from pipeline.checks.factory import fivetran_key
-from pipeline.contract import Contract
+from pipeline.contract import Contract, contracts_dir
+from pipeline.settings import REPO_ROOT
+from pipeline.table_metadata import (
+    COLUMN_SCHEMA,
+    column_schema,
+    freshness_policy,
+    row_count_metadata,
+)
+from pipeline.warehouse import Warehouse
+
+SYNC_COMPLETED_AT = "dagster-fivetran/sync_completed_at"
 
 
 class ContractTranslator(DagsterFivetranTranslator):
@@ -29,6 +40,13 @@ class ContractTranslator(DagsterFivetranTranslator):
 
     def __init__(self, contracts: Mapping[str, Contract]):
         self.contracts = contracts
+
+    # dagster-fivetran keeps the translator in every spec's metadata and reads it back when it
+    # syncs; as a path it shows in the UI as the contracts it translates from, instead of
+    # "[ContractTranslator] (unserializable)".
+    def __fspath__(self) -> str:
+        folder = contracts_dir().resolve()
+        return str(folder.relative_to(REPO_ROOT) if folder.is_relative_to(REPO_ROOT) else folder)
 
     def get_asset_spec(self, props: FivetranConnectorTableProps) -> AssetSpec:
         spec = super().get_asset_spec(props)
@@ -47,7 +65,8 @@ class ContractTranslator(DagsterFivetranTranslator):
             owners=[table_contract.owner],
             description=table_contract.description or f"{props.connector_name}.{table}",
             tags={"contract": props.connector_name},
-        )
+            freshness_policy=freshness_policy(table_contract),
+        ).merge_attributes(metadata={COLUMN_SCHEMA: column_schema(table_contract)})
 
 
 class GateFivetranWorkspace(FivetranWorkspace):
@@ -56,12 +75,15 @@ class GateFivetranWorkspace(FivetranWorkspace):
     def sync_and_poll(
         self, context: AssetExecutionContext, config: FivetranSyncConfig | None = None
     ) -> Iterator[AssetMaterialization | MaterializeResult]:
+        from pipeline.environment import open_warehouse
+
         connector = _connector_id(context)
         landed = set()
         try:
-            for event in super().sync_and_poll(context=context, config=config):
-                landed.add(event.asset_key)
-                yield event
+            with open_warehouse() as warehouse:
+                for event in super().sync_and_poll(context=context, config=config):
+                    landed.add(event.asset_key)
+                    yield _readable(event, warehouse)
         except Failure as failure:
             raise Failure(
                 f"{failure.description} Fivetran says: {_reasons(failure)}",
@@ -81,6 +103,29 @@ class GateFivetranWorkspace(FivetranWorkspace):
                 f"{', '.join(sorted(k.to_user_string() for k in missing))}: the connector is "
                 "paused or not set up, so the tables still hold the previous sync's data."
             )
+
+
+def _readable(event: AssetMaterialization | MaterializeResult, warehouse: Warehouse):
+    """The sync's materialization without noise, plus the table's row count.
+
+    dagster-fivetran repeats the column names without types (hiding the contract's schema on
+    the asset) and the connector's service as storage kind; the completion time becomes a
+    timestamp instead of epoch seconds (the polling sensor still reads it back as a number).
+    """
+    metadata = {
+        key: value
+        for key, value in (event.metadata or {}).items()
+        if key not in (COLUMN_SCHEMA, "dagster/storage_kind")
+    }
+    raw = metadata.get(SYNC_COMPLETED_AT)
+    completed = getattr(raw, "value", raw)
+    if isinstance(completed, int | float):
+        metadata[SYNC_COMPLETED_AT] = MetadataValue.timestamp(float(completed))
+    if len(event.asset_key.path) == 3:  # fivetran/<connector>/<table>
+        metadata.update(row_count_metadata(warehouse, *event.asset_key.path[1:]))
+    if isinstance(event, MaterializeResult):
+        return MaterializeResult(asset_key=event.asset_key, metadata=metadata)
+    return AssetMaterialization(asset_key=event.asset_key, metadata=metadata)
 
 
 def _connector_id(context: AssetExecutionContext) -> str:

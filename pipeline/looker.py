@@ -116,6 +116,8 @@ def build_refresh_asset(
         group_name="looker",
         kinds={"looker"},
         description=refresh.description,
+        # Owned by whoever owns the tables it reads: they are who a held-back refresh waits on.
+        owners=sorted({published[key].owner for key in refresh.deps if key in published}),
         automation_condition=REFRESH_CONDITION,
     )
     def looker_refresh(

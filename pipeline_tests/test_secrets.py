@@ -25,7 +25,6 @@ CANARIES = {
     "FIVETRAN_API_SECRET": "canary-fivetran-secret-77d0c4",
     "LOOKERSDK_CLIENT_ID": "canary-looker-id-5a2e81",
     "LOOKERSDK_CLIENT_SECRET": "canary-looker-secret-c90b13",
-    "SNOWFLAKE_PASSWORD": "canary-snowflake-password-41f6aa",  # unused without an account
 }
 
 
@@ -47,6 +46,7 @@ def canary_env(monkeypatch):
     """Real-service configuration whose addresses are the sandboxes; spies record what arrived."""
     for name, value in CANARIES.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setenv("TOLLGATE_SANDBOX_SERVICES", "snowflake")  # real Fivetran and Looker APIs
     monkeypatch.setenv("LOOKERSDK_BASE_URL", looker_api.sandbox_url())
     # dagster-fivetran reads its API base from this module constant on every request.
     monkeypatch.setattr(dagster_fivetran.resources, "FIVETRAN_API_BASE", fivetran_api.sandbox_url())

@@ -275,9 +275,7 @@ def orphans_followup(
         )
         parent_type = parent_columns.get(key.lower())
         types = (state.columns[fk], parent_type) if parent_type else None
-        sql = orphans_sql(
-            table, fk, target, dialect, live(state, dialect, "c"), parent_live, types
-        )
+        sql = orphans_sql(table, fk, target, dialect, live(state, dialect, "c"), parent_live, types)
         [row] = warehouse.query(sql)
         contract = table.column(fk)
         found[f"{fk} -> {target}"] = {

@@ -186,9 +186,12 @@ def _land_or_fail(src, configured, defects, folder, plan, fail_it) -> list[dict[
     """Land the sync; the tasks Fivetran reports for a failed one (none when it succeeded)."""
     if fail_it:
         return [{"code": "sync_failed", "message": "source refused the connection (injected)"}]
+    from pipeline.environment import open_warehouse, sandbox_may_write
+
     try:
-        target = configured.process_config_and_initialize()
-        land(src, target, defects, folder, plan.get("historical", False), plan.get("scope"))
+        sandbox_may_write(configured)  # generated rows never reach a warehouse not the sandbox's
+        with open_warehouse(configured) as target:
+            land(src, target, defects, folder, plan.get("historical", False), plan.get("scope"))
     except Exception as error:  # Fivetran reports a failed sync; the error goes in its tasks
         return [{"code": "sync_failed", "message": f"{type(error).__name__}: {error}"}]
     return []

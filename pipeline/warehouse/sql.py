@@ -110,3 +110,9 @@ def row_estimate_query(schema: str, table: str, dialect: str) -> str:
             .where(exp.column("table_name").eq(literal(table)))
         )
     return query.sql(dialect=dialect)
+
+
+def row_count_query(schema: str, table: str, dialect: str) -> str:
+    """Exact row count (Snowflake and DuckDB answer it from table metadata, without a scan)."""
+    count = exp.Count(this=exp.Star()).as_("row_count")
+    return exp.select(count).from_(table_ref(schema, table, dialect)).sql(dialect=dialect)
