@@ -230,19 +230,19 @@ def main(argv: list[str] | None = None) -> int:
     if not tables:
         print(f"no contracted table matches {args.target!r}", file=sys.stderr)
         return 2
-    warehouse = environment.warehouse().process_config_and_initialize()
     failed = 0
-    for table in tables:
-        where = f"{table.published_schema}.{table.name}"
-        if args.command == "status":
-            print(f"{where}: {', '.join(history(warehouse, table)) or 'never published'}")
-            continue
-        try:
-            was, now = rollback(warehouse, table)
-            print(f"{where}: rolled back from {was} to {now}")
-        except PublishError as error:
-            print(f"{where}: {error}", file=sys.stderr)
-            failed += 1
+    with environment.open_warehouse() as warehouse:
+        for table in tables:
+            where = f"{table.published_schema}.{table.name}"
+            if args.command == "status":
+                print(f"{where}: {', '.join(history(warehouse, table)) or 'never published'}")
+                continue
+            try:
+                was, now = rollback(warehouse, table)
+                print(f"{where}: rolled back from {was} to {now}")
+            except PublishError as error:
+                print(f"{where}: {error}", file=sys.stderr)
+                failed += 1
     return 1 if failed else 0
 
 
