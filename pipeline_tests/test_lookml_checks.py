@@ -45,6 +45,16 @@ def run_model(model: str, instance: DagsterInstance):
     )
 
 
+def republish(table: str, select: str) -> None:
+    """Replace what Looker reads, payments_published.<table> (a view), with SELECT <select>."""
+    warehouse = environment.warehouse()
+    warehouse.query(f"CREATE TABLE main.old_{table} AS SELECT * FROM payments_published.{table}")
+    warehouse.query(f"DROP VIEW payments_published.{table}")
+    warehouse.query(
+        f"CREATE TABLE payments_published.{table} AS SELECT {select} FROM main.old_{table}"
+    )
+
+
 def lookml_failures(result) -> dict[tuple[str, str], str]:
     return {k: v for k, v in failed_checks(result).items() if len(k) == 2}
 
@@ -79,7 +89,7 @@ def test_an_ungranted_pii_dimension_withholds_its_models_refreshes_until_fixed(
     failures = lookml_failures(result)
     assert set(failures) == {("payments", "no_pii_shown_without_access_grant")}
     assert (
-        "customers.name shows payments.customers.name"
+        "customers.name shows payments_published.customers.name"
         in failures["payments", "no_pii_shown_without_access_grant"]
     )
     # The crm model is not affected and refreshes; nothing of the payments model does.
@@ -96,16 +106,14 @@ def test_an_ungranted_pii_dimension_withholds_its_models_refreshes_until_fixed(
 def test_sql_validation_names_explore_view_field_and_column_of_a_dropped_or_renamed_column():
     instance = DagsterInstance.ephemeral()
     assert run_gate(FAST_PDT, instance).success
-    warehouse = environment.warehouse()
-
     # The table Looker reads changes under it (the contract checks are not part of this run).
-    warehouse.query("ALTER TABLE payments.charges RENAME COLUMN currency TO currency_code")
+    republish("charges", "* RENAME (currency AS currency_code)")
     result = run_model("payments", instance)
     failure = lookml_failures(result)["payments", "explores_compile_and_run"]
     assert "explore charges: view charges, field charges.currency, column currency:" in failure
     assert "explore revenue_by_customer" not in failure  # its PDT is built: Looker reads that
 
-    warehouse.query("ALTER TABLE payments.invoices DROP COLUMN amount_paid")
+    republish("invoices", "* EXCLUDE (amount_paid)")
     failure = lookml_failures(run_model("payments", instance))[
         "payments", "explores_compile_and_run"
     ]
@@ -116,11 +124,11 @@ def test_sql_validation_names_explore_view_field_and_column_of_a_dropped_or_rena
 
 def test_a_contract_change_that_would_break_looker_fails_without_running_anything(tmp_path):
     from pipeline.contract import CONTRACTS_DIR, load_contracts
-    from pipeline.looker_lineage import Lineage
+    from pipeline.lookml_project import load_model
     from pipeline.lookml_rules import columns_in_contracts, model_views
 
-    lineage = Lineage(LOOKML_DIR)
-    views = model_views(lineage, "payments")
+    lineage = load_model(LOOKML_DIR, "payments")
+    views = model_views(lineage)
     assert columns_in_contracts(lineage, views, load_contracts()).passed
 
     contracts = tmp_path / "contracts"
@@ -129,7 +137,7 @@ def test_a_contract_change_that_would_break_looker_fails_without_running_anythin
     outcome = columns_in_contracts(lineage, views, load_contracts(contracts))
     assert not outcome.passed
     assert (
-        "view customers, field country: column country is not in the contract of payments.customers"
+        "view customers, field country: column country is not in the contract of payments_published.customers"
         in outcome.summary
     )
     # The PDT's SQL is qualified against the contracts too.
@@ -184,7 +192,7 @@ def test_a_data_test_passes_on_clean_data_and_fails_when_the_metric_changes():
     assert passed.passed and "3 LookML data tests pass" in passed.description
 
     # Amounts arrive in a new unit (x100): types, keys and PII are all still as contracted.
-    environment.warehouse().query("UPDATE payments.charges SET amount = amount * 100")
+    republish("charges", "* REPLACE (amount * 100 AS amount)")
     failure = lookml_failures(run_model("payments", instance))["payments", "lookml_data_tests_pass"]
     assert "test average_succeeded_charge_is_plausible" in failure
     assert 'Assertion "between_5_and_2000" failed' in failure
@@ -200,8 +208,10 @@ def test_the_sandbox_built_pdt_holds_the_rows_of_the_tables_it_reads():
     built = pd.DataFrame(
         warehouse.query(f"SELECT * FROM looker_scratch.{table['table_name']}")
     ).sort_values(["customer_id", "currency"], ignore_index=True)
-    charges = pd.DataFrame(warehouse.query("SELECT * FROM payments.charges"))
-    customers = pd.DataFrame(warehouse.query("SELECT id, country FROM payments.customers"))
+    charges = pd.DataFrame(warehouse.query("SELECT * FROM payments_published.charges"))
+    customers = pd.DataFrame(
+        warehouse.query("SELECT id, country FROM payments_published.customers")
+    )
     paid = charges[charges.status == "succeeded"].merge(
         customers, left_on="customer_id", right_on="id"
     )
@@ -233,7 +243,7 @@ def test_deleted_rows_rule_is_a_warning_by_default_and_blocks_when_set_to_error(
     ]  # fmt: skip
     assert finding.severity.value == "WARN"
     assert (
-        "explore charges: view charges reads payments.charges, which has _fivetran_deleted"
+        "explore charges: view charges reads payments_published.charges, which has _fivetran_deleted"
         in finding.description
     )
     assert result.success and materialized(result) >= LOOKER_KEYS  # a warning does not withhold

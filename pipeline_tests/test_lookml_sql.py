@@ -129,7 +129,7 @@ def sdk(duck):
 
     from pipeline.sandbox.looker_api import sandbox_url
 
-    duck.write_table("payments", "charges", pd.DataFrame({
+    duck.write_table("payments_published", "charges", pd.DataFrame({
         "id": ["ch_1", "ch_2", "ch_3"], "customer_id": ["c1", "c1", "c2"], "invoice_id": [None] * 3,
         "amount": [1000, 250, 99], "currency": ["usd", "eur", "usd"],
         "status": ["succeeded", "succeeded", "failed"], "description": ["a", "b", "c"],
