@@ -14,11 +14,11 @@ import pytest
 from dagster import DagsterInstance, serialize_value
 from dagster_looker import LookerResource
 
-from pipeline import environment
 from pipeline.definitions import build_definitions
 from pipeline.fivetran import GateFivetranWorkspace
 from pipeline.sandbox import fivetran_api, fivetran_sync, looker_api, looker_state
-from pipeline.settings import data_dir
+from pipeline.settings import data_dir, duckdb_path
+from pipeline.warehouse import DuckDBWarehouse
 from pipeline_tests.gate import LOOKER_KEYS, materialized
 
 CANARIES = {
@@ -49,7 +49,8 @@ def canary_env(monkeypatch):
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("TOLLGATE_SANDBOX_SERVICES", "snowflake")  # real Fivetran and Looker APIs
     # The sandbox runs Looker's SQL in the local warehouse (no Snowflake account is set).
-    monkeypatch.setenv("LOOKERSDK_BASE_URL", looker_api.sandbox_url(environment.warehouse()))
+    warehouse = DuckDBWarehouse(path=str(duckdb_path()))  # the file the pipeline's DuckDB uses
+    monkeypatch.setenv("LOOKERSDK_BASE_URL", looker_api.sandbox_url(warehouse))
     # dagster-fivetran reads its API base from this module constant on every request.
     monkeypatch.setattr(dagster_fivetran.resources, "FIVETRAN_API_BASE", fivetran_api.sandbox_url())
     client = dagster_fivetran.resources.FivetranClient("k", "s", 0, 0, 1, False)
