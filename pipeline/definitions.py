@@ -18,8 +18,14 @@ from pipeline.contract import Contract, ContractError, TableContract, load_contr
 from pipeline.fivetran import ContractTranslator
 from pipeline.gate import GateIndex
 from pipeline.load_log import info_once, warn_once
-from pipeline.looker import Refresh, build_refresh_asset, load_refreshes
-from pipeline.looker_checks import build_looker_checks
+from pipeline.looker import Refresh, build_refresh_asset, load_refreshes, refresh_model
+from pipeline.lookml_model import (
+    build_lookml_asset,
+    build_lookml_checks,
+    check_severities,
+    lookml_key,
+    lookml_models,
+)
 from pipeline.published import build_publish_asset, published_key
 from pipeline.run_end import gate_executor
 
@@ -60,26 +66,37 @@ def build_definitions() -> Definitions:
         build_publish_asset(t, contract_gate.blocking.get(fivetran_key(t.connector, t.name), ()))
         for t in published.values()
     ]
-    # What each refresh must verify itself: every blocking check upstream of what it reads.
-    index = GateIndex.build([*fivetran_assets, *publish_assets], checks)
+    # One lookml/<model> per model, between the published tables and the model's refreshes.
+    models = lookml_models(refreshes)
+    lookml_assets = [build_lookml_asset(m) for m in models]
+    lookml_checks = [build_lookml_checks(m, by_schema, check_severities()) for m in models]
+    # What each refresh must verify itself: every blocking check upstream of what it reads,
+    # its model's Looker checks included.
+    index = GateIndex.build(
+        [*fivetran_assets, *publish_assets, *lookml_assets], [*checks, *lookml_checks]
+    )
+    warehouse = environment.warehouse()
     return Definitions(
         assets=[
             *fivetran_assets,
             *publish_assets,
+            *lookml_assets,
             *(
-                build_refresh_asset(r, published, index.blocking_upstream(r.deps))
+                build_refresh_asset(
+                    r, published, index.blocking_upstream([lookml_key(refresh_model(r)), *r.deps])
+                )
                 for r in refreshes
             ),
         ],
-        asset_checks=[*checks, *(build_looker_checks(r, by_schema) for r in refreshes)],
+        asset_checks=[*checks, *lookml_checks],
         jobs=[gate_job],
         schedules=[gate_schedule],
         sensors=[syncs_sensor, automation_sensor],
         executor=gate_executor,
         resources={
             "fivetran": workspace,
-            "warehouse": environment.warehouse(),
-            "looker": environment.looker(),
+            "warehouse": warehouse,
+            "looker": environment.looker(warehouse),
         },
     )
 

@@ -201,7 +201,8 @@ def warehouse() -> Warehouse:
     )
 
 
-def looker() -> LookerResource:
+def looker(warehouse: Warehouse) -> LookerResource:
+    """Real Looker with credentials; else the sandbox, which runs its SQL in `warehouse`."""
     if setup().is_real("looker"):
         return LookerResource(
             base_url=EnvVar("LOOKERSDK_BASE_URL"),
@@ -209,5 +210,8 @@ def looker() -> LookerResource:
             client_secret=EnvVar("LOOKERSDK_CLIENT_SECRET"),
         )
     return SandboxLookerResource(
-        base_url="sandbox", client_id=SANDBOX_SECRET, client_secret=SANDBOX_SECRET
+        base_url="sandbox",
+        client_id=SANDBOX_SECRET,
+        client_secret=SANDBOX_SECRET,
+        warehouse=warehouse,
     )

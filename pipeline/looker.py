@@ -16,6 +16,7 @@ from dagster import (
     Config,
     Failure,
     MaterializeResult,
+    ResourceDependency,
     asset,
 )
 from dagster_looker import LookerResource
@@ -28,6 +29,7 @@ from pipeline.automation import REFRESH_CONDITION
 from pipeline.checks.factory import fivetran_key
 from pipeline.contract import TableContract
 from pipeline.looker_lineage import lookml_dir, resolve_refresh
+from pipeline.looker_sql import BRANCH_VARIABLE, branch
 from pipeline.warehouse import Warehouse
 
 REFRESHES_FILE = Path(__file__).parent / "looker_refreshes.yaml"
@@ -46,19 +48,29 @@ class Refresh:
     default_schema: str | None = None  # the model connection's, for unqualified table names
 
 
+def refresh_model(refresh: Refresh) -> str:
+    """The LookML model a refresh belongs to."""
+    return (refresh.datagroup or refresh.pdt or ("", ""))[0]
+
+
 class RefreshConfig(Config):
     poll_interval_seconds: float = 1.0
     timeout_seconds: float = 1800.0
 
 
 class SandboxLookerResource(LookerResource):
-    """dagster-looker's LookerResource pointed at the local Looker sandbox."""
+    """dagster-looker's LookerResource pointed at the local Looker sandbox, which runs its SQL
+    in the pipeline's warehouse."""
+
+    warehouse: ResourceDependency[Warehouse]
 
     def get_sdk(self) -> Looker40SDK:
         from pipeline.sandbox.looker_api import sandbox_url
 
         real = LookerResource(
-            base_url=sandbox_url(), client_id=self.client_id, client_secret=self.client_secret
+            base_url=sandbox_url(self.warehouse),
+            client_id=self.client_id,
+            client_secret=self.client_secret,
         )
         return real.get_sdk()
 
@@ -112,7 +124,8 @@ def build_refresh_asset(
 
     @asset(
         key=["looker", refresh.name],
-        deps=list(refresh.deps),
+        # lookml/<model> holds the Looker-side checks: they run, and can withhold this, first.
+        deps=[AssetKey(["lookml", refresh_model(refresh)]), *refresh.deps],
         group_name="looker",
         kinds={"looker"},
         description=refresh.description,
@@ -126,6 +139,11 @@ def build_refresh_asset(
         looker: LookerResource,
         warehouse: Warehouse,
     ):
+        if branch():
+            raise Failure(
+                f"{BRANCH_VARIABLE}={branch()} validates a LookML branch; refreshes run only "
+                f"on production LookML, so looker/{refresh.name} refuses to run"
+            )
         versions = verify_gate(context, refresh, published, blocking, warehouse)
         metadata: dict[str, str] = {"published_versions": ", ".join(versions)}
         try:

@@ -51,9 +51,13 @@ def test_a_failed_check_never_lets_a_later_tick_refresh_looker(monkeypatch):
         instance=instance
     )
     second = evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+    # lookml/payments and its Looker checks run with them, ahead of the refreshes.
     keys = requested(second)
-    assert {k for k in keys if isinstance(k, AssetKey)} == PAYMENTS_PUBLISHED | PAYMENTS_REFRESHES
-    assert {k.asset_key for k in keys if isinstance(k, AssetCheckKey)} == PAYMENTS_TABLES
+    lookml = AssetKey(["lookml", "payments"])
+    assert {k for k in keys if isinstance(k, AssetKey)} == (
+        PAYMENTS_PUBLISHED | PAYMENTS_REFRESHES | {lookml}
+    )
+    assert {k.asset_key for k in keys if isinstance(k, AssetCheckKey)} == PAYMENTS_TABLES | {lookml}
 
 
 def test_sensor_turns_syncs_fivetran_ran_itself_into_materializations():
