@@ -91,7 +91,7 @@ def test_cli_exit_code_follows_blocking_checks(tmp_path, monkeypatch, defects, c
             "fivetran/payments/charges required_columns_are_not_null (ERROR, blocking; owner team:payments-data)\n    id: 12 of 10000 rows null"
             in summary
         )
-        assert "Held back by checks (5):" in summary  # two publishes, three refreshes
+        assert "Held back by checks (7):" in summary  # 2 publishes, 2 LookML models, 3 refreshes
         assert (
             "looker/revenue_by_customer by fivetran/payments/charges required_columns_are_not_null"
             in summary

@@ -111,7 +111,7 @@ def test_a_text_key_joined_to_a_number_key_is_cast_explicitly(backend, request):
     with pytest.raises(Exception, match="jane@example.com"):  # the value reaches the error
         warehouse.query(implicit)
     types = (warehouse.columns("j", "children")["fk"], warehouse.columns("j", "parents")["id"])
-    explicit = keys.orphans_sql(child, "fk", "parents.id", warehouse.dialect, types)
+    explicit = keys.orphans_sql(child, "fk", "parents.id", warehouse.dialect, types=types)
     assert "TRY_CAST" in explicit
     [row] = warehouse.query(explicit)
     assert row["orphans"] == 2  # the e-mail and 1.5 point nowhere; '1' finds its parent

@@ -24,9 +24,14 @@ TABLES = {
 }
 OWNERS = {"payments": "team:payments-data", "crm": "team:revops-data"}
 LOOKER_DEPS = {
-    "looker/payments_etl": {f"published/payments/{t}" for t in TABLES["payments"]},
-    "looker/revenue_by_customer": {"published/payments/charges", "published/payments/customers"},
-    "looker/crm_etl": {f"published/crm/{t}" for t in TABLES["crm"]},
+    "looker/payments_etl": {"lookml/payments"}
+    | {f"published/payments/{t}" for t in TABLES["payments"]},
+    "looker/revenue_by_customer": {
+        "lookml/payments",
+        "published/payments/charges",
+        "published/payments/customers",
+    },
+    "looker/crm_etl": {"lookml/crm"} | {f"published/crm/{t}" for t in TABLES["crm"]},
 }
 PYTHON_WARNING = re.compile(r"\w+Warning: .*")  # how `warnings` prints, raw or via dagster's log
 
@@ -248,7 +253,8 @@ def test_ui_shows_assets_owners_groups_lineage_and_checks(webserver):
     }
     fivetran = {f"fivetran/{c}/{t}": c for c, tables in TABLES.items() for t in tables}
     published = {f"published/{c}/{t}": c for c, tables in TABLES.items() for t in tables}
-    assert set(nodes) == set(fivetran) | set(published) | set(LOOKER_DEPS)
+    lookml = {"lookml/payments", "lookml/crm"}
+    assert set(nodes) == set(fivetran) | set(published) | lookml | set(LOOKER_DEPS)
     for asset, connector in (fivetran | published).items():
         assert nodes[asset]["groupName"] == connector
         assert [f"team:{o['team']}" for o in nodes[asset]["owners"]] == [OWNERS[connector]]

@@ -106,7 +106,7 @@ def _followup(
             return {}
         sql = duplicates_sql(table, key, dialect, None, live(state, dialect))
         [row] = warehouse.query(sql)
-        return {"value": int(row["rows"] or 0) - int(row["keys"] or 0), "sql": sql}
+        return {"value": int(row["duplicate_rows"] or 0) - int(row["keys"] or 0), "sql": sql}
     table_sql = table_ref(*table.relation, dialect).sql(dialect)
     column_sql = column(q.column, dialect).sql(dialect) if q.column else None
     sql = substituted(q.query or "", table_sql, column_sql)
