@@ -21,7 +21,7 @@ run: install  ## Sync, check and refresh SELECT (default everything) against the
 	$(BIN)/dg launch --assets '$(SELECT)'
 
 test: install  ## Run the test suite in-process against the sandboxes.
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 4 --dist loadfile
 
 dev: install  ## Open the Dagster UI on http://127.0.0.1:$(PORT) (make dev PORT=3001).
 	$(BIN)/dg dev -h 127.0.0.1 -p $(PORT)
