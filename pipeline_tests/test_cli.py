@@ -97,7 +97,7 @@ def test_cli_exit_code_follows_blocking_checks(tmp_path, monkeypatch, defects, c
             in summary
         )
         assert "Exit code 1 (Dagster prints 'Materialization failed.')" in summary
-        assert tags["tollgate/result"] == "failed" and tags["tollgate/held_back"] == "5"
+        assert tags["tollgate/result"] == "failed" and tags["tollgate/held_back"] == "7"
         # Selecting only the Looker refreshes afterwards does not open the gate.
         again = materialize(home, defects, dagster_cli("key:looker/*"))
         assert again.returncode != 0, again.stdout[-3000:]
