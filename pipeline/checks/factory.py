@@ -78,7 +78,7 @@ def build_table_checks(table: TableContract, connector_id: str | None) -> AssetC
 
     @multi_asset_check(
         specs=specs,
-        name=f"{_safe(table.connector)}__{_safe(table.name)}__contract",
+        name=f"{safe_name(table.connector)}__{safe_name(table.name)}__contract",
         description=f"Contract checks for {table.connector}.{table.name}, owned by {table.owner}.",
         can_subset=True,
     )
@@ -272,5 +272,6 @@ def _shown(path: Path | None) -> str:
     return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
 
 
-def _safe(name: str) -> str:
+def safe_name(name: str) -> str:
+    """A name Dagster accepts for an op or check, from any connector or table name."""
     return re.sub(r"[^A-Za-z0-9_]", "_", name)
