@@ -8,6 +8,7 @@ schema records every publish and rollback, so the published version is known wit
 """
 
 import argparse
+import re
 import sys
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -26,6 +27,9 @@ KEEP_PUBLISHED = 3  # published versions a rollback can return to (current inclu
 
 class PublishError(RuntimeError):
     """A publish or rollback that cannot happen; the message names the table and version."""
+
+
+VERSION_PATTERN = r"v\d{8}t\d{12}_[0-9a-z-]*"  # what new_version makes, lower-cased
 
 
 def new_version(run_id: str) -> str:
@@ -188,8 +192,9 @@ def _snapshots(warehouse: Warehouse, table: TableContract) -> set[str]:
         .where(exp.column("table_schema").eq(exp.Literal.string(schema)))
         .sql(dialect=dialect)
     )
-    prefix = f"{table.connector}__{table.name}__v".lower()
-    return {r["table_name"].lower() for r in rows if r["table_name"].lower().startswith(prefix)}
+    # Exactly this table's: `charges__vip` snapshots also start with `payments__charges__v`.
+    own = re.compile(re.escape(f"{table.connector}__{table.name}__".lower()) + VERSION_PATTERN)
+    return {r["table_name"].lower() for r in rows if own.fullmatch(r["table_name"].lower())}
 
 
 def _create_ledger(dialect: str) -> str:

@@ -1,5 +1,7 @@
 """Scope: write-audit-publish in-process — Looker's tables change only to audited, passing versions."""
 
+import dataclasses
+
 import lkml
 import pytest
 import sqlglot
@@ -240,3 +242,19 @@ def test_publish_and_rollback_are_metadata_only(backend, request, monkeypatch):
     else:
         swaps = [s for s in snapshots if s.startswith("CREATE OR REPLACE VIEW")]
         assert len(swaps) == 3  # publish, publish, rollback: views over the frozen snapshots
+
+
+def test_pruning_a_table_never_counts_a_similarly_named_tables_snapshots(duck):
+    """`charges__vip` snapshots start with `payments__charges__v`, like those of `charges`."""
+    import pandas as pd
+
+    charges = load_contracts()["payments"].tables["charges"]
+    vip = dataclasses.replace(charges, name="charges__vip")
+    for table in (charges, vip):
+        duck.write_table("payments", table.name, pd.DataFrame({"id": ["a"]}))
+    for run in range(publish.KEEP_SNAPSHOTS):
+        publish.snapshot(duck, vip, publish.new_version(f"vip{run}"))
+    audited = publish.snapshot(duck, charges, publish.new_version("charges"))
+    assert publish.prune(duck, charges) == []
+    assert publish._snapshots(duck, charges) == {audited.audited[1].lower()}
+    assert len(publish._snapshots(duck, vip)) == publish.KEEP_SNAPSHOTS
