@@ -12,7 +12,7 @@ from pipeline import looker_exposure
 from pipeline.contract import load_contracts
 from pipeline.looker import Refresh, load_refreshes
 from pipeline.looker_checks import exposed_pii
-from pipeline.looker_lineage import LOOKML_DIR
+from pipeline.looker_lineage import LOOKML_DIR, UnresolvedSql, sql_sources
 from pipeline_tests.gate import LOOKER_KEYS, materialized, run_gate
 
 MODEL = """
@@ -420,3 +420,13 @@ def test_unqualified_table_in_the_shipped_lookml_holds_its_refresh_naming_the_fi
         "views/payments/invoices.view.lkml: view invoices: sql_table_name: table 'invoices' "
         "names no schema and connection 'warehouse' has no default_schema"
     ) in failure
+
+
+def test_a_table_in_another_database_is_a_problem_not_the_published_table():
+    """`dev_db.payments_published.charges` is not the table the gate published."""
+    with pytest.raises(UnresolvedSql, match="names a database"):
+        sql_sources("SELECT * FROM dev_db.payments_published.charges")
+    assert sql_sources("SELECT * FROM payments_published.charges") == (
+        {("payments_published", "charges")},
+        set(),
+    )
