@@ -4,7 +4,7 @@ do not fan out, and the LookML data tests pass."""
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from looker_sdk.error import SDKError
@@ -59,7 +59,7 @@ def _run(sdk: Looker40SDK, model: str, explore: str, fields: list[str]) -> str |
     query = WriteQuery(model=model, view=explore, fields=fields, limit="0")
     try:
         raw = sdk.run_inline_query("json", query)
-        rows = json.loads(raw) if raw else []
+        rows = json.loads(raw)  # an empty reply is an error, not a pass
     except (SDKError, ValueError) as error:
         return _message(error)
     errors = [r["looker_error"] for r in rows if isinstance(r, dict) and "looker_error" in r]
@@ -68,10 +68,19 @@ def _run(sdk: Looker40SDK, model: str, explore: str, fields: list[str]) -> str |
     return "; ".join(errors) or None
 
 
-def explores_run(sdk: Looker40SDK, model: str) -> Outcome:
-    """Every field of every explore compiles to SQL that runs (LIMIT 0); a failure names the field."""
-    findings, counted = [], {}
-    for summary in sdk.lookml_model(model).explores or []:
+def explores_run(sdk: Looker40SDK, model: str, expected: Iterable[str] = ()) -> Outcome:
+    """Every field of every explore compiles to SQL that runs (LIMIT 0); a failure names the field.
+
+    `expected` are the explores the LookML defines: one Looker does not serve is a failure, so
+    an empty or partial answer never passes as "nothing to run".
+    """
+    served = sdk.lookml_model(model).explores or []
+    findings = [
+        f"explore {name} is in the LookML but Looker does not serve it"
+        for name in sorted(set(expected) - {summary.name for summary in served})
+    ]
+    counted = {}
+    for summary in served:
         detail = sdk.lookml_model_explore(model, summary.name)
         fields = [*(detail.fields.dimensions or []), *(detail.fields.measures or [])]
         counted[summary.name] = len(fields)

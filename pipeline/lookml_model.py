@@ -39,7 +39,13 @@ from pipeline.looker_sql import (
     project_validates,
 )
 from pipeline.lookml_project import Model, load_model
-from pipeline.lookml_rules import Outcome, columns_in_contracts, deleted_rows_filtered, model_views
+from pipeline.lookml_rules import (
+    Outcome,
+    columns_in_contracts,
+    deleted_rows_filtered,
+    model_views,
+    served_explores,
+)
 from pipeline.warehouse import Warehouse
 
 VIEW_COLUMNS = "view_columns_are_in_contracts"
@@ -201,7 +207,7 @@ def _results(
         LOOKML_VALID: lambda: project_validates(*api()),
         NO_PII_EXPOSED: lambda: _pii(model, views(), contracts),
         VIEW_COLUMNS: lambda: columns_in_contracts(lookml(), views(), contracts),
-        EXPLORES_RUN: lambda: explores_run(api()[0], model.name),
+        EXPLORES_RUN: lambda: explores_run(api()[0], model.name, served_explores(lookml())),
         JOINS_HOLD: lambda: joins_hold(api()[0], lookml(), contracts),
         DELETED_FILTERED: lambda: deleted_rows_filtered(lookml(), contracts, warehouse),
         DATA_TESTS: lambda: data_tests_pass(api()[0], api()[1], model.name),

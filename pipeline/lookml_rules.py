@@ -11,6 +11,7 @@ from sqlglot import exp
 from sqlglot.optimizer.qualify import qualify
 
 from pipeline.contract import Contract, TableContract
+from pipeline.looker_lineage import LIQUID
 from pipeline.lookml_project import Model
 from pipeline.warehouse import Warehouse
 
@@ -40,8 +41,13 @@ class Outcome:
         return shown + (f"; and {more} more" if more > 0 else "")
 
 
+def served_explores(model: Model) -> list[str]:
+    """Explores users can open: every one but those that exist only to be extended."""
+    return [name for name, e in model.explores.items() if e.get("extension") != "required"]
+
+
 def explores(model: Model) -> list[dict[str, Any]]:
-    return [{**props, "name": name} for name, props in model.explores.items()]
+    return list(model.explores.values())  # each already carries its name
 
 
 def aliases(explore: Mapping[str, Any]) -> dict[str, str]:
@@ -133,7 +139,7 @@ def _derived_outputs(
 ) -> tuple[set[str], str | None]:
     """Output columns of a derived table whose SQL reads only contract columns, or the problem."""
     sql = str(lineage.views[name]["derived_table"].get("sql", "")).strip().rstrip(";")
-    if not sql or REF.search(sql) or "{%" in sql:
+    if not sql or REF.search(sql) or LIQUID.search(sql):
         return set(), (
             f"view {name}: derived table SQL with LookML references or Liquid cannot be checked "
             "against the contracts statically"

@@ -153,7 +153,8 @@ def test_inline_queries_sql_runner_and_explore_fields_through_looker_sdk(sdk):
     assert sdk.run_inline_query("sql", query).startswith('SELECT UPPER("charges".currency)')
     broken = WriteQuery(model="payments", view="charges", fields=["customers.country"], limit="0")
     [error] = json.loads(sdk.run_inline_query("json", broken))
-    assert "customers" in error["looker_error"]  # the table was never landed here
+    # the table was never landed here (not a compile error that merely names the view)
+    assert "Table with name customers does not exist" in error["looker_error"]
 
     slug = sdk.create_sql_query(
         SqlQueryCreate(model_name="payments", sql="SELECT 41 + 1 AS n")
@@ -198,3 +199,17 @@ def test_a_branch_is_served_only_to_a_dev_mode_session(sdk, tmp_path, monkeypatc
 
     other = LookerResource(base_url=sandbox_url(), client_id="ci", client_secret="x").get_sdk()
     assert "customers" not in [e.name for e in other.lookml_model("payments").explores]
+
+
+def test_an_explore_looker_does_not_serve_fails_sql_validation():
+    """An empty or partial explore list from Looker is a failure, never "0 explores run"."""
+    from types import SimpleNamespace
+
+    from pipeline.looker_sql import explores_run
+
+    nothing_served = SimpleNamespace(lookml_model=lambda model: SimpleNamespace(explores=[]))
+    outcome = explores_run(nothing_served, "payments", ["charges", "revenue_by_customer"])
+    assert outcome.findings == [
+        "explore charges is in the LookML but Looker does not serve it",
+        "explore revenue_by_customer is in the LookML but Looker does not serve it",
+    ]
