@@ -344,3 +344,18 @@ def test_sidecar_hashes_and_blocks_and_csv_system_columns_are_kept(csv_dir):
         pd.Timestamp("2026-02-02 10:00", tz="UTC"),
     ]
     assert set(shop.tables["regions"].columns) == {"code", "name"}
+
+
+def test_a_source_edit_keeps_each_csv_rows_own_system_columns(csv_dir):
+    """Deleting a replayed row must not shift or break the sync stamps of the rows that stay."""
+    (csv_dir / "shop" / "orders.csv").write_text(
+        "id,amount,_fivetran_synced,_fivetran_deleted\n"
+        "1,10,2026-02-01 10:00:00+00,false\n2,20,2026-02-02 10:00:00+00,true\n"
+    )
+    shop = sources()[-1]
+    frames = shop.land(frozenset(), SYNCED, {"orders": {"delete": [1]}})
+    assert frames["orders"]["id"].tolist() == [2]
+    assert frames["orders"]["_fivetran_synced"].tolist() == [
+        pd.Timestamp("2026-02-02 10:00", tz="UTC")
+    ]
+    assert frames["orders"]["_fivetran_deleted"].tolist() == [True]

@@ -56,7 +56,7 @@ class Source:
             for column in table.hashed - unhashed(self.connector_id, name, defects):
                 frame[column] = landing.sha256(frame[column])
             frame = frame.drop(columns=list(table.blocked))
-            landed[name] = landing.with_system_columns(frame, synced_at, rows[name])
+            landed[name] = landing.with_system_columns(frame, synced_at, source_rows)
         return apply_defects(self.connector_id, landed, defects)
 
     def column_config(self, defects: frozenset[str]) -> dict[str, dict[str, dict[str, bool]]]:
