@@ -56,10 +56,6 @@ def build_definitions() -> Definitions:
         if fivetran_key(c.connector, t.name) in synced
     }
     refreshes = [wire_refresh(r, contracts, published) for r in load_refreshes()]
-    # The exposure check follows LookML to the contract by either schema a view may name.
-    by_schema = {c.connector: c for c in contracts.values()} | {
-        c.published_schema: c for c in contracts.values()
-    }
     checks = contract_checks(contracts, fivetran_assets)
     contract_gate = GateIndex.build(fivetran_assets, checks)
     publish_assets = [
@@ -69,7 +65,8 @@ def build_definitions() -> Definitions:
     # One lookml/<model> per model, between the published tables and the model's refreshes.
     models = lookml_models(refreshes)
     lookml_assets = [build_lookml_asset(m) for m in models]
-    lookml_checks = [build_lookml_checks(m, by_schema, check_severities()) for m in models]
+    severities = check_severities()
+    lookml_checks = [build_lookml_checks(m, contracts, severities) for m in models]
     # What each refresh must verify itself: every blocking check upstream of what it reads,
     # its model's Looker checks included.
     index = GateIndex.build(

@@ -99,11 +99,13 @@ class GateExecutor(Executor):
         everything = job_def.asset_layer.asset_graph.materializable_asset_keys
         plan_context.instance.add_run_tags(run.run_id, run_tags(run.asset_selection, everything))
         plan_context.log.info(f"tollgate: {environment.setup().describe()}")
-        yield from self.inner.execute(plan_context, execution_plan)
         try:
-            finish_run(plan_context.instance, run.run_id, job_def, plan_context.log)
-        except Exception as error:  # a missing summary must not hide the run's own result
-            plan_context.log.error(f"tollgate could not write the run summary: {error!r}")
+            yield from self.inner.execute(plan_context, execution_plan)
+        finally:  # also when the run is terminated or the inner executor raises
+            try:
+                finish_run(plan_context.instance, run.run_id, job_def, plan_context.log)
+            except Exception as error:  # a missing summary must not hide the run's own result
+                plan_context.log.error(f"tollgate could not write the run summary: {error!r}")
 
 
 @executor(

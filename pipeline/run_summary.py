@@ -33,8 +33,9 @@ def summarize(instance: DagsterInstance, run_id: str, graph: "BaseAssetGraph") -
             checks.append(event.event_specific_data)
         else:
             error = event.event_specific_data.error
-            if error and error.cls_name != CHECK_FAILED:
-                failed_steps.append({"step": event.step_key, "error": one_line(error.message)})
+            if error is None or error.cls_name != CHECK_FAILED:
+                reason = one_line(error.message) if error else "no error recorded"
+                failed_steps.append({"step": event.step_key, "error": reason})
     failed = [_failed_check(evaluation, graph) for evaluation in checks if not evaluation.passed]
     blocking = {(c["asset_key"], c["check_name"]): c for c in failed if c["blocking"]}
     held_back = []

@@ -82,10 +82,10 @@ def get_lookml_model(body, name: str) -> Reply:
 
 def validate(body, project_id: str) -> Reply:
     """POST: a fresh ProjectValidation; the validation_errors fault decides what it finds."""
-    project = looker_project.project()
-    if project_id != project.name:
-        raise looker_state.NotFound(f"Project '{project_id}' not found")
-    return 200, looker_project.validation(project, looker_state.faults()["validation_errors"])
+    _project(project_id)
+    return 200, looker_project.validation(
+        looker_project.project(), looker_state.faults()["validation_errors"]
+    )
 
 
 def validation_results(body, project_id: str) -> Reply:
@@ -177,6 +177,7 @@ def _project(project_id: str) -> None:
         raise looker_state.NotFound(f"Project '{project_id}' not found")
 
 
+PROJECT = r"/projects/(?P<project_id>[^/]+)"
 ROUTES: list[Route] = [
     (method, re.compile(API + path), handler)
     for method, path, handler in [
@@ -187,8 +188,8 @@ ROUTES: list[Route] = [
         ("GET", r"/derived_table/(?P<materialization_id>[^/]+)/status", pdt_status),
         ("GET", r"/lookml_models", lookml_models),
         ("GET", r"/lookml_models/(?P<name>[^/]+)", get_lookml_model),
-        ("GET", r"/projects/(?P<project_id>[^/]+)/validate", validation_results),
-        ("POST", r"/projects/(?P<project_id>[^/]+)/validate", validate),
+        ("GET", PROJECT + r"/validate", validation_results),
+        ("POST", PROJECT + r"/validate", validate),
         (
             "GET",
             r"/lookml_models/(?P<model>[^/]+)/explores/(?P<explore>[^/]+)",
@@ -197,12 +198,12 @@ ROUTES: list[Route] = [
         ("POST", r"/queries/run/(?P<result_format>[^/]+)", run_inline_query),
         ("POST", r"/sql_queries", lambda body: (200, looker_state.save_sql_query(body or {}))),
         ("POST", r"/sql_queries/(?P<slug>[^/]+)/run/(?P<result_format>[^/]+)", run_sql_query),
-        ("GET", r"/projects/(?P<project_id>[^/]+)/lookml_tests", lookml_tests),
-        ("GET", r"/projects/(?P<project_id>[^/]+)/lookml_tests/run", run_lookml_tests),
+        ("GET", PROJECT + r"/lookml_tests", lookml_tests),
+        ("GET", PROJECT + r"/lookml_tests/run", run_lookml_tests),
         ("GET", r"/session", get_session),
         ("PATCH", r"/session", update_session),
-        ("GET", r"/projects/(?P<project_id>[^/]+)/git_branch", get_git_branch),
-        ("PUT", r"/projects/(?P<project_id>[^/]+)/git_branch", update_git_branch),
+        ("GET", PROJECT + r"/git_branch", get_git_branch),
+        ("PUT", PROJECT + r"/git_branch", update_git_branch),
     ]  # fmt: skip
 ]
 

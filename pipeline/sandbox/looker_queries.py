@@ -185,7 +185,7 @@ def _error(model: str, explore_name: str | None, message: str) -> dict[str, Any]
             "message": message, "model_id": model, "explore": explore_name}  # fmt: skip
 
 
-def list_tests(model: str | None = None) -> list[dict[str, Any]]:
+def list_tests() -> list[dict[str, Any]]:
     found = project()
     return [
         {
@@ -196,7 +196,6 @@ def list_tests(model: str | None = None) -> list[dict[str, Any]]:
         }  # fmt: skip
         for m in found.models.values()
         for t in m.tests
-        if not model or m.name == model
     ]
 
 

@@ -6,7 +6,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-REF = re.compile(r"\$\{([^}]+)\}")
+from pipeline.lookml_rules import REF
+from pipeline.sandbox.looker_project import PERSISTENCE
+
 TIMEFRAMES = {
     "raw": "{x}",
     "time": "CAST({x} AS TIMESTAMP)",
@@ -278,8 +280,7 @@ class Compiler:
 
 
 def is_persistent(view: Mapping[str, Any]) -> bool:
-    keys = ("datagroup_trigger", "sql_trigger_value", "persist_for", "interval_trigger")
-    return any(k in view.get("derived_table", {}) for k in keys)
+    return any(k in view.get("derived_table", {}) for k in PERSISTENCE)
 
 
 def quote(name: str) -> str:
