@@ -305,6 +305,12 @@ def _custom(
     found: dict[str, Any] = {}
     for prop in properties or []:
         if prop.vendor and prop.vendor != "tollgate":
+            if prop.property in known:  # `vendor: Tollgate`, `tolgate`: a slip would drop a rule
+                raise ContractError(
+                    path, f"customProperty `{prop.property}` has vendor {prop.vendor!r}: "
+                    "tollgate reads its own properties only with vendor tollgate or none",
+                    table, column,
+                )  # fmt: skip
             continue  # another tool's
         if prop.property not in known:
             hint = suggest(str(prop.property), known)
@@ -460,6 +466,11 @@ def _column(path: Path, table: str, prop: SchemaProperty, blank_default: bool) -
     if not prop.name:
         raise ContractError(path, "every property needs a `name`", table)
     fail = lambda message: ContractError(path, message, table, prop.name)  # noqa: E731
+    if prop.properties or prop.items:  # their rules and classifications would never be checked
+        raise fail(
+            "nested properties or items are not checked by tollgate: flatten them into "
+            "columns, or classify and constrain the parent column"
+        )
     try:
         if prop.physicalType:
             family = type_family(prop.physicalType)

@@ -267,6 +267,13 @@ BAD_VALUES = {
         ("{name: id, physicalType: BIGINT, primaryKey: true}",
          "{name: id, physicalType: BIGINT, primaryKey: true}\n      - {name: d, physicalType: DATE, logicalTypeOptions: {minimum: soon}}"),
         "logicalTypeOptions.minimum must be an ISO date"),
+    "tollgate property under another vendor": (("value: 6}", "value: 6, vendor: Tollgate}"),
+                                               "has vendor 'Tollgate'"),
+    "nested properties": (
+        ("{name: id, physicalType: BIGINT, primaryKey: true}",
+         "{name: id, physicalType: BIGINT, primaryKey: true}\n      - {name: payload, logicalType: object, "
+         "properties: [{name: ssn, physicalType: VARCHAR, classification: ssn}]}"),
+        "nested properties or items are not checked"),
 }  # fmt: skip
 
 
