@@ -19,7 +19,7 @@ SYNCED = "_fivetran_synced"
 CLOCK_SKEW = timedelta(minutes=10)
 
 
-def _cutoff(state: TableState, dialect: str) -> exp.Expression | None:
+def future_cutoff(state: TableState, dialect: str) -> exp.Expression | None:
     """`now + CLOCK_SKEW` typed like _fivetran_synced; None when that is not a timestamp."""
     try:
         family = type_family(state.columns[SYNCED])
@@ -40,7 +40,7 @@ def freshness_metrics(
         return {}
     synced = column(SYNCED, dialect)
     found = {"last_synced": exp.Max(this=synced), "rows": row_count()}
-    cutoff = _cutoff(state, dialect)
+    cutoff = future_cutoff(state, dialect)
     if cutoff is not None:
         future = exp.GT(this=synced.copy(), expression=cutoff)
         found["future_rows"] = count_where(future)
