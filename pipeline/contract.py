@@ -501,7 +501,7 @@ def _column(path: Path, table: str, prop: SchemaProperty, blank_default: bool) -
         if LOGICAL.get(logical) is None or family in ("boolean", "json"):
             raise fail(f"logicalTypeOptions do not apply to a {family} column")
         try:
-            options = parse_options(prop.logicalTypeOptions, family, logical)
+            options = parse_options(prop.logicalTypeOptions, family)
         except QualityError as error:
             raise fail(str(error)) from None
     references = tuple(

@@ -273,7 +273,7 @@ def check_read_only(query: str, on_column: bool, dialect: str | None = None) -> 
             raise QualityError("query must read tables, not table functions")
 
 
-def parse_options(options: dict[str, Any], family: str, logical: str) -> dict[str, Any]:
+def parse_options(options: dict[str, Any], family: str) -> dict[str, Any]:
     """Validate logicalTypeOptions for a column of this type family (JSON Schema checked the keys)."""
     checked = {}
     for name, value in options.items():

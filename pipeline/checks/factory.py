@@ -105,7 +105,8 @@ def build_table_checks(table: TableContract, connector_id: str | None) -> AssetC
             if isinstance(audited, Exception)
             else table_state(audited, selected, warehouse, fivetran, connector_id)
         )
-        if isinstance(state_or_error, TableState):  # the PII scan's seed and last passing scan
+        pii_rules = any(r.family in ("pii", "pii_scan") for r in selected)
+        if pii_rules and isinstance(state_or_error, TableState):  # seed, last passing scan
             scan = AssetCheckKey(key, pii_scan.RULE.check_name)
             history = scan_history.read(context.instance, scan, context.run.run_id)
             state_or_error = replace(state_or_error, pii_history=history)
