@@ -1,8 +1,8 @@
 """Scope: the Fivetran sandbox's answers, validated against Fivetran's published API description.
 
-The description's served part is an unchanged excerpt in fivetran_openapi_subset.yaml (see
-pipeline_tests/fivetran_spec.py); what the live API is known to do differently is applied to it
-explicitly (fivetran_spec.DEVIATIONS) and nothing else is relaxed. Every answer the sandbox gives
+The description is read from beside the checkout, never copied into the repo, and its served
+part taken by pipeline_tests/fivetran_spec.py; where it is absent the tests are skipped, saying
+so. What the live API is known to do differently is applied to it explicitly (fivetran_spec.DEVIATIONS) and nothing else is relaxed. Every answer the sandbox gives
 the real dagster-fivetran client is validated with openapi-core.
 """
 
