@@ -24,7 +24,8 @@ from pipeline.checks.factory import AUDITED_VERSION
 HISTORY_SEARCHED = 100  # check results searched for this run's own or a published version's
 # Not exported at dagster's top level, but the status filter of the public
 # event_log_storage.get_asset_check_execution_history takes it (dagster 1.13, pinned).
-COMPLETED = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
+PASSED = AssetCheckExecutionRecordStatus.SUCCEEDED
+COMPLETED = {PASSED, AssetCheckExecutionRecordStatus.FAILED}
 AssetCheckExecutionRecord = Any  # the records that history returns
 
 
@@ -116,7 +117,7 @@ def passed_on(
             check, limit=HISTORY_SEARCHED, status={AssetCheckExecutionRecordStatus.SUCCEEDED}
         )
         if not any(_version(r) == version for r in records):
-            missing.append(f"{_name(check)} has no passing result on version {version}")
+            missing.append(f"{check_name(check)} has no passing result on version {version}")
     return missing
 
 
@@ -131,9 +132,9 @@ def _not_passed(latest: Mapping[AssetCheckKey, AssetCheckExecutionRecord | None]
     problems = []
     for check, record in latest.items():
         if record is None:
-            problems.append(f"{_name(check)} has never run to a result")
+            problems.append(f"{check_name(check)} has never run to a result")
         elif record.status != AssetCheckExecutionRecordStatus.SUCCEEDED:
-            problems.append(f"{_name(check)} failed: {_description(record)}")
+            problems.append(f"{check_name(check)} failed: {_description(record)}")
     return problems
 
 
@@ -145,25 +146,28 @@ def refuse(what: str, problems: list[str]) -> Failure:
     )
 
 
-def _record_metadata(record: AssetCheckExecutionRecord) -> Mapping:
+def record_metadata(record: AssetCheckExecutionRecord) -> Mapping:
     evaluation = record.event.dagster_event.event_specific_data if record.event else None
     return getattr(evaluation, "metadata", None) or {}
 
 
 def _version(record: AssetCheckExecutionRecord) -> str | None:
-    value = _record_metadata(record).get(AUDITED_VERSION)
-    return getattr(value, "value", value)
+    return metadata_value(record_metadata(record).get(AUDITED_VERSION))
+
+
+def metadata_value(entry: Any) -> Any:
+    """The plain value of a metadata entry as stored (a MetadataValue or a raw value)."""
+    return getattr(entry, "value", entry)
 
 
 def _description(record: AssetCheckExecutionRecord) -> str:
     evaluation = record.event.dagster_event.event_specific_data if record.event else None
     description = getattr(evaluation, "description", None) or "no reason given"
-    owner = _record_metadata(record).get("owner")
-    owner = getattr(owner, "value", owner)
+    owner = metadata_value(record_metadata(record).get("owner"))
     if owner and "owner" not in description:
         description += f" (owner: {owner})"
     return description
 
 
-def _name(check: AssetCheckKey) -> str:
+def check_name(check: AssetCheckKey) -> str:
     return f"{check.asset_key.to_user_string()} {check.name}"

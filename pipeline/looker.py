@@ -30,6 +30,7 @@ from pipeline.checks.factory import fivetran_key
 from pipeline.contract import TableContract
 from pipeline.looker_lineage import lookml_dir, resolve_refresh
 from pipeline.looker_sql import BRANCH_VARIABLE, branch
+from pipeline.lookml_project import LOOKML_DIGEST, project_digest
 from pipeline.warehouse import Warehouse
 
 REFRESHES_FILE = Path(__file__).parent / "looker_refreshes.yaml"
@@ -174,6 +175,9 @@ def verify_gate(
     problems = list(refresh.problems) + gate.not_passed(
         context.instance, blocking, context.run.run_id
     )
+    problems += lookml_judged_elsewhere(
+        context, [c for c in blocking if c.asset_key.path[0] == "lookml"]
+    )
     versions = []
     for key in refresh.deps:
         table = published[key]
@@ -190,6 +194,27 @@ def verify_gate(
     if problems:
         raise gate.refuse(f"refresh looker/{refresh.name}", problems)
     return versions
+
+
+def lookml_judged_elsewhere(
+    context: AssetExecutionContext, checks: Sequence[AssetCheckKey]
+) -> list[str]:
+    """Looker checks whose pass was on a branch, or on LookML that has changed since."""
+    digest, found = project_digest(lookml_dir()), []
+    for check in checks:
+        record = gate.judged(context.instance, check, context.run.run_id)
+        if record is None or record.status != gate.PASSED:
+            continue  # not_passed names it already
+        judged = gate.record_metadata(record)
+        branch_seen = gate.metadata_value(judged.get("branch"))
+        if branch_seen != "production":
+            found.append(f"{gate.check_name(check)} passed on LookML branch {branch_seen!r}")
+        elif gate.metadata_value(judged.get(LOOKML_DIGEST)) != digest:
+            found.append(
+                f"{gate.check_name(check)} passed on other LookML: the project changed since; "
+                f"materialize {check.asset_key.to_user_string()} with its checks again"
+            )
+    return found
 
 
 def reset_datagroup(sdk: Looker40SDK, model: str, name: str) -> str:

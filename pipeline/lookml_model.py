@@ -1,7 +1,6 @@
 """One asset per LookML model, `lookml/<model>`, upstream of the model's Looker refreshes: its
 blocking checks judge what Looker would serve before any refresh calls Looker."""
 
-import hashlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +37,7 @@ from pipeline.looker_sql import (
     open_session,
     project_validates,
 )
-from pipeline.lookml_project import Model, load_model
+from pipeline.lookml_project import LOOKML_DIGEST, Model, load_model, project_digest
 from pipeline.lookml_rules import (
     Outcome,
     columns_in_contracts,
@@ -110,14 +109,6 @@ def check_severities(path: Path = REFRESHES_FILE) -> dict[str, str]:
     return {**ADJUSTABLE, **chosen}
 
 
-def project_digest(folder: Path) -> str:
-    """sha256 over the LookML files' paths and contents."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.suffix in (".lkml", ".lookml")):
-        digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
-
-
 def build_lookml_asset(model: LookmlModel) -> AssetsDefinition:
     @asset(
         key=lookml_key(model.name),
@@ -138,7 +129,7 @@ def build_lookml_asset(model: LookmlModel) -> AssetsDefinition:
             metadata={
                 "project": project,
                 "branch": branch() or "production",
-                "lookml_sha256": project_digest(lookml_dir()),
+                LOOKML_DIGEST: project_digest(lookml_dir()),
                 "explores": explores,
             }
         )
@@ -212,6 +203,7 @@ def _results(
         DELETED_FILTERED: lambda: deleted_rows_filtered(lookml(), contracts, warehouse),
         DATA_TESTS: lambda: data_tests_pass(api()[0], api()[1], model.name),
     }
+    judged = {"branch": branch() or "production", LOOKML_DIGEST: project_digest(lookml_dir())}
     for name, rule in rules.items():
         if name not in selected:
             continue
@@ -227,7 +219,7 @@ def _results(
             if level[name] == "error"
             else AssetCheckSeverity.WARN,
             description=outcome.summary,
-            metadata={**outcome.metadata, "branch": branch() or "production"},
+            metadata={**outcome.metadata, **judged},
         )
 
 

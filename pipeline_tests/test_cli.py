@@ -126,12 +126,16 @@ def test_overlapping_cli_runs_share_the_warehouse_safely(tmp_path, monkeypatch):
     multiprocess: each publishes what it audited and neither refuses the other's results."""
     home = tmp_path / "dagster_home"
     home.mkdir()
+    shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.chdir(home)
+    # An instance that already exists, as a schedule's is: two processes creating one SQLite
+    # storage at the same moment race in Dagster's own schema migration, not in tollgate.
+    DagsterInstance.from_config(str(home)).dispose()
     runs = [start(home), start(home)]
     results = [finish(run) for run in runs]
     for code, output in results:
         assert code == 0, output[-3000:]
         assert "Could not set lock" not in output  # DuckDB's error when two processes collide
-    monkeypatch.chdir(home)
     assert materialized(home, LOOKER_KEYS) == LOOKER_KEYS
     with DagsterInstance.from_config(str(home)) as instance:
         assert len(instance.get_runs()) == 2

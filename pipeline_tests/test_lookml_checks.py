@@ -303,3 +303,22 @@ def test_a_lookml_branch_is_validated_in_dev_mode_and_never_refreshed(tmp_path, 
 
     monkeypatch.delenv("TOLLGATE_LOOKER_BRANCH")
     assert lookml_failures(run_keys(instance, ["lookml", "payments"])) == {}
+
+
+def test_looker_checks_that_passed_on_other_lookml_do_not_open_a_refresh(tmp_path, monkeypatch):
+    """After a clean run the LookML changes: a Looker-only selection must not refresh on it."""
+    project = lookml_copy(tmp_path, monkeypatch)
+    instance = DagsterInstance.ephemeral()
+    assert run_gate(FAST_PDT, instance).success
+    edit(
+        project / "views" / "crm" / "deals.view.lkml",
+        "sql_table_name: crm_published.deals ;;",
+        "sql_table_name: crm_published.deals ;;\n  # edited after the checks passed",
+    )
+    before = len(refresh_calls())
+    result = run_keys(instance, ["looker", "crm_etl"])
+    [failure] = result.get_step_failure_events()
+    message = failure.step_failure_data.error.message
+    assert "Refusing to refresh looker/crm_etl" in message
+    assert "lookml/crm lookml_is_valid passed on other LookML" in message
+    assert refresh_calls()[before:] == []
