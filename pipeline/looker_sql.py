@@ -126,19 +126,25 @@ def _columns(found: Any, by_name: Mapping[str, Any], depth: int = 0) -> list[str
     return list(dict.fromkeys(columns))
 
 
-def data_tests_pass(sdk: Looker40SDK, project: str, model: str) -> Outcome:
-    """The model's LookML `test:` blocks, run by Looker; a failed assert or an error fails."""
+def data_tests_pass(sdk: Looker40SDK, project: str, model: str, declared: set[str]) -> Outcome:
+    """The model's LookML `test:` blocks, run by Looker; a failed, errored or unrun test fails."""
     results = sdk.run_lookml_test(project, model=model)
     findings = [
         f"test {r.test_name}: {'; '.join(e.message or '' for e in r.errors or []) or 'failed'}"
         for r in results
         if not r.success
     ]
+    # A test Looker did not run has not passed: its project may be undeployed or the test renamed.
+    findings += [
+        f"test {name} is in the LookML but Looker returned no result for it"
+        for name in sorted(declared - {r.test_name for r in results})
+    ]
     shown = [
         {"test": r.test_name, "asserts": r.assertions_count, "failed": r.assertions_failed}
         for r in results
     ]
-    return Outcome(findings, f"{len(results)} LookML data tests pass", {"tests": shown})
+    summary = f"{len(results)} LookML data tests pass" if declared else "no LookML data tests"
+    return Outcome(findings, summary, {"tests": shown})
 
 
 def joins_hold(sdk: Looker40SDK, lineage: Model, contracts: Mapping[str, Contract]) -> Outcome:

@@ -201,7 +201,7 @@ def _results(
         EXPLORES_RUN: lambda: explores_run(api()[0], model.name, served_explores(lookml())),
         JOINS_HOLD: lambda: joins_hold(api()[0], lookml(), contracts),
         DELETED_FILTERED: lambda: deleted_rows_filtered(lookml(), contracts, warehouse),
-        DATA_TESTS: lambda: data_tests_pass(api()[0], api()[1], model.name),
+        DATA_TESTS: lambda: data_tests_pass(api()[0], api()[1], model.name, lookml().tests),
     }
     judged = {"branch": branch() or "production", LOOKML_DIGEST: project_digest(lookml_dir())}
     for name, rule in rules.items():

@@ -23,6 +23,7 @@ class Model:
     connection: str
     persist_with: str | None
     datagroups: set[str] = field(default_factory=set)
+    tests: set[str] = field(default_factory=set)  # LookML data tests (`test:` blocks)
     views: dict[str, dict[str, Any]] = field(default_factory=dict)
     explores: dict[str, dict[str, Any]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
@@ -57,6 +58,7 @@ def load_model(project: Path, name: str) -> Model:
         for kind in KINDS:
             objects[kind].extend(_tagged(obj, file) for obj in reader.docs[file].get(kind, []))
         model.datagroups |= {d["name"] for d in reader.docs[file].get("datagroups", [])}
+        model.tests |= {t["name"] for t in reader.docs[file].get("tests", [])}
     for kind in KINDS:
         assembled = _assemble(kind[:-1], objects[kind], model.problems)
         setattr(model, kind, assembled)

@@ -199,6 +199,29 @@ def test_a_data_test_passes_on_clean_data_and_fails_when_the_metric_changes():
     assert "charge_ids_are_unique" not in failure
 
 
+def test_a_data_test_in_the_lookml_that_looker_did_not_run_fails():
+    """Looker answering with fewer tests than the LookML declares (a model deployed without
+    them, a renamed test) is no pass: before, an empty answer read "0 LookML data tests pass"."""
+    from pipeline.looker_sql import data_tests_pass
+    from pipeline.lookml_project import load_model
+
+    declared = load_model(LOOKML_DIR, "payments").tests
+    assert len(declared) == 3 and "average_succeeded_charge_is_plausible" in declared
+
+    class LookerWithoutTests:
+        def run_lookml_test(self, project, model):
+            return []
+
+    outcome = data_tests_pass(LookerWithoutTests(), "tollgate", "payments", declared)
+    assert not outcome.passed
+    assert (
+        "test average_succeeded_charge_is_plausible is in the LookML but Looker returned no "
+        "result for it" in outcome.findings
+    )
+    assert len(outcome.findings) == 3
+    assert data_tests_pass(LookerWithoutTests(), "tollgate", "crm", set()).passed  # none declared
+
+
 def test_the_sandbox_built_pdt_holds_the_rows_of_the_tables_it_reads():
     assert run_gate(FAST_PDT).success
     warehouse = environment.warehouse()
