@@ -17,6 +17,8 @@ from open_data_contract_standard.model import (
 from pipeline.warehouse.types import logical_family, type_family
 
 CONTRACTS_DIR = Path(__file__).parent / "contracts"
+# libyaml's safe loader when PyYAML was built with it: about 10x faster on 1,000 tables.
+SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 PII_CLASSES = ("email", "phone", "name", "address", "ssn", "card", "ip", "iban", "dob")
 NON_PII_CLASSES = ("public", "internal")
 PII_HANDLING = ("hashed", "blocked", "allowed")
@@ -96,7 +98,12 @@ class Contract:
 
 
 def contracts_dir() -> Path:
-    return Path(os.environ.get("TOLLGATE_CONTRACTS_DIR") or CONTRACTS_DIR)
+    """TOLLGATE_CONTRACTS_DIR, else those generated for TOLLGATE_SANDBOX_SCALE, else the shipped."""
+    from pipeline.sandbox import scale  # generates its contracts on first use
+
+    return Path(
+        os.environ.get("TOLLGATE_CONTRACTS_DIR") or scale.generated("contracts") or CONTRACTS_DIR
+    )
 
 
 def load_contracts(folder: Path | None = None) -> dict[str, Contract]:
@@ -118,7 +125,7 @@ def load_contracts(folder: Path | None = None) -> dict[str, Contract]:
 def load_contract(path: Path) -> Contract:
     """Parse one ODCS file; raise ContractError naming file, table and column on any problem."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=SafeLoader)
     except yaml.YAMLError as error:
         raise ContractError(path, f"is not valid YAML: {error}") from None
     if not isinstance(raw, dict):

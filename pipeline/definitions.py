@@ -9,14 +9,15 @@ from dagster import (
     Definitions,
     get_dagster_logger,
 )
-from dagster_fivetran import build_fivetran_assets_definitions, build_fivetran_polling_sensor
+from dagster_fivetran import build_fivetran_polling_sensor
 from dagster_fivetran.translator import FivetranMetadataSet
 
 from pipeline import environment
 from pipeline.automation import automation_sensor, gate_job, gate_schedule
 from pipeline.checks.factory import build_table_checks, fivetran_key
 from pipeline.contract import Contract, ContractError, TableContract, load_contracts
-from pipeline.fivetran import ContractTranslator
+from pipeline.executor import gate_executor
+from pipeline.fivetran import ContractTranslator, build_connector_assets
 from pipeline.gate import GateIndex
 from pipeline.looker import Refresh, build_refresh_asset, load_refreshes
 from pipeline.looker_checks import build_looker_checks
@@ -28,9 +29,7 @@ def build_definitions() -> Definitions:
     contracts = load_contracts()
     workspace = environment.fivetran_workspace()
     translator = ContractTranslator(contracts)
-    fivetran_assets = build_fivetran_assets_definitions(
-        workspace=workspace, dagster_fivetran_translator=translator
-    )
+    fivetran_assets = build_connector_assets(workspace, translator)
     # Syncs Fivetran ran on its own schedule become materializations; the automation
     # conditions then check those tables and refresh Looker where the checks pass.
     syncs_sensor = build_fivetran_polling_sensor(
@@ -67,6 +66,7 @@ def build_definitions() -> Definitions:
         ],
         asset_checks=[*checks, *(build_looker_checks(r, by_schema) for r in refreshes)],
         jobs=[gate_job],
+        executor=gate_executor,
         schedules=[gate_schedule],
         sensors=[syncs_sensor, automation_sensor],
         resources={

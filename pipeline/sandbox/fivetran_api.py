@@ -5,7 +5,7 @@ import re
 from typing import Any
 
 from pipeline.sandbox import fivetran_sync, server
-from pipeline.sandbox.fivetran_sync import GROUP_ID
+from pipeline.sandbox.paging import BadPage, page
 from pipeline.sandbox.server import Answer, Route, SandboxHandler, route, serve
 from pipeline.sandbox.sources import sources
 from pipeline.settings import duckdb_path
@@ -28,17 +28,24 @@ def _connector(connector_id: str):
     return src
 
 
+def _group_ids() -> list[str]:
+    return list(dict.fromkeys(s.group_id for s in sources()))
+
+
 def groups(body, query):
-    items = [{"id": GROUP_ID, "name": "tollgate sandbox", "created_at": "2026-01-01T00:00:00Z"}]
-    return 200, {"items": items, "nextCursor": None}
+    items = [
+        {"id": g, "name": g.replace("_", " "), "created_at": "2026-01-01T00:00:00Z"}
+        for g in _group_ids()
+    ]
+    return 200, page(items, query)
 
 
 def destination(body, query, group_id):
-    if group_id != GROUP_ID:
+    if group_id not in _group_ids():
         raise LookupError(f"Destination with id '{group_id}' doesn't exist")
     return 200, {
-        "id": GROUP_ID,
-        "group_id": GROUP_ID,
+        "id": group_id,
+        "group_id": group_id,
         "service": "duckdb",
         "region": "GCP_US_EAST4",
         "setup_status": "connected",
@@ -48,12 +55,12 @@ def destination(body, query, group_id):
 
 
 def group_connectors(body, query, group_id):
-    if group_id != GROUP_ID:
+    if group_id not in _group_ids():
         raise LookupError(f"Group with id '{group_id}' doesn't exist")
-    return 200, {
-        "items": [fivetran_sync.connector_details(s) for s in sources()],
-        "nextCursor": None,
-    }
+    members = [s for s in sources() if s.group_id == group_id]
+    found = page(members, query)
+    found["items"] = [fivetran_sync.connector_details(s) for s in found["items"]]
+    return 200, found
 
 
 def details(body, query, connector_id):
@@ -134,6 +141,8 @@ class FivetranHandler(SandboxHandler):
             status, data = handler(body, query, **params)
         except LookupError as error:
             return 404, {"code": "NotFound", "message": str(error)}, {}
+        except BadPage as error:
+            return 400, {"code": "InvalidInput", "message": str(error)}, {}
         except Exception as error:  # answer like an API would, never drop the connection
             return 500, {"code": "InternalError", "message": repr(error)}, {}
         if status >= 400:

@@ -6,7 +6,6 @@ from typing import Any
 from pipeline.sandbox import disk
 from pipeline.sandbox.sources import Source, requested_defects, sources
 
-GROUP_ID = "tollgate_sandbox"
 FAULT_KINDS = {
     "http_5xx": "the next N API requests answer 503",
     "rate_limit": "the next N API requests answer 429 with Retry-After",
@@ -66,7 +65,7 @@ def connector_details(src: Source) -> dict[str, Any]:
     rescheduled_for = state.get("rescheduled_for")
     return {
         "id": src.connector_id,
-        "group_id": GROUP_ID,
+        "group_id": src.group_id,
         "service": src.service,
         "service_version": 1,
         "schema": src.schema,
