@@ -25,9 +25,10 @@ def test_scale_switch_serves_n_by_m_tables_with_matching_contracts_and_lookml(mo
         for i in range(3)
         for j in range(2)
     }
+    published = {AssetKey(["published", *key.path[1:]]) for key in tables}
     refreshes = {AssetKey(["looker", f"scale_{i:04d}_etl"]) for i in range(3)}
     assert contracts_dir().is_relative_to(data_dir()) and lookml_dir().is_relative_to(data_dir())
-    assert materialized(result) == tables | refreshes
+    assert materialized(result) == tables | published | refreshes
     evaluations = result.get_asset_check_evaluations()
     assert {e.asset_key for e in evaluations} == tables | refreshes
     # every rule of the generated contracts ran against the generated rows, and passed
