@@ -3,6 +3,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)
+SELECT ?= *
+PORT ?= 3000
 
 .PHONY: run test dev lint install clean
 
@@ -14,14 +16,15 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-run: install  ## Sync, check and refresh everything against the local sandbox (or real services).
-	$(BIN)/dagster asset materialize -m pipeline --select '*'
+run: install  ## Sync, check and refresh SELECT (default everything) against the sandbox or real services.
+	$(BIN)/python -m pipeline.selection '$(SELECT)'
+	$(BIN)/dg launch --assets '$(SELECT)'
 
 test: install  ## Run the test suite in-process against the sandboxes.
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 4 --dist loadfile
 
-dev: install  ## Open the Dagster UI on http://127.0.0.1:3000.
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+dev: install  ## Open the Dagster UI on http://127.0.0.1:$(PORT) (make dev PORT=3001).
+	$(BIN)/dg dev -h 127.0.0.1 -p $(PORT)
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -204,12 +204,38 @@ def ensure_table(db: Path, rows: int, threads: int | None, rebuild: bool) -> Non
     build(db, rows, threads)
 
 
+# Ten ODCS quality rules of the kinds a contract carries (all hold on the generated data), and
+# logicalTypeOptions on two columns: column -> its `quality:` list.
+QUALITY: dict[str | None, list[dict[str, Any]]] = {
+    None: [{"metric": "rowCount", "mustBeGreaterThan": 0},
+           {"name": "no negative amounts", "type": "sql", "mustBe": 0,
+            "query": "SELECT count(*) FROM {object} WHERE amount < 0"}],
+    "status": [{"metric": "invalidValues", "mustBe": 0, "arguments": {"validValues": [
+        "pending", "paid", "shipped", "delivered", "refunded", "cancelled"]}}],
+    "currency": [{"metric": "invalidValues", "mustBe": 0,
+                  "arguments": {"validValues": ["USD", "EUR", "GBP", "CAD", "AUD", "JPY"]}}],
+    "channel": [{"metric": "invalidValues", "mustBe": 0,
+                 "arguments": {"validValues": ["web", "ios", "android", "pos", "marketplace"]}}],
+    "country": [{"metric": "invalidValues", "mustBe": 0, "arguments": {"pattern": "[A-Z]{2}"}}],
+    "customer_id": [{"metric": "nullValues", "mustBeLessThan": 10, "unit": "percent"}],
+    "notes": [{"metric": "missingValues", "mustBeBetween": [20, 40], "unit": "percent",
+               "severity": "warning", "dimension": "completeness"}],
+    "shipped_at": [{"metric": "nullValues", "mustBeBetween": [15, 25], "unit": "percent"}],
+    "gift_message": [{"metric": "nullValues", "mustBeGreaterThan": 50, "unit": "percent"}],
+}  # fmt: skip
+OPTIONS = {"quantity": {"minimum": 1, "maximum": 9},
+           "order_date": {"minimum": "2000-01-01", "maximum": "2100-01-01"}}  # fmt: skip
+
+
 def contract_yaml(pii_scan: str) -> str:
     import yaml
 
     def props(columns: list[tuple[str, str, dict[str, Any]]]) -> list[dict[str, Any]]:
         return [
-            {"name": name, "physicalType": physical, **extra} for name, physical, extra in columns
+            {"name": name, "physicalType": physical, **extra}
+            | ({"quality": QUALITY[name]} if name in QUALITY else {})
+            | ({"logicalTypeOptions": OPTIONS[name]} if name in OPTIONS else {})
+            for name, physical, extra in columns
         ]
 
     table_properties = [
@@ -223,7 +249,7 @@ def contract_yaml(pii_scan: str) -> str:
         "schema": [
             {"name": PARENT, "properties": props([("id", "BIGINT", {"primaryKey": True}),
                                                   ("name", "VARCHAR", {})])},
-            {"name": TABLE, "customProperties": table_properties,
+            {"name": TABLE, "customProperties": table_properties, "quality": QUALITY[None],
              "properties": props(contract_columns())},
         ],
     }  # fmt: skip
@@ -263,7 +289,7 @@ def worker_floor(db: str, threads: int | None, **_: Any) -> dict[str, Any]:
 def worker_gate(db: str, threads: int | None, pii_scan: str, **_: Any) -> dict[str, Any]:
     from contextlib import contextmanager
 
-    from pipeline.checks.factory import RULES, evaluate
+    from pipeline.checks.factory import evaluate, table_rules
     from pipeline.contract import load_contracts
     from pipeline.warehouse.duckdb import DuckDBWarehouse
 
@@ -290,7 +316,7 @@ def worker_gate(db: str, threads: int | None, pii_scan: str, **_: Any) -> dict[s
         (Path(folder) / f"{SCHEMA}.yaml").write_text(contract_yaml(pii_scan))
         table = load_contracts(Path(folder))[SCHEMA].tables[TABLE]
     # Fivetran's column config needs a Fivetran client and reads no table data: left out.
-    rules = [r for r in RULES if r.applies(table) and not r.needs_fivetran_config]
+    rules = [r for r in table_rules(table) if not r.needs_fivetran_config]
     warehouse = TimedWarehouse(path=db)
     [setting] = warehouse.query(
         "SELECT current_setting('memory_limit') AS m, current_setting('threads') AS t"

@@ -4,6 +4,7 @@ from dagster import (
     AssetSelection,
     AutomationCondition,
     AutomationConditionSensorDefinition,
+    DefaultScheduleStatus,
     DefaultSensorStatus,
     ScheduleDefinition,
     define_asset_job,
@@ -13,15 +14,13 @@ GATE_JOB = "tollgate_gate"
 
 # A check runs again whenever its table lands a new sync (even when Fivetran synced on its own).
 CHECK_CONDITION = AutomationCondition.eager()
-# A table is published once its checks passed on the latest sync (the asset re-verifies).
-PUBLISH_CONDITION = (
-    AutomationCondition.eager() & AutomationCondition.all_deps_blocking_checks_passed()
-)
-# Looker refreshes after its tables update, and only once every blocking check upstream has
-# passed on that latest data (a pass from an older sync does not count).
+# A table is published, and Looker refreshed, after what it reads updates and only once every
+# blocking check upstream has passed on that latest data (a pass from an older sync does not
+# count). The publish and refresh assets verify this again themselves.
 REFRESH_CONDITION = (
     AutomationCondition.eager() & AutomationCondition.all_deps_blocking_checks_passed()
 )
+PUBLISH_CONDITION = REFRESH_CONDITION
 
 gate_job = define_asset_job(
     GATE_JOB,
@@ -33,7 +32,9 @@ gate_schedule = ScheduleDefinition(
     name="tollgate_gate_hourly",
     job=gate_job,
     cron_schedule="0 * * * *",
-    description="Run the whole gate at the top of every hour.",
+    # Off until someone turns it on: each run triggers a Fivetran sync of every connector.
+    default_status=DefaultScheduleStatus.STOPPED,
+    description="Run the whole gate at the top of every hour (off by default; turn it on in the UI).",
 )
 
 automation_sensor = AutomationConditionSensorDefinition(

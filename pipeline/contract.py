@@ -1,7 +1,8 @@
 """Load ODCS v3 data contracts (one YAML per connector) into plain, validated objects."""
 
 import os
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,17 +15,35 @@ from open_data_contract_standard.model import (
     SchemaProperty,
 )
 
-from pipeline.warehouse.types import logical_family, type_family
+from pipeline.contract_quality import METRICS, QualityError, QualityRule, parse_options, parse_rules
+from pipeline.contract_schema import (
+    UnknownKey,
+    dotted,
+    logical_type_option_keys,
+    schema_error,
+    suggest,
+    unknown_keys,
+    with_logical_types,
+)
+from pipeline.warehouse.types import LOGICAL, logical_family, type_family
 
 CONTRACTS_DIR = Path(__file__).parent / "contracts"
-# libyaml's safe loader when PyYAML was built with it: about 10x faster on 1,000 tables.
-SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 PII_CLASSES = ("email", "phone", "name", "address", "ssn", "card", "ip", "iban", "dob")
 NON_PII_CLASSES = ("public", "internal")
 PII_HANDLING = ("hashed", "blocked", "allowed")
 SEVERITIES = ("error", "warn")
 RULE_FAMILIES = ("not_null", "schema", "new_columns", "pii", "pii_scan", "primary_key",
-                 "foreign_keys", "freshness", "volume")  # fmt: skip
+                 "foreign_keys", "freshness", "volume", "key_whitespace", "deleted_rows",
+                 "quality")  # fmt: skip
+# tollgate's customProperties, per level. One with a `vendor` other than tollgate belongs to
+# another tool and is left alone; every other unknown one refuses to load.
+CONTRACT_PROPERTIES = ("fivetranConnectorId", "publishedSchema")
+TABLE_PROPERTIES = ("freshnessHours", "rowCount", "owner", "piiScan", "severity",
+                    "maxDeletedFraction", "blankIsMissing")  # fmt: skip
+COLUMN_PROPERTIES = ("piiHandling", "maxNullFraction", "blankIsMissing")
+# The physical type's family, as the ODCS logicalType whose logicalTypeOptions apply to it.
+FAMILY_LOGICAL = {"text": "string", "number": "number", "date": "date", "timestamp": "timestamp",
+                  "timestamp_tz": "timestamp", "json": "object", "boolean": "boolean"}  # fmt: skip
 
 
 class ContractError(ValueError):
@@ -55,6 +74,9 @@ class ColumnContract:
     references: tuple[str, ...] = ()  # "table.column" or "connector.table.column"
     description: str = ""
     max_null_fraction: float | None = None  # for optional columns: how many nulls are normal
+    # '' and whitespace-only count as missing in required and key text columns
+    blank_is_missing: bool = True
+    options: dict[str, Any] = field(default_factory=dict)  # checked logicalTypeOptions
 
     @property
     def is_pii(self) -> bool:
@@ -74,6 +96,8 @@ class TableContract:
     severity: dict[str, str] = field(default_factory=dict)  # rule family -> error | warn
     pii_scan: str = "sample"  # sample | exact
     file: Path | None = None
+    max_deleted_fraction: float | None = None  # bound on soft-deleted rows (_fivetran_deleted)
+    quality: tuple[QualityRule, ...] = ()  # ODCS quality rules, table and column level
     published_schema: str = ""  # where the audited version is published for Looker
     # The relation the checks read: the audit snapshot while auditing, else the landing table.
     audited: tuple[str, str] | None = None
@@ -95,6 +119,16 @@ class Contract:
     owner: str
     tables: dict[str, TableContract]
     published_schema: str = ""
+
+
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml when installed
+    """Safe YAML where dates stay strings: ODCS's JSON Schema types `minimum: 2000-01-01` as one."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 
 
 def contracts_dir() -> Path:
@@ -125,11 +159,12 @@ def load_contracts(folder: Path | None = None) -> dict[str, Contract]:
 def load_contract(path: Path) -> Contract:
     """Parse one ODCS file; raise ContractError naming file, table and column on any problem."""
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=SafeLoader)
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
     except yaml.YAMLError as error:
         raise ContractError(path, f"is not valid YAML: {error}") from None
     if not isinstance(raw, dict):
         raise ContractError(path, "must be a YAML mapping (an ODCS v3 data contract)")
+    _check_keys(path, raw)
     try:
         odcs = OpenDataContractStandard.model_validate(raw)
     except pydantic.ValidationError as error:
@@ -144,7 +179,10 @@ def load_contract(path: Path) -> Contract:
     if not connector:
         raise ContractError(path, "needs an `id` naming the connector (its destination schema)")
     owner = _team_owner(odcs)
-    custom = _custom(odcs.customProperties)
+    custom = _custom(path, odcs.customProperties, CONTRACT_PROPERTIES)
+    connector_id = custom.get("fivetranConnectorId")
+    if connector_id is not None and not isinstance(connector_id, str):
+        raise ContractError(path, f"fivetranConnectorId must be a string, got {connector_id!r}")
     published = custom.get("publishedSchema") or published_schema_for(connector)
     if not isinstance(published, str) or published.lower() == connector.lower():
         raise ContractError(
@@ -157,7 +195,6 @@ def load_contract(path: Path) -> Contract:
         if table.name in tables:
             raise ContractError(path, "is listed twice", table.name)
         tables[table.name] = table
-    connector_id = custom.get("fivetranConnectorId")
     return Contract(path, connector, connector_id, owner, tables, published)
 
 
@@ -186,8 +223,149 @@ def _team_owner(odcs: OpenDataContractStandard) -> str:
     return f"team:{name}" if name else "team:data-platform"
 
 
-def _custom(properties: list[CustomProperty] | None) -> dict[str, Any]:
-    return {p.property: p.value for p in properties or [] if p.property}
+def _check_keys(path: Path, raw: dict[str, Any]) -> None:
+    """Refuse unknown keys (naming the closest known one), then anything ODCS's JSON Schema refuses."""
+    problems = [*unknown_keys(raw), *_unknown_options(raw)]
+    if problems:
+        first = problems[0]
+        raise ContractError(path, str(first), *_named(raw, first.path))
+    for where, rule in _quality_entries(raw):
+        metric = rule.get("metric", rule.get("rule"))
+        if isinstance(metric, str) and metric not in METRICS:
+            hint = suggest(metric, METRICS)
+            raise ContractError(
+                path, f"unknown metric `{metric}` at {dotted(where)}"
+                + (f" (did you mean `{hint}`?)" if hint else f" (one of {', '.join(METRICS)})"),
+                *_named(raw, where),
+            )  # fmt: skip
+    error = schema_error(with_logical_types(raw, _inferred_logical_types(raw)))
+    if error is not None:
+        where = tuple(error.absolute_path)
+        raise ContractError(
+            path,
+            f"not a valid ODCS contract at {dotted(where)}: {error.message}",
+            *_named(raw, where),
+        )
+
+
+def _quality_entries(raw: dict[str, Any]):
+    """(path, rule) for every quality rule of every table and top-level property."""
+    places = [(("schema", i), obj) for i, obj in enumerate(raw.get("schema") or [])]
+    places += list(_properties(raw))
+    for where, node in places:
+        if isinstance(node, dict) and isinstance(node.get("quality"), list):
+            for k, rule in enumerate(node["quality"]):
+                if isinstance(rule, dict):
+                    yield (*where, "quality", k), rule
+
+
+def _properties(raw: dict[str, Any]):
+    """(path, property) for every top-level property of every schema object that is a mapping."""
+    for i, obj in enumerate(raw.get("schema") or []):
+        if isinstance(obj, dict):
+            for j, prop in enumerate(obj.get("properties") or []):
+                if isinstance(prop, dict):
+                    yield ("schema", i, "properties", j), prop
+
+
+def _logical_of(prop: dict[str, Any]) -> str | None:
+    """The ODCS logicalType whose options apply: the declared one, else the physical type's."""
+    if isinstance(prop.get("logicalType"), str):
+        return prop["logicalType"]
+    try:
+        return FAMILY_LOGICAL.get(type_family(str(prop.get("physicalType"))))
+    except ValueError:
+        return None
+
+
+def _inferred_logical_types(raw: dict[str, Any]) -> dict[tuple, str]:
+    return {
+        where: logical
+        for where, prop in _properties(raw)
+        if "logicalTypeOptions" in prop
+        and "logicalType" not in prop
+        and (logical := _logical_of(prop)) in logical_type_option_keys()
+    }
+
+
+def _unknown_options(raw: dict[str, Any]):
+    for where, prop in _properties(raw):
+        options = prop.get("logicalTypeOptions")
+        if not isinstance(options, dict):
+            continue
+        known = logical_type_option_keys().get(_logical_of(prop) or "", frozenset())
+        for key in options:
+            if key not in known:
+                yield UnknownKey((*where, "logicalTypeOptions", key), str(key), known)
+
+
+def _custom(
+    path: Path,
+    properties: list[CustomProperty] | None,
+    known: tuple[str, ...],
+    table: str | None = None,
+    column: str | None = None,
+) -> dict[str, Any]:
+    """tollgate's customProperties at one level; an unknown or repeated one refuses to load."""
+    found: dict[str, Any] = {}
+    for prop in properties or []:
+        if prop.vendor and prop.vendor != "tollgate":
+            if prop.property in known:  # `vendor: Tollgate`, `tolgate`: a slip would drop a rule
+                raise ContractError(
+                    path, f"customProperty `{prop.property}` has vendor {prop.vendor!r}: "
+                    "tollgate reads its own properties only with vendor tollgate or none",
+                    table, column,
+                )  # fmt: skip
+            continue  # another tool's
+        if prop.property not in known:
+            hint = suggest(str(prop.property), known)
+            raise ContractError(
+                path, f"unknown customProperty `{prop.property}`"
+                + (f" (did you mean `{hint}`?)" if hint else f" (known here: {', '.join(known)})"),
+                table, column,
+            )  # fmt: skip
+        if prop.property in found:
+            raise ContractError(
+                path, f"customProperty `{prop.property}` is given twice", table, column
+            )
+        found[prop.property] = prop.value
+    return found
+
+
+def _fraction(value: Any, name: str, fail) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise fail(f"{name} must be a number from 0 to 1, got {value!r}")
+    return float(value)
+
+
+def _flag(value: Any, name: str, fail, default: bool) -> bool:
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise fail(f"{name} must be true or false, got {value!r}")
+    return value
+
+
+def _row_bounds(value: Any, fail) -> tuple[int | None, int | None]:
+    if value is None:
+        return None, None
+    if not isinstance(value, dict):
+        raise fail(f"rowCount must be a mapping like {{min: 1, max: 1000}}, got {value!r}")
+    for key in value:
+        if key not in ("min", "max"):
+            hint = suggest(str(key), ("min", "max"))
+            raise fail(
+                f"unknown key `{key}` in rowCount" + (f" (did you mean `{hint}`?)" if hint else "")
+            )
+    low, high = value.get("min"), value.get("max")
+    for bound in (low, high):
+        if bound is not None and (type(bound) is not int or bound < 0):
+            raise fail(f"rowCount must be a mapping like {{min: 1, max: 1000}}, got {value!r}")
+    if low is not None and high is not None and low > high:
+        raise fail(f"rowCount min {low} is above max {high}")
+    return low, high
 
 
 def _table(
@@ -195,36 +373,40 @@ def _table(
 ) -> TableContract:
     if not obj.name:
         raise ContractError(path, "every schema object needs a `name`")
-    custom = _custom(obj.customProperties)
-    bounds = custom.get("rowCount") or {}
-    if not isinstance(bounds, dict) or any(
-        v is not None and (type(v) is not int or v < 0)
-        for v in (bounds.get("min"), bounds.get("max"))
-    ):
-        raise ContractError(
-            path, f"rowCount must be a mapping like {{min: 1, max: 1000}}, got {bounds!r}", obj.name
-        )
+    fail = lambda message: ContractError(path, message, obj.name)  # noqa: E731
+    custom = _custom(path, obj.customProperties, TABLE_PROPERTIES, obj.name)
+    low, high = _row_bounds(custom.get("rowCount"), fail)
     hours = custom.get("freshnessHours")
     if hours is not None and (type(hours) not in (int, float) or hours <= 0):
-        raise ContractError(
-            path, f"freshnessHours must be a positive number, got {hours!r}", obj.name
-        )
+        raise fail(f"freshnessHours must be a positive number, got {hours!r}")
     if obj.relationships:
-        raise ContractError(
-            path, "schema-level relationships are not supported: declare each foreign key on its "
-            "column (relationships: [{type: foreignKey, to: table.column}])", obj.name
-        )  # fmt: skip
+        raise fail(
+            "schema-level relationships are not supported: declare each foreign key on its "
+            "column (relationships: [{type: foreignKey, to: table.column}])"
+        )
     severity = custom.get("severity") or {}
-    for family, level in severity.items() if isinstance(severity, dict) else [("severity", None)]:
-        if family not in RULE_FAMILIES or level not in SEVERITIES:
-            raise ContractError(
-                path, f"severity must map rule families ({', '.join(RULE_FAMILIES)}) to "
-                f"error or warn, got {family}: {level}", obj.name
-            )  # fmt: skip
+    if not isinstance(severity, dict):
+        raise fail(f"severity must map rule families to error or warn, got {severity!r}")
+    for family, level in severity.items():
+        if family not in RULE_FAMILIES:
+            hint = suggest(str(family), RULE_FAMILIES)
+            raise fail(
+                f"severity must map rule families ({', '.join(RULE_FAMILIES)}) to error or warn, "
+                f"got {family}: {level}" + (f" (did you mean `{hint}`?)" if hint else "")
+            )
+        if level not in SEVERITIES:
+            raise fail(
+                f"severity must map rule families ({', '.join(RULE_FAMILIES)}) to "
+                f"error or warn, got {family}: {level}"
+            )
     pii_scan = custom.get("piiScan", "sample")
     if pii_scan not in ("sample", "exact"):
-        raise ContractError(path, f"piiScan must be sample or exact, got {pii_scan!r}", obj.name)
-    columns = tuple(_column(path, obj.name, prop) for prop in obj.properties or [])
+        raise fail(f"piiScan must be sample or exact, got {pii_scan!r}")
+    table_owner = custom.get("owner") or owner
+    if not isinstance(table_owner, str):
+        raise fail(f"owner must be a string, got {table_owner!r}")
+    blank = _flag(custom.get("blankIsMissing"), "blankIsMissing", fail, True)
+    columns = tuple(_column(path, obj.name, prop, blank) for prop in obj.properties or [])
     seen: set[str] = set()
     for column in columns:
         if column.name in seen:
@@ -233,23 +415,67 @@ def _table(
     return TableContract(
         connector=connector,
         name=obj.name,
-        owner=custom.get("owner") or owner,
+        owner=table_owner,
         description=obj.description or "",
         columns=columns,
         freshness_hours=hours,
-        row_count_min=bounds.get("min"),
-        row_count_max=bounds.get("max"),
+        row_count_min=low,
+        row_count_max=high,
         severity=dict(severity),
         pii_scan=pii_scan,
         file=path,
         published_schema=published,
+        max_deleted_fraction=_fraction(
+            custom.get("maxDeletedFraction"), "maxDeletedFraction", fail
+        ),
+        quality=_quality(path, obj, [c.name for c in columns]),
     )
 
 
-def _column(path: Path, table: str, prop: SchemaProperty) -> ColumnContract:
+def _quality(path: Path, obj: SchemaObject, column_names: list[str]) -> tuple[QualityRule, ...]:
+    """The table's and its columns' quality rules, each with a stable, unique check name."""
+    rules: list[QualityRule] = []
+    for column, entries in [
+        (None, obj.quality),
+        *((p.name, p.quality) for p in obj.properties or []),
+    ]:
+        try:
+            rules += parse_rules(entries or [], column, column_names)
+        except QualityError as error:
+            raise ContractError(path, str(error), obj.name, column) from None
+    named: list[QualityRule] = []
+    taken: set[str] = set()
+    for rule in rules:
+        base = _check_name(rule)
+        name, n = base, 1
+        while name in taken:
+            n += 1
+            name = f"{base}_{n}"
+        taken.add(name)
+        named.append(replace(rule, check_name=name))
+    return tuple(named)
+
+
+def _check_name(rule: QualityRule) -> str:
+    """`<name>` when the rule has one, else `<column>_<metric>`: letters, digits, underscores."""
+    if rule.name:
+        base = rule.name
+    else:
+        metric = re.sub(r"(?<!^)(?=[A-Z])", "_", rule.metric).lower()
+        base = f"{rule.column or 'table'}_{metric}"
+    slug = re.sub(r"[^A-Za-z0-9]+", "_", base).strip("_").lower()
+    return f"quality_{slug or 'rule'}"
+
+
+def _column(path: Path, table: str, prop: SchemaProperty, blank_default: bool) -> ColumnContract:
     if not prop.name:
         raise ContractError(path, "every property needs a `name`", table)
     fail = lambda message: ContractError(path, message, table, prop.name)  # noqa: E731
+    if prop.properties or prop.items:  # their rules and classifications would never be checked
+        raise fail(
+            "nested properties or items are not checked by tollgate: flatten them into "
+            "columns, or classify and constrain the parent column"
+        )
     try:
         if prop.physicalType:
             family = type_family(prop.physicalType)
@@ -265,21 +491,24 @@ def _column(path: Path, table: str, prop: SchemaProperty) -> ColumnContract:
             f"unknown classification {prop.classification!r} "
             f"(one of {', '.join(PII_CLASSES + NON_PII_CLASSES)})"
         )
-    custom = _custom(prop.customProperties)
+    custom = _custom(path, prop.customProperties, COLUMN_PROPERTIES, table, prop.name)
     handling = custom.get("piiHandling")
-    max_nulls = custom.get("maxNullFraction")
-    if max_nulls is not None and not (
-        isinstance(max_nulls, int | float)
-        and not isinstance(max_nulls, bool)
-        and 0 <= max_nulls <= 1
-    ):
-        raise fail(f"maxNullFraction must be a number from 0 to 1, got {max_nulls!r}")
+    max_nulls = _fraction(custom.get("maxNullFraction"), "maxNullFraction", fail)
     if handling is not None and handling not in PII_HANDLING:
         raise fail(f"piiHandling {handling!r} is not one of {', '.join(PII_HANDLING)}")
     if classification in PII_CLASSES and handling is None:
         raise fail(f"is classified {classification}: say how it arrives with piiHandling")
     if handling and classification not in PII_CLASSES:
         raise fail("has piiHandling but no PII classification")
+    options = {}
+    if prop.logicalTypeOptions:
+        logical = (prop.logicalType or FAMILY_LOGICAL.get(family, "")).lower()
+        if LOGICAL.get(logical) is None or family in ("boolean", "json"):
+            raise fail(f"logicalTypeOptions do not apply to a {family} column")
+        try:
+            options = parse_options(prop.logicalTypeOptions, family)
+        except QualityError as error:
+            raise fail(str(error)) from None
     references = tuple(
         target
         for rel in prop.relationships or []
@@ -296,7 +525,9 @@ def _column(path: Path, table: str, prop: SchemaProperty) -> ColumnContract:
         pii_handling=handling,
         references=references,
         description=prop.description or "",
-        max_null_fraction=None if max_nulls is None else float(max_nulls),
+        max_null_fraction=max_nulls,
+        blank_is_missing=_flag(custom.get("blankIsMissing"), "blankIsMissing", fail, blank_default),
+        options=options,
     )
 
 

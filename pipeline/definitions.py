@@ -7,7 +7,6 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     Definitions,
-    get_dagster_logger,
 )
 from dagster_fivetran import build_fivetran_polling_sensor
 from dagster_fivetran.translator import FivetranMetadataSet
@@ -16,16 +15,28 @@ from pipeline import environment
 from pipeline.automation import automation_sensor, gate_job, gate_schedule
 from pipeline.checks.factory import build_table_checks, fivetran_key
 from pipeline.contract import Contract, ContractError, TableContract, load_contracts
-from pipeline.executor import gate_executor
 from pipeline.fivetran import ContractTranslator, build_connector_assets
 from pipeline.gate import GateIndex
-from pipeline.looker import Refresh, build_refresh_asset, load_refreshes
-from pipeline.looker_checks import build_looker_checks
+from pipeline.load_log import info_once, warn_once
+from pipeline.looker import Refresh, build_refresh_asset, load_refreshes, refresh_model
+from pipeline.lookml_model import (
+    build_lookml_asset,
+    build_lookml_checks,
+    check_severities,
+    lookml_key,
+    lookml_models,
+)
 from pipeline.published import build_publish_asset, published_key
+from pipeline.run_end import gate_executor
 
 
 def build_definitions() -> Definitions:
     """Read contracts and the Fivetran workspace, and build every definition from them."""
+    setup = environment.setup()
+    # Loud while anything is a sandbox: generated data must never pass for the real thing.
+    (info_once if setup.real == set(environment.CREDENTIALS) else warn_once)(
+        f"tollgate loaded: {setup.describe()}"
+    )
     contracts = load_contracts()
     workspace = environment.fivetran_workspace()
     translator = ContractTranslator(contracts)
@@ -43,36 +54,44 @@ def build_definitions() -> Definitions:
         if fivetran_key(c.connector, t.name) in synced
     }
     refreshes = [wire_refresh(r, contracts, published) for r in load_refreshes()]
-    # The exposure check follows LookML to the contract by either schema a view may name.
-    by_schema = {c.connector: c for c in contracts.values()} | {
-        c.published_schema: c for c in contracts.values()
-    }
     checks = contract_checks(contracts, fivetran_assets)
     contract_gate = GateIndex.build(fivetran_assets, checks)
     publish_assets = [
         build_publish_asset(t, contract_gate.blocking.get(fivetran_key(t.connector, t.name), ()))
         for t in published.values()
     ]
-    # What each refresh must verify itself: every blocking check upstream of what it reads.
-    index = GateIndex.build([*fivetran_assets, *publish_assets], checks)
+    # One lookml/<model> per model, between the published tables and the model's refreshes.
+    models = lookml_models(refreshes)
+    lookml_assets = [build_lookml_asset(m) for m in models]
+    severities = check_severities()
+    lookml_checks = [build_lookml_checks(m, contracts, severities) for m in models]
+    # What each refresh must verify itself: every blocking check upstream of what it reads,
+    # its model's Looker checks included.
+    index = GateIndex.build(
+        [*fivetran_assets, *publish_assets, *lookml_assets], [*checks, *lookml_checks]
+    )
+    warehouse = environment.warehouse()
     return Definitions(
         assets=[
             *fivetran_assets,
             *publish_assets,
+            *lookml_assets,
             *(
-                build_refresh_asset(r, published, index.blocking_upstream(r.deps))
+                build_refresh_asset(
+                    r, published, index.blocking_upstream([lookml_key(refresh_model(r)), *r.deps])
+                )
                 for r in refreshes
             ),
         ],
-        asset_checks=[*checks, *(build_looker_checks(r, by_schema) for r in refreshes)],
+        asset_checks=[*checks, *lookml_checks],
         jobs=[gate_job],
-        executor=gate_executor,
         schedules=[gate_schedule],
         sensors=[syncs_sensor, automation_sensor],
+        executor=gate_executor,
         resources={
             "fivetran": workspace,
-            "warehouse": environment.warehouse(),
-            "looker": environment.looker(),
+            "warehouse": warehouse,
+            "looker": environment.looker(warehouse),
         },
     )
 
@@ -90,7 +109,7 @@ def contract_checks(
     checks = []
     for contract in contracts.values():
         if contract.connector not in connector_ids:
-            get_dagster_logger().warning(
+            warn_once(
                 f"{contract.file}: connector {contract.connector!r} is not in the Fivetran "
                 "workspace (not set up or never synced); its contract checks are not loaded."
             )

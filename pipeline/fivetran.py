@@ -1,6 +1,6 @@
 """Fivetran through dagster-fivetran: keys fivetran/<connector>/<table>, owners from contracts."""
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 from dagster import (
@@ -10,6 +10,7 @@ from dagster import (
     AssetSpec,
     Failure,
     MaterializeResult,
+    MetadataValue,
     RetryRequested,
     multi_asset,
 )
@@ -21,10 +22,21 @@ from dagster_fivetran import (
     FivetranWorkspace,
 )
 from dagster_fivetran.resources import FivetranClient
+from dagster_fivetran.types import FivetranOutput
 from dagster_fivetran.utils import clean_name
 
 from pipeline.checks.factory import fivetran_key
-from pipeline.contract import Contract
+from pipeline.contract import Contract, contracts_dir
+from pipeline.settings import REPO_ROOT
+from pipeline.table_metadata import (
+    COLUMN_SCHEMA,
+    column_schema,
+    freshness_policy,
+    row_count_metadata,
+)
+from pipeline.warehouse import Warehouse
+
+SYNC_COMPLETED_AT = "dagster-fivetran/sync_completed_at"
 
 
 class ContractTranslator(DagsterFivetranTranslator):
@@ -32,6 +44,13 @@ class ContractTranslator(DagsterFivetranTranslator):
 
     def __init__(self, contracts: Mapping[str, Contract]):
         self.contracts = contracts
+
+    # dagster-fivetran keeps the translator in every spec's metadata and reads it back when it
+    # syncs; as a path it shows in the UI as the contracts it translates from, instead of
+    # "[ContractTranslator] (unserializable)".
+    def __fspath__(self) -> str:
+        folder = contracts_dir().resolve()
+        return str(folder.relative_to(REPO_ROOT) if folder.is_relative_to(REPO_ROOT) else folder)
 
     def get_asset_spec(self, props: FivetranConnectorTableProps) -> AssetSpec:
         spec = super().get_asset_spec(props)
@@ -50,7 +69,8 @@ class ContractTranslator(DagsterFivetranTranslator):
             owners=[table_contract.owner],
             description=table_contract.description or f"{props.connector_name}.{table}",
             tags={"contract": props.connector_name},
-        )
+            freshness_policy=freshness_policy(table_contract),
+        ).merge_attributes(metadata={COLUMN_SCHEMA: column_schema(table_contract)})
 
 
 GROUPS_PAGE_SIZE = 1000  # the most Fivetran's list endpoints return per page
@@ -119,12 +139,15 @@ class GateFivetranWorkspace(FivetranWorkspace):
     def sync_and_poll(
         self, context: AssetExecutionContext, config: FivetranSyncConfig | None = None
     ) -> Iterator[AssetMaterialization | MaterializeResult]:
+        from pipeline.environment import open_warehouse
+
         connector = _connector_id(context)
         landed = set()
         try:
-            for event in super().sync_and_poll(context=context, config=config):
-                landed.add(event.asset_key)
-                yield event
+            with open_warehouse() as warehouse:
+                for event in super().sync_and_poll(context=context, config=config):
+                    landed.add(event.asset_key)
+                    yield _readable(event, warehouse)
         except Failure as failure:
             raise Failure(
                 f"{failure.description} Fivetran says: {_reasons(failure)}",
@@ -146,6 +169,29 @@ class GateFivetranWorkspace(FivetranWorkspace):
             )
 
 
+def _readable(event: AssetMaterialization | MaterializeResult, warehouse: Warehouse):
+    """The sync's materialization without noise, plus the table's row count.
+
+    dagster-fivetran repeats the column names without types (hiding the contract's schema on
+    the asset) and the connector's service as storage kind; the completion time becomes a
+    timestamp instead of epoch seconds (the polling sensor still reads it back as a number).
+    """
+    metadata = {
+        key: value
+        for key, value in (event.metadata or {}).items()
+        if key not in (COLUMN_SCHEMA, "dagster/storage_kind")
+    }
+    raw = metadata.get(SYNC_COMPLETED_AT)
+    completed = getattr(raw, "value", raw)
+    if isinstance(completed, int | float):
+        metadata[SYNC_COMPLETED_AT] = MetadataValue.timestamp(float(completed))
+    if len(event.asset_key.path) == 3:  # fivetran/<connector>/<table>
+        metadata.update(row_count_metadata(warehouse, *event.asset_key.path[1:]))
+    if isinstance(event, MaterializeResult):
+        return MaterializeResult(asset_key=event.asset_key, metadata=metadata)
+    return AssetMaterialization(asset_key=event.asset_key, metadata=metadata)
+
+
 def _connector_id(context: AssetExecutionContext) -> str:
     return next(
         FivetranMetadataSet.extract(spec.metadata).connector_id or "?"
@@ -161,14 +207,34 @@ def _reasons(failure: Failure) -> str:
     return "; ".join(messages) or "no reason given (see the connector's logs in Fivetran)"
 
 
+SANDBOX_POLL_SECONDS = 0.1  # dagster-fivetran polls every 10 s; a local sync takes about 1 s
+
+
 class SandboxFivetranClient(GateFivetranClient):
-    """The real dagster-fivetran client, pointed at the local sandbox API."""
+    """The real dagster-fivetran client, pointed at the local sandbox API and polling it often."""
 
     @property
     def api_base_url(self) -> str:
         from pipeline.sandbox.fivetran_api import sandbox_url
 
         return f"{sandbox_url()}/v1"
+
+    def sync_and_poll(
+        self,
+        connector_id: str,
+        poll_interval: float = SANDBOX_POLL_SECONDS,
+        poll_timeout: float | None = None,
+    ) -> FivetranOutput | None:
+        return super().sync_and_poll(connector_id, poll_interval, poll_timeout)
+
+    def resync_and_poll(
+        self,
+        connector_id: str,
+        poll_interval: float = SANDBOX_POLL_SECONDS,
+        poll_timeout: float | None = None,
+        resync_parameters: Mapping[str, Sequence[str]] | None = None,
+    ) -> FivetranOutput | None:
+        return super().resync_and_poll(connector_id, poll_interval, poll_timeout, resync_parameters)
 
 
 class SandboxFivetranWorkspace(GateFivetranWorkspace):

@@ -17,13 +17,16 @@ from dagster import (
     DagsterInstance,
     Failure,
 )
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from pipeline.checks.factory import AUDITED_VERSION
 
-HISTORY_SEARCHED = 100  # check results searched for the one that passed a published version
-# Dagster's check-record types are internal; these are the stable names they carry.
-AssetCheckExecutionRecord = Any  # instance.event_log_storage check records
-PASSED, PLANNED = "SUCCEEDED", "PLANNED"
+HISTORY_SEARCHED = 100  # check results searched for this run's own or a published version's
+# Not exported at dagster's top level, but the status filter of the public
+# event_log_storage.get_asset_check_execution_history takes it (dagster 1.13, pinned).
+PASSED = AssetCheckExecutionRecordStatus.SUCCEEDED
+COMPLETED = {PASSED, AssetCheckExecutionRecordStatus.FAILED}
+AssetCheckExecutionRecord = Any  # the records that history returns
 
 
 @dataclass(frozen=True)
@@ -70,16 +73,16 @@ class GateIndex:
 
 
 def audited_version(
-    instance: DagsterInstance, checks: Sequence[AssetCheckKey], table: AssetKey
+    instance: DagsterInstance, checks: Sequence[AssetCheckKey], table: AssetKey, run_id: str
 ) -> str:
-    """The snapshot version every blocking check of the table last passed on; Failure otherwise."""
+    """The snapshot version every blocking check of the table passed on; Failure otherwise."""
     if not checks:
         raise Failure(f"{table.to_user_string()} has no blocking contract checks: nothing gates it")
-    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(list(checks))
-    problems = _not_passed(checks, latest)
+    latest = {c: judged(instance, c, run_id) for c in checks}
+    problems = _not_passed(latest)
     if problems:
         raise Failure("; ".join(problems), metadata={"failing_checks": problems})
-    versions = {_version(latest[c]) for c in checks}
+    versions = {_version(record) for record in latest.values()}
     if len(versions) != 1 or None in versions:
         raise Failure(
             f"the blocking checks of {table.to_user_string()} last passed on different "
@@ -89,6 +92,21 @@ def audited_version(
     return versions.pop()
 
 
+def judged(
+    instance: DagsterInstance, check: AssetCheckKey, run_id: str
+) -> AssetCheckExecutionRecord | None:
+    """The check's verdict that counts for this run: its own if it judged, else the latest one.
+
+    Results still being computed by another run are not verdicts yet, so overlapping runs do
+    not refuse each other; a run that audited a table is held to its own results.
+    """
+    records = instance.event_log_storage.get_asset_check_execution_history(
+        check, limit=HISTORY_SEARCHED, status=COMPLETED
+    )
+    own = next((r for r in records if r.run_id == run_id), None)
+    return own or (records[0] if records else None)
+
+
 def passed_on(
     instance: DagsterInstance, checks: Sequence[AssetCheckKey], version: str
 ) -> list[str]:
@@ -96,33 +114,27 @@ def passed_on(
     missing = []
     for check in checks:
         records = instance.event_log_storage.get_asset_check_execution_history(
-            check, limit=HISTORY_SEARCHED
+            check, limit=HISTORY_SEARCHED, status={AssetCheckExecutionRecordStatus.SUCCEEDED}
         )
-        if not any(r.status.value == PASSED and _version(r) == version for r in records):
-            missing.append(f"{_name(check)} has no passing result on version {version}")
+        if not any(_version(r) == version for r in records):
+            missing.append(f"{check_name(check)} has no passing result on version {version}")
     return missing
 
 
-def not_passed(instance: DagsterInstance, checks: Sequence[AssetCheckKey]) -> list[str]:
-    """One line per blocking check whose latest result is not a pass."""
-    if not checks:
-        return []
-    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(list(checks))
-    return _not_passed(checks, latest)
-
-
-def _not_passed(
-    checks: Sequence[AssetCheckKey], latest: Mapping[AssetCheckKey, AssetCheckExecutionRecord]
+def not_passed(
+    instance: DagsterInstance, checks: Sequence[AssetCheckKey], run_id: str
 ) -> list[str]:
+    """One line per blocking check whose verdict for this run is not a pass."""
+    return _not_passed({c: judged(instance, c, run_id) for c in checks})
+
+
+def _not_passed(latest: Mapping[AssetCheckKey, AssetCheckExecutionRecord | None]) -> list[str]:
     problems = []
-    for check in checks:
-        record = latest.get(check)
+    for check, record in latest.items():
         if record is None:
-            problems.append(f"{_name(check)} has never run")
-        elif record.status.value == PLANNED:
-            problems.append(f"{_name(check)} did not finish (run {record.run_id[:8]})")
-        elif record.status.value != PASSED:
-            problems.append(f"{_name(check)} failed: {_description(record)}")
+            problems.append(f"{check_name(check)} has never run to a result")
+        elif record.status != AssetCheckExecutionRecordStatus.SUCCEEDED:
+            problems.append(f"{check_name(check)} failed: {_description(record)}")
     return problems
 
 
@@ -134,25 +146,28 @@ def refuse(what: str, problems: list[str]) -> Failure:
     )
 
 
-def _record_metadata(record: AssetCheckExecutionRecord) -> Mapping:
+def record_metadata(record: AssetCheckExecutionRecord) -> Mapping:
     evaluation = record.event.dagster_event.event_specific_data if record.event else None
     return getattr(evaluation, "metadata", None) or {}
 
 
 def _version(record: AssetCheckExecutionRecord) -> str | None:
-    value = _record_metadata(record).get(AUDITED_VERSION)
-    return getattr(value, "value", value)
+    return metadata_value(record_metadata(record).get(AUDITED_VERSION))
+
+
+def metadata_value(entry: Any) -> Any:
+    """The plain value of a metadata entry as stored (a MetadataValue or a raw value)."""
+    return getattr(entry, "value", entry)
 
 
 def _description(record: AssetCheckExecutionRecord) -> str:
     evaluation = record.event.dagster_event.event_specific_data if record.event else None
     description = getattr(evaluation, "description", None) or "no reason given"
-    owner = _record_metadata(record).get("owner")
-    owner = getattr(owner, "value", owner)
+    owner = metadata_value(record_metadata(record).get("owner"))
     if owner and "owner" not in description:
         description += f" (owner: {owner})"
     return description
 
 
-def _name(check: AssetCheckKey) -> str:
+def check_name(check: AssetCheckKey) -> str:
     return f"{check.asset_key.to_user_string()} {check.name}"

@@ -16,6 +16,7 @@ from dagster import (
     Config,
     Failure,
     MaterializeResult,
+    ResourceDependency,
     asset,
 )
 from dagster_looker import LookerResource
@@ -28,6 +29,8 @@ from pipeline.automation import REFRESH_CONDITION
 from pipeline.checks.factory import fivetran_key
 from pipeline.contract import TableContract
 from pipeline.looker_lineage import lookml_dir, refreshes_file, resolve_refresh
+from pipeline.looker_sql import BRANCH_VARIABLE, branch
+from pipeline.lookml_project import LOOKML_DIGEST, project_digest
 from pipeline.warehouse import Warehouse
 
 
@@ -44,19 +47,29 @@ class Refresh:
     default_schema: str | None = None  # the model connection's, for unqualified table names
 
 
+def refresh_model(refresh: Refresh) -> str:
+    """The LookML model a refresh belongs to."""
+    return (refresh.datagroup or refresh.pdt or ("", ""))[0]
+
+
 class RefreshConfig(Config):
     poll_interval_seconds: float = 1.0
     timeout_seconds: float = 1800.0
 
 
 class SandboxLookerResource(LookerResource):
-    """dagster-looker's LookerResource pointed at the local Looker sandbox."""
+    """dagster-looker's LookerResource pointed at the local Looker sandbox, which runs its SQL
+    in the pipeline's warehouse."""
+
+    warehouse: ResourceDependency[Warehouse]
 
     def get_sdk(self) -> Looker40SDK:
         from pipeline.sandbox.looker_api import sandbox_url
 
         real = LookerResource(
-            base_url=sandbox_url(), client_id=self.client_id, client_secret=self.client_secret
+            base_url=sandbox_url(self.warehouse),
+            client_id=self.client_id,
+            client_secret=self.client_secret,
         )
         return real.get_sdk()
 
@@ -111,10 +124,13 @@ def build_refresh_asset(
 
     @asset(
         key=["looker", refresh.name],
-        deps=list(refresh.deps),
+        # lookml/<model> holds the Looker-side checks: they run, and can withhold this, first.
+        deps=[AssetKey(["lookml", refresh_model(refresh)]), *refresh.deps],
         group_name="looker",
         kinds={"looker"},
         description=refresh.description,
+        # Owned by whoever owns the tables it reads: they are who a held-back refresh waits on.
+        owners=sorted({published[key].owner for key in refresh.deps if key in published}),
         automation_condition=REFRESH_CONDITION,
     )
     def looker_refresh(
@@ -123,6 +139,11 @@ def build_refresh_asset(
         looker: LookerResource,
         warehouse: Warehouse,
     ):
+        if branch():
+            raise Failure(
+                f"{BRANCH_VARIABLE}={branch()} validates a LookML branch; refreshes run only "
+                f"on production LookML, so looker/{refresh.name} refuses to run"
+            )
         versions = verify_gate(context, refresh, published, blocking, warehouse)
         metadata: dict[str, str] = {"published_versions": ", ".join(versions)}
         try:
@@ -150,7 +171,12 @@ def verify_gate(
     warehouse: Warehouse,
 ) -> list[str]:
     """Refuse unless every blocking check upstream passed and each table read is published."""
-    problems = list(refresh.problems) + gate.not_passed(context.instance, blocking)
+    problems = list(refresh.problems) + gate.not_passed(
+        context.instance, blocking, context.run.run_id
+    )
+    problems += lookml_judged_elsewhere(
+        context, [c for c in blocking if c.asset_key.path[0] == "lookml"]
+    )
     versions = []
     for key in refresh.deps:
         table = published[key]
@@ -167,6 +193,27 @@ def verify_gate(
     if problems:
         raise gate.refuse(f"refresh looker/{refresh.name}", problems)
     return versions
+
+
+def lookml_judged_elsewhere(
+    context: AssetExecutionContext, checks: Sequence[AssetCheckKey]
+) -> list[str]:
+    """Looker checks whose pass was on a branch, or on LookML that has changed since."""
+    digest, found = project_digest(lookml_dir()), []
+    for check in checks:
+        record = gate.judged(context.instance, check, context.run.run_id)
+        if record is None or record.status != gate.PASSED:
+            continue  # not_passed names it already
+        judged = gate.record_metadata(record)
+        branch_seen = gate.metadata_value(judged.get("branch"))
+        if branch_seen != "production":
+            found.append(f"{gate.check_name(check)} passed on LookML branch {branch_seen!r}")
+        elif gate.metadata_value(judged.get(LOOKML_DIGEST)) != digest:
+            found.append(
+                f"{gate.check_name(check)} passed on other LookML: the project changed since; "
+                f"materialize {check.asset_key.to_user_string()} with its checks again"
+            )
+    return found
 
 
 def reset_datagroup(sdk: Looker40SDK, model: str, name: str) -> str:

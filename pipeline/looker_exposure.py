@@ -11,6 +11,7 @@ from sqlglot.lineage import Node, lineage
 
 from pipeline.contract import ColumnContract, Contract, TableContract
 from pipeline.looker_lineage import (
+    FIELD_LISTS,
     FIELD_SQL,
     LIQUID,
     VIEW_TABLE,
@@ -26,7 +27,7 @@ AGGREGATES = {
     "count", "count_distinct", "sum", "sum_distinct", "average", "average_distinct",
     "running_total", "percent_of_total", "percent_of_previous", "period_over_period",
 }  # fmt: skip
-SHOWN_FIELDS = ("dimensions", "dimension_groups", "measures", "filters", "parameters")
+SHOWN_FIELDS = FIELD_LISTS  # every kind of field a user can pick or see
 # `{{ view.field._value }}` (or _rendered_value, _linked_value) in html: or a link's url:
 LIQUID_VALUE = re.compile(r"\b(\w+(?:\.\w+)?)\._(?:rendered_|linked_|filterable_)?value\b")
 REFERENCE = re.compile(r"\$\{\s*([^}]*?)\s*\}")
@@ -218,7 +219,7 @@ class ShownColumns:
 
     def _field(self, view: str, name: str) -> tuple[str, dict[str, Any]]:
         props = self._view(view)
-        for kind in (*SHOWN_FIELDS, "filters", "parameters"):
+        for kind in SHOWN_FIELDS:
             for field in props.get(kind, []):
                 if field["name"] == name:
                     return kind, field

@@ -196,6 +196,10 @@ def sql_sources(sql: str) -> tuple[set[tuple[str, str]], set[str]]:
                 continue
             if not isinstance(table.this, exp.Identifier):
                 raise UnresolvedSql(f"table function {table.sql()} cannot be resolved to tables")
+            if table.catalog:
+                raise UnresolvedSql(
+                    f"{table.sql()} names a database; only the warehouse's own tables are gated"
+                )
             name, schema = table.name.lower(), table.db.lower()
             if not schema and name.startswith(VIEW_TABLE):
                 views.add(name.removeprefix(VIEW_TABLE))

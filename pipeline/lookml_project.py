@@ -1,6 +1,7 @@
 """A LookML model as Looker assembles it: its included files, with refinements and extends applied."""
 
 import glob
+import hashlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -201,3 +202,14 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
             merged[key] = value
     merged["_files"] = {**base.get("_files", {}), **over.get("_files", {})}
     return merged
+
+
+LOOKML_DIGEST = "lookml_sha256"  # metadata key: the LookML a result or materialization judged
+
+
+def project_digest(folder: Path) -> str:
+    """sha256 over the LookML files' paths and contents."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.suffix in (".lkml", ".lookml")):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()

@@ -8,6 +8,7 @@ schema records every publish and rollback, so the published version is known wit
 """
 
 import argparse
+import re
 import sys
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -28,6 +29,9 @@ class PublishError(RuntimeError):
     """A publish or rollback that cannot happen; the message names the table and version."""
 
 
+VERSION_PATTERN = r"v\d{8}t\d{12}_[0-9a-z-]*"  # what new_version makes, lower-cased
+
+
 def new_version(run_id: str) -> str:
     """A sortable, unique version id: UTC time of the snapshot and the run that took it."""
     return datetime.now(UTC).strftime("v%Y%m%dt%H%M%S%f") + "_" + run_id[:8].lower()
@@ -40,8 +44,8 @@ def snapshot_name(table: TableContract, version: str) -> str:
 def snapshot(warehouse: Warehouse, table: TableContract, version: str) -> TableContract:
     """Freeze the landed table as `version`; the returned contract reads the snapshot."""
     dialect = warehouse.dialect
-    target = _sql(table_ref(AUDIT_SCHEMA, snapshot_name(table, version), dialect), dialect)
-    landing = _sql(table_ref(table.connector, table.name, dialect), dialect)
+    target = table_ref(AUDIT_SCHEMA, snapshot_name(table, version), dialect).sql(dialect=dialect)
+    landing = table_ref(table.connector, table.name, dialect).sql(dialect=dialect)
     copy = (
         f"CREATE TABLE {target} CLONE {landing}"
         if dialect == "snowflake"
@@ -59,14 +63,16 @@ def history(warehouse: Warehouse, table: TableContract) -> list[str]:
     except TableNotFound:
         return []
     where = exp.and_(
-        exp.column(_id("schema_name", dialect)).eq(exp.Literal.string(table.published_schema)),
-        exp.column(_id("table_name", dialect)).eq(exp.Literal.string(table.name)),
+        exp.column(identifier("schema_name", dialect)).eq(
+            exp.Literal.string(table.published_schema)
+        ),
+        exp.column(identifier("table_name", dialect)).eq(exp.Literal.string(table.name)),
     )
     query = (
-        exp.select(_id("version", dialect), _id("action", dialect))
+        exp.select(identifier("version", dialect), identifier("action", dialect))
         .from_(table_ref(AUDIT_SCHEMA, LEDGER, dialect))
         .where(where)
-        .order_by(_id("seq", dialect))
+        .order_by(identifier("seq", dialect))
     )
     stack: list[str] = []
     for row in warehouse.query(query.sql(dialect=dialect)):
@@ -88,11 +94,12 @@ def publish(warehouse: Warehouse, table: TableContract, version: str, run_id: st
     Versions sort by snapshot time, so a slow run never replaces a newer published version
     with its older one.
     """
-    live = published_version(warehouse, table)
-    if live is not None and live >= version:
+    stack = history(warehouse, table)
+    if stack and stack[-1] >= version:
         return False
-    _point_at(warehouse, table, version, "publish", run_id)
-    prune(warehouse, table)
+    snapshots = _snapshots(warehouse, table)
+    _point_at(warehouse, table, version, "publish", run_id, snapshots)
+    _drop_unneeded(warehouse, table, snapshots, [*stack, version])
     return True
 
 
@@ -104,30 +111,35 @@ def rollback(warehouse: Warehouse, table: TableContract, run_id: str = "manual")
             f"{table.published_schema}.{table.name} has no earlier published version to roll "
             f"back to ({len(stack)} published so far)"
         )
-    _point_at(warehouse, table, stack[-2], "rollback", run_id)
+    _point_at(warehouse, table, stack[-2], "rollback", run_id, _snapshots(warehouse, table))
     return stack[-1], stack[-2]
 
 
 def _point_at(
-    warehouse: Warehouse, table: TableContract, version: str, action: str, run_id: str
+    warehouse: Warehouse,
+    table: TableContract,
+    version: str,
+    action: str,
+    run_id: str,
+    snapshots: set[str],
 ) -> None:
     dialect = warehouse.dialect
     source = snapshot_name(table, version)
-    if source.lower() not in _snapshots(warehouse, table):
+    if source.lower() not in snapshots:
         raise PublishError(
             f"cannot {action} {table.published_schema}.{table.name}: its audit snapshot "
             f"{AUDIT_SCHEMA}.{source} no longer exists"
         )
-    target = _sql(table_ref(table.published_schema, table.name, dialect), dialect)
-    frozen = _sql(table_ref(AUDIT_SCHEMA, source, dialect), dialect)
+    target = table_ref(table.published_schema, table.name, dialect).sql(dialect=dialect)
+    frozen = table_ref(AUDIT_SCHEMA, source, dialect).sql(dialect=dialect)
     swap = (
         # One statement replaces the table atomically; COPY GRANTS keeps Looker's access.
         f"CREATE OR REPLACE TABLE {target} CLONE {frozen} COPY GRANTS"
         if dialect == "snowflake"
         else f"CREATE OR REPLACE VIEW {target} AS SELECT * FROM {frozen}"
     )
-    ledger = _sql(table_ref(AUDIT_SCHEMA, LEDGER, dialect), dialect)
-    seq = _sql(_id("seq", dialect), dialect)
+    ledger = table_ref(AUDIT_SCHEMA, LEDGER, dialect).sql(dialect=dialect)
+    seq = identifier("seq", dialect).sql(dialect=dialect)
     values = ", ".join(
         exp.Literal.string(value).sql(dialect=dialect)
         for value in (table.published_schema, table.name, version, action, run_id)
@@ -148,16 +160,22 @@ def _point_at(
 
 def prune(warehouse: Warehouse, table: TableContract) -> list[str]:
     """Drop the table's snapshots that are neither among the newest nor needed for a rollback."""
-    snapshots = sorted(_snapshots(warehouse, table))
-    keep = set(snapshots[-KEEP_SNAPSHOTS:]) | {
-        snapshot_name(table, v).lower() for v in history(warehouse, table)[-KEEP_PUBLISHED:]
+    return _drop_unneeded(warehouse, table, _snapshots(warehouse, table), history(warehouse, table))
+
+
+def _drop_unneeded(
+    warehouse: Warehouse, table: TableContract, snapshots: set[str], stack: list[str]
+) -> list[str]:
+    ordered = sorted(snapshots)
+    keep = set(ordered[-KEEP_SNAPSHOTS:]) | {
+        snapshot_name(table, v).lower() for v in stack[-KEEP_PUBLISHED:]
     }
-    dropped = [name for name in snapshots if name not in keep]
+    dropped = [name for name in ordered if name not in keep]
     dialect = warehouse.dialect
     if dropped:
         warehouse.execute(
             [
-                f"DROP TABLE IF EXISTS {_sql(table_ref(AUDIT_SCHEMA, n, dialect), dialect)}"
+                f"DROP TABLE IF EXISTS {table_ref(AUDIT_SCHEMA, n, dialect).sql(dialect=dialect)}"
                 for n in dropped
             ]
         )
@@ -174,13 +192,14 @@ def _snapshots(warehouse: Warehouse, table: TableContract) -> set[str]:
         .where(exp.column("table_schema").eq(exp.Literal.string(schema)))
         .sql(dialect=dialect)
     )
-    prefix = f"{table.connector}__{table.name}__v".lower()
-    return {r["table_name"].lower() for r in rows if r["table_name"].lower().startswith(prefix)}
+    # Exactly this table's: `charges__vip` snapshots also start with `payments__charges__v`.
+    own = re.compile(re.escape(f"{table.connector}__{table.name}__".lower()) + VERSION_PATTERN)
+    return {r["table_name"].lower() for r in rows if own.fullmatch(r["table_name"].lower())}
 
 
 def _create_ledger(dialect: str) -> str:
     columns = ", ".join(
-        f"{_sql(_id(name, dialect), dialect)} {kind}"
+        f"{identifier(name, dialect).sql(dialect=dialect)} {kind}"
         for name, kind in (
             ("schema_name", "VARCHAR"),
             ("table_name", "VARCHAR"),
@@ -191,19 +210,11 @@ def _create_ledger(dialect: str) -> str:
             ("seq", "BIGINT"),
         )
     )
-    return f"CREATE TABLE IF NOT EXISTS {_sql(table_ref(AUDIT_SCHEMA, LEDGER, dialect), dialect)} ({columns})"
+    return f"CREATE TABLE IF NOT EXISTS {table_ref(AUDIT_SCHEMA, LEDGER, dialect).sql(dialect=dialect)} ({columns})"
 
 
 def _create_schema(schema: str, dialect: str) -> str:
-    return f"CREATE SCHEMA IF NOT EXISTS {_sql(identifier(schema, dialect), dialect)}"
-
-
-def _id(name: str, dialect: str) -> exp.Identifier:
-    return identifier(name, dialect)
-
-
-def _sql(expression: exp.Expression, dialect: str) -> str:
-    return expression.sql(dialect=dialect)
+    return f"CREATE SCHEMA IF NOT EXISTS {identifier(schema, dialect).sql(dialect=dialect)}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -230,19 +241,19 @@ def main(argv: list[str] | None = None) -> int:
     if not tables:
         print(f"no contracted table matches {args.target!r}", file=sys.stderr)
         return 2
-    warehouse = environment.warehouse().process_config_and_initialize()
     failed = 0
-    for table in tables:
-        where = f"{table.published_schema}.{table.name}"
-        if args.command == "status":
-            print(f"{where}: {', '.join(history(warehouse, table)) or 'never published'}")
-            continue
-        try:
-            was, now = rollback(warehouse, table)
-            print(f"{where}: rolled back from {was} to {now}")
-        except PublishError as error:
-            print(f"{where}: {error}", file=sys.stderr)
-            failed += 1
+    with environment.open_warehouse() as warehouse:
+        for table in tables:
+            where = f"{table.published_schema}.{table.name}"
+            if args.command == "status":
+                print(f"{where}: {', '.join(history(warehouse, table)) or 'never published'}")
+                continue
+            try:
+                was, now = rollback(warehouse, table)
+                print(f"{where}: rolled back from {was} to {now}")
+            except PublishError as error:
+                print(f"{where}: {error}", file=sys.stderr)
+                failed += 1
     return 1 if failed else 0
 
 

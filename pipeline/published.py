@@ -1,6 +1,5 @@
 """Publish assets: one per contracted table, exposing its audited snapshot where Looker reads."""
 
-import re
 from collections.abc import Sequence
 
 from dagster import (
@@ -16,10 +15,10 @@ from dagster import (
 
 from pipeline import gate, publish
 from pipeline.automation import PUBLISH_CONDITION
-from pipeline.checks.factory import fivetran_key
+from pipeline.checks.factory import fivetran_key, safe_name
 from pipeline.contract import TableContract
 from pipeline.warehouse import Warehouse
-from pipeline.warehouse.sql import table_ref
+from pipeline.warehouse.sql import row_count_query
 
 
 def published_key(connector: str, table: str) -> AssetKey:
@@ -42,12 +41,15 @@ def build_publish_asset(
         automation_condition=PUBLISH_CONDITION,
     )
 
-    @multi_asset(specs=[spec], name=f"publish__{_safe(table.connector)}__{_safe(table.name)}")
+    @multi_asset(
+        specs=[spec], name=f"publish__{safe_name(table.connector)}__{safe_name(table.name)}"
+    )
     def publish_table(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
         try:
-            version = gate.audited_version(context.instance, blocking, source)
+            version = gate.audited_version(context.instance, blocking, source, context.run.run_id)
         except Failure as failure:
             raise gate.refuse(f"publish {where}", [failure.description or ""]) from None
+        count = row_count_query(table.published_schema, table.name, warehouse.dialect)
         changed = publish.publish(warehouse, table, version, context.run.run_id)
         context.log.info(
             f"Published {where} = {publish.AUDIT_SCHEMA}.{publish.snapshot_name(table, version)}"
@@ -58,18 +60,8 @@ def build_publish_asset(
             metadata={
                 "version": version,
                 "published_as": where,
-                "dagster/row_count": _row_count(warehouse, table),
+                "dagster/row_count": int(warehouse.query(count)[0]["row_count"]),
             }
         )
 
     return publish_table
-
-
-def _row_count(warehouse: Warehouse, table: TableContract) -> int:
-    relation = table_ref(table.published_schema, table.name, warehouse.dialect)
-    rows = warehouse.query(f"SELECT COUNT(*) AS n FROM {relation.sql(dialect=warehouse.dialect)}")
-    return int(rows[0]["n"])
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_]", "_", name)

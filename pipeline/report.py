@@ -18,7 +18,7 @@ from pipeline.junit import junit
 from pipeline.locking import append_line, locked, read_lines, write_atomic
 from pipeline.settings import REPO_ROOT, reports_dir
 
-RESULTS, JUNIT, REPORT = "results.jsonl", "junit.xml", "report.json"
+RESULTS, JUNIT, REPORT, SUMMARY = "results.jsonl", "junit.xml", "report.json", "summary.json"
 _FENCED = re.compile(r"\A```\w*\n(.*)\n```\Z", re.DOTALL)
 
 
@@ -53,6 +53,11 @@ def recorded(
     finally:
         rebuild(run.run_id, run.job_name)
     failed = [r for r in seen if not r["passed"]]
+    for r in failed:  # the reason, at a level people read (Dagster logs evaluations at DEBUG)
+        context.log.warning(
+            f"{r['asset_key']} {r['check_name']} FAILED ({r['severity']}"
+            f"{', blocking' if r['blocking'] else ', not blocking'}): {r['description']}"
+        )
     context.log.info(
         f"{', '.join(sorted({r['asset_key'] for r in seen})) or context.op_def.name}: "
         f"{len(seen) - len(failed)} passed, {len(failed)} failed "
@@ -66,13 +71,24 @@ def rebuild(run_id: str, job_name: str) -> None:
     folder = run_folder(run_id)
     with locked(folder / REPORT):
         records = read_lines(folder / RESULTS)
-        write_atomic(folder / JUNIT, junit(records))
+        summary = json.loads(read_text(folder / SUMMARY) or "null")
+        write_atomic(folder / JUNIT, junit(records, summary))
         write_atomic(
-            folder / REPORT, json.dumps(report(run_id, job_name, records), indent=1).encode()
+            folder / REPORT,
+            json.dumps(report(run_id, job_name, records, summary), indent=1).encode(),
         )
 
 
-def report(run_id: str, job_name: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+def read_text(path: Path) -> str | None:
+    return path.read_text(encoding="utf-8") if path.exists() else None
+
+
+def report(
+    run_id: str,
+    job_name: str,
+    records: list[dict[str, Any]],
+    summary: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The run's JSON evidence: what ran, on which code and contracts, with which results."""
     started = [r["run_started_at"] for r in records if r.get("run_started_at")]
     return {
@@ -89,6 +105,8 @@ def report(run_id: str, job_name: str, records: list[dict[str, Any]]) -> dict[st
             "failed": sum(1 for r in records if not r["passed"]),
             "failed_error": sum(1 for r in records if not r["passed"] and r["severity"] == "ERROR"),
         },
+        # Written when the run ends (pipeline/run_end.py); null while the run is still going.
+        "summary": summary,
         "checks": [
             {k: v for k, v in r.items() if k not in ("run_id", "job_name")} for r in records
         ],

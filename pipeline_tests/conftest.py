@@ -6,6 +6,7 @@ import fakesnow
 import pytest
 from dagster_snowflake import SnowflakeResource
 
+from pipeline.environment import CREDENTIALS
 from pipeline.sandbox import server
 from pipeline.warehouse import DuckDBWarehouse
 from pipeline.warehouse.snowflake import SnowflakeWarehouse
@@ -15,11 +16,10 @@ from pipeline.warehouse.snowflake import SnowflakeWarehouse
 START_FAKESNOW = fakesnow.server
 
 REAL_SERVICE_VARIABLES = (
-    "FIVETRAN_API_KEY",
-    "FIVETRAN_API_SECRET",
+    *(name for names in CREDENTIALS.values() for group in names for name in group),
     "FIVETRAN_ACCOUNT_ID",
-    "SNOWFLAKE_ACCOUNT",
-    "LOOKERSDK_BASE_URL",
+    "TOLLGATE_ENV",
+    "TOLLGATE_SANDBOX_SERVICES",
     "TOLLGATE_SANDBOX_DEFECTS",
     "TOLLGATE_SANDBOX_CSV_DIR",
     "TOLLGATE_CONTRACTS_DIR",

@@ -15,6 +15,7 @@ LOOKER_KEYS = {
     AssetKey(["looker", "revenue_by_customer"]),
     AssetKey(["looker", "crm_etl"]),
 }
+LOOKML_KEYS = {AssetKey(["lookml", "payments"]), AssetKey(["lookml", "crm"])}
 
 
 def run_gate(

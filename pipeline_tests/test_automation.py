@@ -51,9 +51,13 @@ def test_a_failed_check_never_lets_a_later_tick_refresh_looker(monkeypatch):
         instance=instance
     )
     second = evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+    # lookml/payments and its Looker checks run with them, ahead of the refreshes.
     keys = requested(second)
-    assert {k for k in keys if isinstance(k, AssetKey)} == PAYMENTS_PUBLISHED | PAYMENTS_REFRESHES
-    assert {k.asset_key for k in keys if isinstance(k, AssetCheckKey)} == PAYMENTS_TABLES
+    lookml = AssetKey(["lookml", "payments"])
+    assert {k for k in keys if isinstance(k, AssetKey)} == (
+        PAYMENTS_PUBLISHED | PAYMENTS_REFRESHES | {lookml}
+    )
+    assert {k.asset_key for k in keys if isinstance(k, AssetCheckKey)} == PAYMENTS_TABLES | {lookml}
 
 
 def test_sensor_turns_syncs_fivetran_ran_itself_into_materializations():
@@ -62,7 +66,7 @@ def test_sensor_turns_syncs_fivetran_ran_itself_into_materializations():
     instance = DagsterInstance.ephemeral()
     first = sensor(build_sensor_context(instance=instance, definitions=defs))
     src = fivetran_sync.source("crm_sandbox")
-    fivetran_sync.start_sync(src)  # Fivetran's own schedule, not Dagster
+    fivetran_sync.sync_now(src)  # Fivetran's own schedule, not Dagster
     second = sensor(build_sensor_context(instance=instance, cursor=first.cursor, definitions=defs))
     synced = {event.asset_key for event in second.asset_events}
     assert synced == {AssetKey(["fivetran", "crm", t]) for t in ("companies", "contacts", "deals")}

@@ -40,7 +40,7 @@ def sha(value: str) -> str:
 CONTRACT_CASES = {
     "unknown logicalType": (
         ("{name: id, physicalType: BIGINT, primaryKey: true}", "{name: id, logicalType: bignum}"),
-        "unknown logicalType 'bignum'",
+        "'bignum' is not one of ['string'",
         ("orders", "id"),
     ),
     "ODCS field of the wrong type": (
@@ -59,7 +59,10 @@ CONTRACT_CASES = {
         ("orders", "customer_id"),
     ),
     "schema-level relationship (was silently ignored)": (
-        ("  - name: orders\n", "  - name: orders\n    relationships: [{from: id, to: x.y}]\n"),
+        (
+            "  - name: orders\n",
+            "  - name: orders\n    relationships: [{from: orders.customer_id, to: customers.id}]\n",
+        ),
         "schema-level relationships are not supported",
         ("orders", None),
     ),
@@ -80,7 +83,7 @@ CONTRACT_CASES = {
     ),
     "property without a name": (
         ("- name: customer_id\n        physicalType", "- physicalType"),
-        "every property needs a `name`",
+        "'name' is a required property",
         ("orders", None),
     ),
     "freshnessHours that is no number": (
@@ -170,7 +173,8 @@ def hostile_contract(schema: str, child: str, names: tuple[str, ...], **override
         ColumnContract(EMAIL, "VARCHAR", classification="email", pii_handling="hashed"),
         ColumnContract(BLOCKED, "VARCHAR", classification="ssn", pii_handling="blocked"),
     )
-    fields = dict(freshness_hours=24, row_count_min=1, row_count_max=10) | overrides
+    fields = dict(freshness_hours=24, row_count_min=1, row_count_max=10, max_deleted_fraction=0.0)
+    fields |= overrides
     return TableContract(schema, child, "team:hostile", "", columns, **fields)
 
 
@@ -181,6 +185,7 @@ def land_hostile(warehouse, schema: str, child: str, names: tuple[str, ...], **c
     frame[EMAIL] = [sha("a@x.com"), sha("b@y.com"), None]
     frame[BLOCKED] = pd.Series([None] * 3, dtype="string")
     frame["_fivetran_synced"] = [NOW] * 3
+    frame["_fivetran_deleted"] = [False] * 3
     for name, values in changes.items():
         if values is None:
             frame = frame.drop(columns=[name])
@@ -209,12 +214,14 @@ DIRTY = {  # one defect per rule, each in a hostile column
     "order": [1, 2, 3],
     "MixedCase": None,
     'new "col"': ["x", "y", "z"],
-    FK: [1, 2, 9],
+    "semi;colon": [" 0", "1", "2"],
+    FK: [9, 2, 2],
     EMAIL: [sha("a@x.com"), "bob@example.com", None],
     "_fivetran_synced": [NOW - timedelta(days=3)] * 3,
+    "_fivetran_deleted": [False, False, True],  # the last row is gone: never judged as data
 }
 EXPECTED_FAILURES = {
-    "required_columns_are_not_null": f"{INJECTION}: 1 of 3 rows null",
+    "required_columns_are_not_null": f"{INJECTION}: 1 of 2 rows null or blank",
     "contract_columns_are_present": "missing columns: MixedCase",
     "column_types_match_contract": "order: VARCHAR expected",
     "no_unexpected_columns": 'columns not in the contract: new "col"',
@@ -224,7 +231,9 @@ EXPECTED_FAILURES = {
     "keys_are_unique": "(select): 1 values repeated over 2 rows",
     "foreign_keys_resolve": f"{FK} -> {PARENT}.{PARENT_KEY}: 1 rows point nowhere (e.g. 9)",
     "data_is_fresh": "SLA 24 h",
-    "row_count_in_bounds": "3 rows, expected [1, 2]",
+    "row_count_in_bounds": "2 live rows, expected [1, 1] (1 soft-deleted rows not counted)",
+    "keys_have_no_surrounding_whitespace": "semi;colon: 1 keys with leading or trailing",
+    "deleted_rows_within_bounds": "1 of 3 rows soft-deleted (33.3%), at most 0.0% allowed",
 }
 
 
@@ -248,7 +257,7 @@ def test_clean_data_under_hostile_names_passes_every_rule(backend, schema, child
 def test_each_rule_finds_its_defect_in_a_hostile_column(backend, schema, child, names, request):
     warehouse = request.getfixturevalue(backend)
     land_hostile(warehouse, schema, child, names, **DIRTY)
-    contract = hostile_contract(schema, child, names, row_count_max=2)
+    contract = hostile_contract(schema, child, names, row_count_max=1)
     results = judge_all(warehouse, contract, hashed_in_fivetran=False)
     failed = {name: r.description for name, r in results.items() if not r.passed}
     assert set(failed) == set(EXPECTED_FAILURES)
@@ -325,11 +334,11 @@ def test_empty_table(duck):
     note = ColumnContract("note", "VARCHAR", required=True)
     results = judge(duck, table(note, freshness_hours=24, row_count_min=1))
     assert failures(results) == {
-        "row_count_in_bounds": "0 rows, expected [1, ] (owner: team:data)",
+        "row_count_in_bounds": "0 live rows, expected [1, ] (owner: team:data)",
         "data_is_fresh": "freshness cannot be measured: the table is empty (owner: team:data)",
     }
     # No row holds a null, so not-null passes; emptiness is the volume rule's call (as in dbt).
-    assert results["required_columns_are_not_null"].description.endswith("0 rows")
+    assert results["required_columns_are_not_null"].description.endswith("0 live rows")
 
 
 def test_all_null_columns(duck):
@@ -345,7 +354,10 @@ def test_all_null_columns(duck):
     )
     bad = failures(judge(duck, contract))
     assert set(bad) == {"required_columns_are_not_null", "data_is_fresh"}
-    assert "id: 2 of 2 rows null; note: 2 of 2 rows null" in bad["required_columns_are_not_null"]
+    assert (
+        "id: 2 of 2 rows null or blank; note: 2 of 2 rows null or blank"
+        in bad["required_columns_are_not_null"]
+    )
     assert "_fivetran_synced is null in every row" in bad["data_is_fresh"]
 
 

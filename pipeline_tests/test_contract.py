@@ -127,3 +127,194 @@ def test_duplicate_column_is_rejected(tmp_path):
     )
     with pytest.raises(ContractError, match="'orders', column 'id': is listed twice"):
         load_contracts(folder)
+
+
+# --- Strict loading: every misspelt key refuses, naming the key and the closest known one ----
+
+TYPOS = {
+    "primarykey": (
+        ("{name: id, physicalType: BIGINT, primaryKey: true}",
+         "{name: id, physicalType: BIGINT, primarykey: true}"),
+        "unknown key `primarykey` at schema.1.properties.0.primarykey (did you mean `primaryKey`?)",
+        ("orders", "id"),
+    ),
+    "requried": (
+        ("required: true", "requried: true"),
+        "unknown key `requried`", ("orders", "customer_id"),
+    ),
+    "relationship": (
+        ("relationships: [", "relationship: ["),
+        "(did you mean `relationships`?)", ("orders", "customer_id"),
+    ),
+    "relationship key": (
+        ("{type: foreignKey, to: customers.id}", "{type: foreignKey, too: customers.id}"),
+        "unknown key `too`", ("orders", "customer_id"),
+    ),
+    "freshnesHours": (
+        ("property: freshnessHours", "property: freshnesHours"),
+        "unknown customProperty `freshnesHours` (did you mean `freshnessHours`?)",
+        ("orders", None),
+    ),
+    "severty": (
+        ("property: severity", "property: severty"),
+        "(did you mean `severity`?)", ("orders", None),
+    ),
+    "fivetranConnectorID": (
+        ("team: {name: shop-data}",
+         "team: {name: shop-data}\ncustomProperties: [{property: fivetranConnectorID, value: x}]"),
+        "unknown customProperty `fivetranConnectorID` (did you mean `fivetranConnectorId`?)",
+        (None, None),
+    ),
+    "rowCount mn": (
+        ("value: {min: 1}", "value: {mn: 1}"),
+        "unknown key `mn` in rowCount (did you mean `min`?)", ("orders", None),
+    ),
+    "severity family": (
+        ("value: {freshness: warn}", "value: {freshnes: warn}"),
+        "(did you mean `freshness`?)", ("orders", None),
+    ),
+    "top level": (
+        ("team: {name: shop-data}", "teams: {name: shop-data}"),
+        "unknown key `teams` at teams (did you mean `team`?)", (None, None),
+    ),
+    "nested ODCS object": (
+        ("team: {name: shop-data}", "team: {nme: shop-data}"),
+        "unknown key `nme` at team.nme (did you mean `name`?)", (None, None),
+    ),
+    "logicalTypeOptions": (
+        ("{name: id, physicalType: VARCHAR, primaryKey: true}",
+         "{name: id, physicalType: VARCHAR, primaryKey: true, logicalTypeOptions: {maxLenght: 9}}"),
+        "unknown key `maxLenght` at schema.0.properties.0.logicalTypeOptions.maxLenght "
+        "(did you mean `maxLength`?)",
+        ("customers", "id"),
+    ),
+    "quality key": (
+        ("physicalType: VARCHAR\n        required: true",
+         "physicalType: VARCHAR\n        required: true\n"
+         "        quality: [{metric: nullValues, mustBee: 0}]"),
+        "unknown key `mustBee`", ("orders", "customer_id"),
+    ),
+    "quality metric": (
+        ("physicalType: VARCHAR\n        required: true",
+         "physicalType: VARCHAR\n        required: true\n"
+         "        quality: [{metric: nullValue, mustBe: 0}]"),
+        "unknown metric `nullValue` at schema.1.properties.1.quality.0 (did you mean `nullValues`?)",
+        ("orders", "customer_id"),
+    ),
+    "quality argument": (
+        ("physicalType: VARCHAR\n        required: true",
+         "physicalType: VARCHAR\n        required: true\n        quality: [{metric: "
+         "invalidValues, arguments: {validValue: [a]}, mustBe: 0}]"),
+        "unknown argument `validValue` for invalidValues (did you mean `validValues`?)",
+        ("orders", "customer_id"),
+    ),
+    "quality severity": (
+        ("physicalType: VARCHAR\n        required: true",
+         "physicalType: VARCHAR\n        required: true\n"
+         "        quality: [{metric: nullValues, mustBe: 0, severity: eror}]"),
+        "unknown severity 'eror' (did you mean `error`?)", ("orders", "customer_id"),
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(TYPOS))
+def test_each_typo_refuses_naming_key_and_suggestion(tmp_path, case):
+    change, message, (table, column) = TYPOS[case]
+    assert change[0] in GOOD
+    with pytest.raises(ContractError) as raised:
+        load_contracts(write(tmp_path, GOOD.replace(*change, 1)))
+    assert message in str(raised.value)
+    assert (raised.value.file.name, raised.value.table, raised.value.column) == (
+        "shop.yaml",
+        table,
+        column,
+    )
+
+
+QUALITY = "physicalType: VARCHAR\n        required: true"
+BAD_VALUES = {
+    "rowCount min above max": (("value: {min: 1}", "value: {min: 9, max: 2}"), "rowCount min 9 is above max 2"),
+    "freshnessHours zero": (("value: 6}", "value: 0}"), "freshnessHours must be a positive number, got 0"),
+    "freshnessHours negative": (("value: 6}", "value: -3}"), "freshnessHours must be a positive number"),
+    "maxDeletedFraction": (("value: 6}", "value: 6}\n      - {property: maxDeletedFraction, value: 2}"),
+                           "maxDeletedFraction must be a number from 0 to 1, got 2"),
+    "blankIsMissing": (("value: 6}", "value: 6}\n      - {property: blankIsMissing, value: yes please}"),
+                       "blankIsMissing must be true or false"),
+    "threshold not numeric": ((QUALITY, QUALITY + "\n        quality: [{metric: nullValues, mustBe: none}]"),
+                              "mustBe must be a number, got 'none'"),
+    "between reversed": ((QUALITY, QUALITY + "\n        quality: [{metric: nullValues, mustBeBetween: [5, 1]}]"),
+                         "mustBeBetween needs the smaller number first"),
+    "two operators": ((QUALITY, QUALITY + "\n        quality: [{metric: nullValues, mustBe: 0, mustNotBe: 1}]"),
+                      "not a valid ODCS contract"),
+    "unit": ((QUALITY, QUALITY + "\n        quality: [{metric: nullValues, mustBe: 0, unit: furlongs}]"),
+             "unit must be rows or percent"),
+    "text rule": ((QUALITY, QUALITY + "\n        quality: [{type: text, description: be nice}]"),
+                  "type text cannot be checked"),
+    "sql that writes": ((QUALITY, QUALITY + "\n        quality: [{type: sql, mustBe: 0, query: 'DELETE FROM {object}'}]"),
+                        "query must be a single SELECT"),
+    "two sql statements": ((QUALITY, QUALITY + "\n        quality: [{type: sql, mustBe: 0, query: 'SELECT 1 FROM {object}; DROP TABLE x'}]"),
+                           "query must be a single SELECT"),
+    "sql table function": ((QUALITY, QUALITY + "\n        quality: [{type: sql, mustBe: 0, query: \"SELECT count(*) FROM {object}, read_csv('/etc/passwd')\"}]"),
+                           "not table functions"),
+    "sql without {object}": ((QUALITY, QUALITY + "\n        quality: [{type: sql, mustBe: 0, query: 'SELECT 1'}]"),
+                             "through the {object} placeholder"),
+    "bad pattern": ((QUALITY, QUALITY + "\n        quality: [{metric: invalidValues, arguments: {pattern: '('}, mustBe: 0}]"),
+                    "arguments.pattern is not a regular expression"),
+    "options minimum above maximum": (
+        (QUALITY, QUALITY + "\n        logicalTypeOptions: {minLength: 5, maxLength: 2}"),
+        "minLength is above maxLength"),
+    "date option not a date": (
+        ("{name: id, physicalType: BIGINT, primaryKey: true}",
+         "{name: id, physicalType: BIGINT, primaryKey: true}\n      - {name: d, physicalType: DATE, logicalTypeOptions: {minimum: soon}}"),
+        "logicalTypeOptions.minimum must be an ISO date"),
+    "tollgate property under another vendor": (("value: 6}", "value: 6, vendor: Tollgate}"),
+                                               "has vendor 'Tollgate'"),
+    "nested properties": (
+        ("{name: id, physicalType: BIGINT, primaryKey: true}",
+         "{name: id, physicalType: BIGINT, primaryKey: true}\n      - {name: payload, logicalType: object, "
+         "properties: [{name: ssn, physicalType: VARCHAR, classification: ssn}]}"),
+        "nested properties or items are not checked"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(BAD_VALUES))
+def test_each_bad_value_refuses(tmp_path, case):
+    change, message = BAD_VALUES[case]
+    assert change[0] in GOOD
+    with pytest.raises(ContractError, match=r"shop\.yaml, table 'orders'") as raised:
+        load_contracts(write(tmp_path, GOOD.replace(*change, 1)))
+    assert message in str(raised.value)
+
+
+def test_another_tools_custom_property_is_left_alone(tmp_path):
+    text = GOOD.replace(
+        "- {property: freshnessHours, value: 6}",
+        "- {property: freshnessHours, value: 6}\n      - {property: tier, value: gold, vendor: atlan}",
+    )
+    assert load_contracts(write(tmp_path, text))["shop"].tables["orders"].freshness_hours == 6
+
+
+def test_quality_rules_and_options_load_with_stable_names(tmp_path):
+    text = GOOD.replace(
+        QUALITY,
+        QUALITY + "\n        logicalTypeOptions: {pattern: '^cus_', maxLength: 12}\n"
+        "        quality:\n"
+        "          - {metric: nullValues, mustBe: 0}\n"
+        "          - {metric: nullValues, mustBeLessThan: 5, unit: percent}\n"
+        "          - {name: Customer is known, type: sql, mustBe: 0, severity: warning,\n"
+        "             dimension: consistency, query: 'SELECT count(*) FROM {object} WHERE {property} IS NULL'}",
+    )
+    orders = load_contracts(write(tmp_path, text))["shop"].tables["orders"]
+    assert [q.check_name for q in orders.quality] == [
+        "quality_customer_id_null_values",
+        "quality_customer_id_null_values_2",
+        "quality_customer_is_known",
+    ]
+    sql = orders.quality[2]
+    assert (sql.severity, sql.dimension, sql.metric, sql.column) == (
+        "warn",
+        "consistency",
+        "sql",
+        "customer_id",
+    )
+    assert orders.column("customer_id").options == {"pattern": "^cus_", "maxLength": 12}

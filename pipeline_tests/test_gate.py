@@ -8,6 +8,7 @@ from pipeline.warehouse import DuckDBWarehouse
 from pipeline_tests.gate import (
     FIVETRAN_KEYS,
     LOOKER_KEYS,
+    LOOKML_KEYS,
     PUBLISHED_KEYS,
     failed_checks,
     materialized,
@@ -22,9 +23,9 @@ def looker_calls() -> list[str]:
 def test_clean_run_lands_checks_and_refreshes_looker():
     result = run_gate()
     assert result.success
-    assert materialized(result) == FIVETRAN_KEYS | PUBLISHED_KEYS | LOOKER_KEYS
+    assert materialized(result) == FIVETRAN_KEYS | PUBLISHED_KEYS | LOOKML_KEYS | LOOKER_KEYS
     evaluations = result.get_asset_check_evaluations()
-    assert {e.asset_key for e in evaluations} == FIVETRAN_KEYS | LOOKER_KEYS
+    assert {e.asset_key for e in evaluations} == FIVETRAN_KEYS | LOOKML_KEYS
     assert all(e.passed for e in evaluations)
     rows = DuckDBWarehouse(path=str(duckdb_path())).query(
         'SELECT COUNT(*) AS n, MAX("_fivetran_synced") AS synced FROM "payments"."charges"'

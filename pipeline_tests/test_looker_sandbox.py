@@ -102,7 +102,23 @@ def test_datagroups_come_from_the_lookml_and_can_be_reset(sdk):
     assert statuses(f"/api/4.0/datagroups/{payments_id}", "PATCH") == [200, 422]
 
 
-def test_a_pdt_build_runs_for_the_configured_polls_then_completes(sdk):
+@pytest.fixture
+def published_payments():
+    """The published payments tables a PDT build reads, as one clean sync lands them."""
+    from datetime import UTC, datetime
+
+    from pipeline.sandbox.sources import sources
+    from pipeline.settings import duckdb_path
+    from pipeline.warehouse import DuckDBWarehouse
+
+    warehouse = DuckDBWarehouse(path=str(duckdb_path()))
+    [payments] = [s for s in sources() if s.schema == "payments"]
+    for table, frame in payments.land(frozenset(), datetime.now(UTC)).items():
+        warehouse.write_table("payments_published", table, frame)
+    sandbox_url(warehouse)  # the sandbox builds PDTs in the warehouse it is handed
+
+
+def test_a_pdt_build_runs_for_the_configured_polls_then_completes(sdk, published_payments):
     started = sdk.start_pdt_build(
         "payments", "revenue_by_customer", force_rebuild="true", source="tollgate"
     )
@@ -134,7 +150,7 @@ def test_a_failing_pdt_build_reports_lookers_error(sdk):
     assert "Looker" in failure["message"] and "warehouse" in failure["message"]
 
 
-def test_a_hanging_pdt_build_never_leaves_running(sdk):
+def test_a_hanging_pdt_build_never_leaves_running(published_payments, sdk):
     set_faults(pdt_outcome="hang", pdt_polls_until_done=0)
     started = sdk.start_pdt_build("payments", "revenue_by_customer")
     states = {

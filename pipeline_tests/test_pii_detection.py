@@ -299,3 +299,10 @@ def test_database_errors_reach_the_description_without_values(duck, where):
 def test_error_text_keeps_identifiers_and_loses_literals():
     text = scrub_error("Binder Error: column \"notes\" got 'Jane Doe' near jane@example.com")
     assert text == "Binder Error: column \"notes\" got '…' near [email …om]"
+
+
+def test_a_future_sync_stamp_never_becomes_the_scan_watermark(duck):
+    """One row stamped ten years ahead must not hide every later sync from the next scans."""
+    _land_synced(duck, ["renewal in Q3"] * 4000, ["2026-01-01"] * 3999 + ["2036-01-01"])
+    [result] = evaluate(DEALS, [pii_scan.RULE], duck, _state(4000, ScanHistory(seed=7)))
+    assert result.metadata["coverage"].value["watermark"].startswith("2026-01-01")

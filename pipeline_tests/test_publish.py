@@ -1,5 +1,7 @@
 """Scope: write-audit-publish in-process — Looker's tables change only to audited, passing versions."""
 
+import dataclasses
+
 import lkml
 import pytest
 import sqlglot
@@ -10,7 +12,7 @@ from pipeline import publish
 from pipeline.contract import load_contracts
 from pipeline.definitions import build_definitions
 from pipeline.looker_lineage import LOOKML_DIR
-from pipeline.sandbox import looker_api
+from pipeline.sandbox import looker_api, source_edits
 from pipeline.settings import duckdb_path
 from pipeline.warehouse import DuckDBWarehouse
 from pipeline_tests.gate import LOOKER_KEYS, materialized, run_gate
@@ -79,7 +81,12 @@ def test_looker_tables_keep_the_last_clean_rows_until_a_sync_passes(monkeypatch)
     monkeypatch.delenv("TOLLGATE_SANDBOX_DEFECTS")
     assert run_gate(FAST_PDT, instance).success
     later = {t: fingerprint(t) for t in tables}
-    assert all(later[t][2] > clean[t][2] and later[t][1] == 0 for t in tables)
+    # Syncs are incremental: only rows that changed move _fivetran_synced. The repaired rows of
+    # the two damaged tables did; every table now shows exactly what landed, without nulls.
+    assert all(later[t] == fingerprint(t.replace("_published.", ".")) for t in tables)
+    assert all(later[t][1] == 0 for t in tables)
+    for table in ("payments_published.charges", "crm_published.deals"):
+        assert later[table][2] > clean[table][2]
 
 
 @pytest.mark.parametrize("selected", ["looker", "published"])
@@ -149,6 +156,11 @@ def test_rollback_restores_the_previous_published_version(capsys):
     keys = {CHARGES, CUSTOMERS, PUBLISHED_CHARGES, PUBLISHED_CUSTOMERS}
     sync_audit_publish(instance, keys)
     first = fingerprint("payments_published.charges")
+    # Syncs are incremental: the next one changes the tables only if the source changed.
+    for table, change in (("charges", {"description": "refund requested"}),
+                          ("customers", {"country": "NZ"})):  # fmt: skip
+        [row] = warehouse().query(f"SELECT min(id) AS id FROM payments.{table}")
+        source_edits.edit_source("payments_sandbox", table, upsert=[{"id": row["id"], **change}])
     sync_audit_publish(instance, keys)
     assert fingerprint("payments_published.charges") != first
 
@@ -230,3 +242,19 @@ def test_publish_and_rollback_are_metadata_only(backend, request, monkeypatch):
     else:
         swaps = [s for s in snapshots if s.startswith("CREATE OR REPLACE VIEW")]
         assert len(swaps) == 3  # publish, publish, rollback: views over the frozen snapshots
+
+
+def test_pruning_a_table_never_counts_a_similarly_named_tables_snapshots(duck):
+    """`charges__vip` snapshots start with `payments__charges__v`, like those of `charges`."""
+    import pandas as pd
+
+    charges = load_contracts()["payments"].tables["charges"]
+    vip = dataclasses.replace(charges, name="charges__vip")
+    for table in (charges, vip):
+        duck.write_table("payments", table.name, pd.DataFrame({"id": ["a"]}))
+    for run in range(publish.KEEP_SNAPSHOTS):
+        publish.snapshot(duck, vip, publish.new_version(f"vip{run}"))
+    audited = publish.snapshot(duck, charges, publish.new_version("charges"))
+    assert publish.prune(duck, charges) == []
+    assert publish._snapshots(duck, charges) == {audited.audited[1].lower()}
+    assert len(publish._snapshots(duck, vip)) == publish.KEEP_SNAPSHOTS

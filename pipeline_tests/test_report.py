@@ -7,10 +7,11 @@ from collections import Counter
 from pathlib import Path
 from xml.etree import ElementTree
 
-from dagster import AssetCheckSeverity, ExecuteInProcessResult
+from dagster import AssetCheckSeverity, DagsterInstance, ExecuteInProcessResult
 
 from pipeline.contract import contracts_dir
 from pipeline.junit import junit
+from pipeline.run_end import finish_run
 from pipeline.settings import REPO_ROOT
 from pipeline_tests.gate import run_gate
 from pipeline_tests.test_defects import raw_pii_values
@@ -19,7 +20,8 @@ from pipeline_tests.test_defects import raw_pii_values
 def cases(folder: Path) -> list[tuple[str, str, str, str]]:
     """(classname, name, outcome, message) of every testcase in the run's junit.xml."""
     found = []
-    for case in ElementTree.parse(folder / "junit.xml").getroot().iter("testcase"):
+    suites = ElementTree.parse(folder / "junit.xml").getroot().iter("testsuite")
+    for case in (c for s in suites if s.get("name") != "tollgate.run" for c in s.iter("testcase")):
         float(case.get("time"))
         outcome = next((c for c in case if c.tag in ("failure", "skipped")), None)
         found.append(
@@ -84,8 +86,11 @@ def test_failed_checks_are_failures_in_the_folder_the_environment_names(
     defects = frozenset({"null_ids", "raw_pii", "pii_in_free_text"})
     monkeypatch.setenv("TOLLGATE_SANDBOX_DEFECTS", ",".join(defects))
     monkeypatch.setenv("TOLLGATE_REPORTS_DIR", str(tmp_path / "evidence"))
-    result = run_gate()
+    instance = DagsterInstance.ephemeral()
+    result = run_gate(instance=instance)
     assert not result.success
+    # execute_in_process replaces tollgate's executor, so the in-process caller ends the run.
+    finish_run(instance, result.run_id, result.job_def)
     assert [p.name for p in (tmp_path / "evidence").iterdir()] == [result.run_id]
     assert not (isolated_data_dir / "reports").exists()
     folder = tmp_path / "evidence" / result.run_id
@@ -115,6 +120,43 @@ def test_failed_checks_are_failures_in_the_folder_the_environment_names(
         if not c["passed"]
     } == set(failed)
 
+    summary = report["summary"]
+    assert summary["exit_code"].startswith("1 ") and not summary["success"]
+    blocking = {
+        (c["asset_key"], c["check_name"]): c["reason"]
+        for c in summary["failed_checks"]
+        if c["blocking"]
+    }
+    assert blocking[("fivetran/crm/deals", "required_columns_are_not_null")] == (
+        "id: 12 of 4000 rows null"
+    )
+    assert {c["owner"] for c in summary["failed_checks"]} == {
+        "team:revops-data",
+        "team:payments-data",
+    }
+    held = {h["asset_key"]: h["held_back_by"] for h in summary["held_back"]}
+    # The failing tables are not published, and every model and refresh reads one of them.
+    assert set(held) == {
+        *(f"published/{table}" for table in ("crm/contacts", "crm/deals", "payments/charges")),
+        *(f"lookml/{model}" for model in ("crm", "payments")),
+        *(f"looker/{name}" for name in ("crm_etl", "payments_etl", "revenue_by_customer")),
+    }
+    assert held["looker/revenue_by_customer"] == [
+        "fivetran/payments/charges required_columns_are_not_null"
+    ]
+    run_suite = next(
+        s
+        for s in ElementTree.parse(folder / "junit.xml").iter("testsuite")
+        if s.get("name") == "tollgate.run"
+    )
+    assert {
+        (case.get("classname"), case.find("skipped").get("message"))
+        for case in run_suite.iter("testcase")
+    } == {
+        (key.replace("/", "."), f"held back by checks: {', '.join(by)}") for key, by in held.items()
+    }
+    assert instance.get_run_by_id(result.run_id).tags["tollgate/held_back"] == "8"
+
     written = " ".join(path.read_text() for path in folder.iterdir() if path.suffix != ".lock")
     assert "[email " in written  # the failing samples are there, redacted
     assert not {value for value in raw_pii_values(defects) if value in written}
@@ -141,6 +183,8 @@ def test_failed_warn_checks_are_skipped_and_error_checks_fail():
     )
     assert (suite.get("skipped"), suite.get("time")) == ("1", "0.750")
     a, b, c = suite.iter("testcase")
-    assert [child.tag for child in a] == ["system-out"]
+    assert list(a) == []
+    # The three rules share one profiling query: the suite stores it once, no testcase repeats it.
+    assert [out.text for out in suite.iter("system-out")] == ["SELECT 1"]
     assert b.find("failure").get("message") == "x\ufffd"
     assert "late" in c.find("skipped").get("message") and c.find("failure") is None

@@ -8,7 +8,7 @@ import pytest
 from dagster import AssetCheckSeverity
 
 from pipeline.checks import freshness, keys, pii, pii_scan, schema
-from pipeline.checks.factory import RULES, evaluate
+from pipeline.checks.factory import RULES, evaluate, table_rules
 from pipeline.checks.rule import TableState
 from pipeline.checks.scan_history import ScanHistory
 from pipeline.contract import ColumnContract, TableContract
@@ -71,7 +71,7 @@ def land(warehouse, **overrides):
 
 
 def results(warehouse, table=CONTACTS):
-    rules = [rule for rule in RULES if rule.applies(table)]
+    rules = table_rules(table)
     return {r.check_name: r for r in evaluate(table, rules, warehouse)}
 
 
@@ -162,7 +162,10 @@ def test_stale_and_out_of_bounds(warehouse):
     stale = failed(warehouse)["data_is_fresh"]
     assert "SLA 24 h" in stale.description and stale.metadata["age_hours"].value > 71
     small = TableContract(**{**CONTACTS.__dict__, "row_count_min": 5})
-    assert "3 rows, expected [5, 10]" in failed(warehouse, small)["row_count_in_bounds"].description
+    assert (
+        "3 live rows, expected [5, 10]"
+        in failed(warehouse, small)["row_count_in_bounds"].description
+    )
 
 
 def test_fivetran_config_drift():
@@ -271,3 +274,57 @@ def test_hex_digests_are_not_card_numbers():
     digests = [sha(str(i)) for i in range(5000)]  # ~0.45% held a Luhn-valid digit run before
     assert not [d for d in digests if "card" in pii_classes(d)]
     assert pii_classes("card 4111 1111 1111 1111 on file") == ["card"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "seen"),
+    [
+        (hashlib.md5(b"a@x.com").hexdigest(), "32 hex characters, looks like MD5"),
+        (hashlib.sha1(b"a@x.com").hexdigest(), "40 hex characters, looks like SHA-1"),
+        ("bob.smith@example.com", "21 characters with an '@', looks like an email"),
+    ],
+)
+def test_non_hash_message_names_the_expected_and_the_seen_shape(warehouse, raw, seen):
+    land(warehouse, email=[sha("a@x.com"), raw, None])
+    description = failed(warehouse)["pii_arrives_as_contracted"].description
+    assert "expected SHA-256: 64 hex or 44 base64 characters" in description
+    assert seen in description and raw not in description
+
+
+@pytest.mark.parametrize(("landed", "renamed"), [("email", False), ("Email", True)])
+def test_case_only_rename_is_reported_on_duckdb(warehouse, landed, renamed):
+    land(warehouse)
+    warehouse.query(f'ALTER TABLE crm.contacts RENAME COLUMN "email" TO "{landed}"')
+    result = results(warehouse)["contract_columns_are_present"]
+    assert result.passed is not renamed
+    if renamed:
+        assert "email: landed as 'Email' (renamed by case only)" in result.description
+
+
+@pytest.mark.parametrize(("landed", "renamed"), [("EMAIL", False), ("Email", True)])
+def test_case_only_rename_is_reported_on_snowflake(snowflake, landed, renamed):
+    from pipeline.checks import schema as schema_rules
+
+    snowflake.query('CREATE SCHEMA IF NOT EXISTS "CRM"')
+    snowflake.query(f'CREATE OR REPLACE TABLE "CRM"."CONTACTS" ("ID" NUMBER, "{landed}" VARCHAR)')
+    table = TableContract(
+        connector="crm",
+        name="contacts",
+        owner="team:growth",
+        description="",
+        columns=(
+            ColumnContract("id", "BIGINT", family="number"),
+            ColumnContract("email", "VARCHAR"),
+        ),
+    )
+    [result] = evaluate(table, [schema_rules.RULES[0]], snowflake)
+    assert result.passed is not renamed, result.description
+    if renamed:
+        assert "email: landed as 'Email'" in result.description
+
+
+def test_a_row_synced_in_the_future_fails_freshness_with_the_count(warehouse):
+    land(warehouse, _fivetran_synced=[NOW - timedelta(days=30)] * 2 + [NOW + timedelta(days=3650)])
+    result = failed(warehouse)["data_is_fresh"]
+    assert "1 rows have _fivetran_synced in the future" in result.description
+    assert result.metadata["future_rows"].value == 1

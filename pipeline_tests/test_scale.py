@@ -26,11 +26,12 @@ def test_scale_switch_serves_n_by_m_tables_with_matching_contracts_and_lookml(mo
         for j in range(2)
     }
     published = {AssetKey(["published", *key.path[1:]]) for key in tables}
+    models = {AssetKey(["lookml", f"scale_{i:04d}"]) for i in range(3)}
     refreshes = {AssetKey(["looker", f"scale_{i:04d}_etl"]) for i in range(3)}
     assert contracts_dir().is_relative_to(data_dir()) and lookml_dir().is_relative_to(data_dir())
-    assert materialized(result) == tables | published | refreshes
+    assert materialized(result) == tables | published | models | refreshes
     evaluations = result.get_asset_check_evaluations()
-    assert {e.asset_key for e in evaluations} == tables | refreshes
+    assert {e.asset_key for e in evaluations} == tables | models
     # every rule of the generated contracts ran against the generated rows, and passed
     names = {e.check_name for e in evaluations if e.asset_key in tables}
     assert {"keys_are_unique", "foreign_keys_resolve", "pii_arrives_as_contracted"} <= names

@@ -302,3 +302,60 @@ def test_csv_folder_cannot_take_an_example_connectors_schema(csv_dir):
     (csv_dir / "payments").mkdir()
     with pytest.raises(ValueError, match="payments"):
         sources()
+
+
+@pytest.mark.parametrize(
+    ("sidecar", "message"),
+    [
+        (
+            "tables:\n  orders: {hashd: [note]}\n",
+            "unknown key `hashd` at table 'orders' (did you mean `hashed`?)",
+        ),
+        ("tabels: {}\n", "unknown key `tabels` at the top level (did you mean `tables`?)"),
+        ("tables:\n  order: {hashed: [note]}\n", "table 'order' has no CSV"),
+        ("tables:\n  orders: {blocked: [notes]}\n", "blocked names no CSV column 'notes'"),
+    ],
+)
+def test_bad_fivetran_sidecar_names_the_file(csv_dir, sidecar, message):
+    (csv_dir / "shop" / "fivetran.yaml").write_text(sidecar)
+    with pytest.raises(ValueError, match="fivetran.yaml") as raised:
+        sources()
+    assert message in str(raised.value)
+
+
+def test_sidecar_hashes_and_blocks_and_csv_system_columns_are_kept(csv_dir):
+    (csv_dir / "shop" / "fivetran.yaml").write_text(
+        "tables:\n  orders: {hashed: [note], blocked: [price]}\n"
+    )
+    (csv_dir / "shop" / "regions.csv").write_text(
+        "code,name,_fivetran_synced,_fivetran_deleted\n"
+        "EU,Europe,2026-02-01 10:00:00+00,false\nUS,Americas,2026-02-02 10:00:00+00,true\n"
+    )
+    shop = sources()[-1]
+    assert shop.column_config(frozenset())["orders"]["note"] == {"enabled": True, "hashed": True}
+    assert shop.column_config(frozenset())["orders"]["price"] == {"enabled": False, "hashed": False}
+    frames = shop.land(frozenset(), SYNCED)
+    assert "price" not in frames["orders"]
+    assert frames["orders"]["note"].dropna().map(HEX64.fullmatch).all()
+    regions = frames["regions"]
+    assert regions["_fivetran_deleted"].tolist() == [False, True]
+    assert regions["_fivetran_synced"].tolist() == [
+        pd.Timestamp("2026-02-01 10:00", tz="UTC"),
+        pd.Timestamp("2026-02-02 10:00", tz="UTC"),
+    ]
+    assert set(shop.tables["regions"].columns) == {"code", "name"}
+
+
+def test_a_source_edit_keeps_each_csv_rows_own_system_columns(csv_dir):
+    """Deleting a replayed row must not shift or break the sync stamps of the rows that stay."""
+    (csv_dir / "shop" / "orders.csv").write_text(
+        "id,amount,_fivetran_synced,_fivetran_deleted\n"
+        "1,10,2026-02-01 10:00:00+00,false\n2,20,2026-02-02 10:00:00+00,true\n"
+    )
+    shop = sources()[-1]
+    frames = shop.land(frozenset(), SYNCED, {"orders": {"delete": [1]}})
+    assert frames["orders"]["id"].tolist() == [2]
+    assert frames["orders"]["_fivetran_synced"].tolist() == [
+        pd.Timestamp("2026-02-02 10:00", tz="UTC")
+    ]
+    assert frames["orders"]["_fivetran_deleted"].tolist() == [True]

@@ -24,9 +24,14 @@ TABLES = {
 }
 OWNERS = {"payments": "team:payments-data", "crm": "team:revops-data"}
 LOOKER_DEPS = {
-    "looker/payments_etl": {f"fivetran/payments/{t}" for t in TABLES["payments"]},
-    "looker/revenue_by_customer": {"fivetran/payments/charges", "fivetran/payments/customers"},
-    "looker/crm_etl": {f"fivetran/crm/{t}" for t in TABLES["crm"]},
+    "looker/payments_etl": {"lookml/payments"}
+    | {f"published/payments/{t}" for t in TABLES["payments"]},
+    "looker/revenue_by_customer": {
+        "lookml/payments",
+        "published/payments/charges",
+        "published/payments/customers",
+    },
+    "looker/crm_etl": {"lookml/crm"} | {f"published/crm/{t}" for t in TABLES["crm"]},
 }
 PYTHON_WARNING = re.compile(r"\w+Warning: .*")  # how `warnings` prints, raw or via dagster's log
 
@@ -56,6 +61,32 @@ query AssetGraph {
     groupName
     owners { ... on TeamAssetOwner { team } ... on UserAssetOwner { email } }
     dependencyKeys { path }
+  }
+}
+"""
+ASSET_CONTRACT = """
+query AssetContract {
+  assetNodes {
+    assetKey { path }
+    internalFreshnessPolicy {
+      __typename
+      ... on TimeWindowFreshnessPolicy { failWindowSeconds }
+    }
+    metadataEntries {
+      label
+      __typename
+      ... on TextMetadataEntry { text }
+      ... on PathMetadataEntry { path }
+      ... on TableSchemaMetadataEntry {
+        schema {
+          columns {
+            name type description
+            constraints { nullable unique other }
+            tags { key value }
+          }
+        }
+      }
+    }
   }
 }
 """
@@ -95,8 +126,20 @@ LATEST_MATERIALIZATIONS = """
 query LatestMaterializations($assetKeys: [AssetKeyInput!]) {
   assetNodes(assetKeys: $assetKeys, loadMaterializations: true) {
     assetKey { path }
-    assetMaterializations(limit: 1) { runId }
+    assetMaterializations(limit: 1) {
+      runId
+      metadataEntries {
+        label
+        __typename
+        ... on IntMetadataEntry { intValue }
+      }
+    }
   }
+}
+"""
+RUN_TAGS = """
+query RunTags($runId: ID!) {
+  runOrError(runId: $runId) { ... on Run { tags { key value } } }
 }
 """
 
@@ -209,13 +252,51 @@ def test_ui_shows_assets_owners_groups_lineage_and_checks(webserver):
         key(node["assetKey"]["path"]): node for node in webserver.gql(ASSET_GRAPH)["assetNodes"]
     }
     fivetran = {f"fivetran/{c}/{t}": c for c, tables in TABLES.items() for t in tables}
-    assert set(nodes) == set(fivetran) | set(LOOKER_DEPS)
-    for asset, connector in fivetran.items():
+    published = {f"published/{c}/{t}": c for c, tables in TABLES.items() for t in tables}
+    lookml = {"lookml/payments", "lookml/crm"}
+    assert set(nodes) == set(fivetran) | set(published) | lookml | set(LOOKER_DEPS)
+    for asset, connector in (fivetran | published).items():
         assert nodes[asset]["groupName"] == connector
         assert [f"team:{o['team']}" for o in nodes[asset]["owners"]] == [OWNERS[connector]]
+    for asset in published:
+        fivetran_asset = asset.replace("published/", "fivetran/", 1)
+        assert {key(d["path"]) for d in nodes[asset]["dependencyKeys"]} == {fivetran_asset}
     for asset, deps in LOOKER_DEPS.items():
         assert nodes[asset]["groupName"] == "looker"
         assert {key(dep["path"]) for dep in nodes[asset]["dependencyKeys"]} == deps
+        # Owned by whoever owns the tables it reads: the people a held-back refresh waits on.
+        readers = {OWNERS[dep.split("/")[1]] for dep in deps}
+        assert {f"team:{o['team']}" for o in nodes[asset]["owners"]} == readers
+
+    contract = {key(n["assetKey"]["path"]): n for n in webserver.gql(ASSET_CONTRACT)["assetNodes"]}
+    charges_node = contract["fivetran/payments/charges"]
+    entries = {e["label"]: e for e in charges_node["metadataEntries"]}
+    columns = {c["name"]: c for c in entries["dagster/column_schema"]["schema"]["columns"]}
+    assert columns["id"]["type"] == "VARCHAR"
+    assert columns["id"]["constraints"] == {
+        "nullable": False,
+        "unique": True,
+        "other": ["primary key"],
+    }
+    assert columns["customer_id"]["constraints"]["other"] == ["foreign key → customers.id"]
+    assert columns["amount"]["description"] == "Amount in the smallest currency unit."
+    contacts = contract["fivetran/crm/contacts"]["metadataEntries"]
+    [schema] = [e["schema"] for e in contacts if e["label"] == "dagster/column_schema"]
+    email = next(c for c in schema["columns"] if c["name"] == "email")
+    assert {t["key"]: t["value"] for t in email["tags"]} == {
+        "classification": "email",
+        "pii": "hashed",
+    }
+    assert charges_node["internalFreshnessPolicy"] == {
+        "__typename": "TimeWindowFreshnessPolicy",
+        "failWindowSeconds": 24 * 3600,
+    }
+    assert not [
+        (asset, e["label"])
+        for asset, node in contract.items()
+        for e in node["metadataEntries"]
+        if "unserializable" in json.dumps(e)
+    ]
 
     charges = webserver.gql(ASSET_CHECKS, assetKey={"path": ["fivetran", "payments", "charges"]})
     checks = charges["assetNodeOrError"]["assetChecksOrError"]["checks"]
@@ -256,5 +337,17 @@ def test_gate_launched_from_ui_succeeds_and_refreshes_looker(webserver):
         key(n["assetKey"]["path"]): [m["runId"] for m in n["assetMaterializations"]] for n in nodes
     }
     assert latest == {asset: [run_id] for asset in LOOKER_DEPS}
+
+    [charges] = webserver.gql(
+        LATEST_MATERIALIZATIONS, assetKeys=[{"path": ["fivetran", "payments", "charges"]}]
+    )["assetNodes"]
+    entries = {e["label"]: e for e in charges["assetMaterializations"][0]["metadataEntries"]}
+    assert entries["dagster/row_count"]["intValue"] == 10000
+    assert entries["dagster-fivetran/sync_completed_at"]["__typename"] == "TimestampMetadataEntry"
+    assert "dagster/storage_kind" not in entries  # dagster-fivetran put the connector's service
+    run = webserver.gql(RUN_TAGS, runId=run_id)["runOrError"]
+    tags = {t["key"]: t["value"] for t in run["tags"]}
+    assert tags["tollgate/environment"] == "sandbox" and tags["tollgate/result"] == "passed"
+    assert tags["tollgate/snowflake"] == "DuckDB (local sandbox warehouse)"
     # The run worker and every step process loaded the code location too.
     assert not PYTHON_WARNING.findall(webserver.output())

@@ -22,7 +22,16 @@ from dagster_fivetran import FivetranWorkspace
 
 from pipeline import publish, report
 from pipeline.automation import CHECK_CONDITION
-from pipeline.checks import freshness, keys, not_null, pii, pii_scan, scan_history, schema
+from pipeline.checks import (
+    freshness,
+    keys,
+    not_null,
+    pii,
+    pii_scan,
+    quality,
+    scan_history,
+    schema,
+)
 from pipeline.checks.fivetran_config import fetch_column_config
 from pipeline.checks.profile import run_profile
 from pipeline.checks.redact import scrub_error
@@ -47,9 +56,14 @@ def fivetran_key(connector: str, table: str) -> AssetKey:
     return AssetKey(["fivetran", connector, table])
 
 
+def table_rules(table: TableContract) -> list[Rule]:
+    """Every rule that applies to the table: the built-in families, then its ODCS quality rules."""
+    return [rule for rule in RULES if rule.applies(table)] + quality.rules(table)
+
+
 def build_table_checks(table: TableContract, connector_id: str | None) -> AssetChecksDefinition:
     """The contract checks of one table; ERROR rules block whatever reads the table."""
-    rules = [rule for rule in RULES if rule.applies(table)]
+    rules = table_rules(table)
     key = fivetran_key(table.connector, table.name)
     specs = [
         AssetCheckSpec(
@@ -64,7 +78,7 @@ def build_table_checks(table: TableContract, connector_id: str | None) -> AssetC
 
     @multi_asset_check(
         specs=specs,
-        name=f"{_safe(table.connector)}__{_safe(table.name)}__contract",
+        name=f"{safe_name(table.connector)}__{safe_name(table.name)}__contract",
         description=f"Contract checks for {table.connector}.{table.name}, owned by {table.owner}.",
         can_subset=True,
     )
@@ -91,7 +105,8 @@ def build_table_checks(table: TableContract, connector_id: str | None) -> AssetC
             if isinstance(audited, Exception)
             else table_state(audited, selected, warehouse, fivetran, connector_id)
         )
-        if isinstance(state_or_error, TableState):  # the PII scan's seed and last passing scan
+        pii_rules = any(r.family in ("pii", "pii_scan") for r in selected)
+        if pii_rules and isinstance(state_or_error, TableState):  # seed, last passing scan
             scan = AssetCheckKey(key, pii_scan.RULE.check_name)
             history = scan_history.read(context.instance, scan, context.run.run_id)
             state_or_error = replace(state_or_error, pii_history=history)
@@ -113,14 +128,19 @@ def table_state(
 ) -> TableState | Exception:
     """Columns, size estimate and (when a rule needs it) Fivetran's column config."""
     try:
-        columns = warehouse.columns(*table.relation)
+        landed = warehouse.landed_columns(*table.relation)
         estimate = warehouse.row_estimate(*table.relation)
     except Exception as error:  # fail closed: an unreadable table fails every rule
         return error
-    # Both warehouses resolve names case-insensitively and columns() lower-cases them:
-    # key them the way the contract spells them, so a "MixedCase" column is found.
+    # Both warehouses resolve quoted names case-insensitively here: key the columns the way the
+    # contract spells them, so a "MixedCase" column is found; report case-only renames.
     spelled = {c.name.lower(): c.name for c in table.columns}
-    columns = {spelled.get(name, name): kind for name, kind in columns.items()}
+    columns = {spelled.get(name.lower(), name.lower()): kind for name, kind in landed.items()}
+    renamed = {
+        spelled[name.lower()]: name
+        for name in landed
+        if name.lower() in spelled and name != _landed_spelling(spelled[name.lower()], warehouse)
+    }
     config = None
     if fivetran is not None and connector_id and any(r.needs_fivetran_config for r in rules):
         try:
@@ -132,7 +152,13 @@ def table_state(
         row_estimate=estimate,
         fivetran_columns=config,
         pii_history=scan_history.unseeded(),
+        renamed=renamed,
     )
+
+
+def _landed_spelling(name: str, warehouse: Warehouse) -> str:
+    """How Fivetran lands a contract column name: upper case on Snowflake (unquoted), as is else."""
+    return name.upper() if warehouse.dialect == "snowflake" else name
 
 
 def evaluate(
@@ -247,5 +273,6 @@ def _shown(path: Path | None) -> str:
     return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
 
 
-def _safe(name: str) -> str:
+def safe_name(name: str) -> str:
+    """A name Dagster accepts for an op or check, from any connector or table name."""
     return re.sub(r"[^A-Za-z0-9_]", "_", name)

@@ -1,15 +1,21 @@
-"""Keys hold: primary keys and unique columns have no duplicates, foreign keys no orphans."""
+"""Keys hold: primary keys and unique columns have no duplicates, foreign keys no orphans.
+
+Only live rows count (Fivetran's soft-deleted rows are gone for every reader), on both sides of
+a foreign key; text keys with leading or trailing whitespace are reported on their own.
+"""
 
 from collections.abc import Mapping
 from typing import Any
 
 from sqlglot import exp
 
+from pipeline.checks.live import DELETED, count_live, is_padded, is_text, live
 from pipeline.checks.redact import redact
 from pipeline.checks.rule import Rule, TableState, Verdict
 from pipeline.contract import TableContract, resolve_reference
 from pipeline.warehouse import Warehouse
 from pipeline.warehouse.sql import identifier, table_ref
+from pipeline.warehouse.types import type_family
 
 SAMPLES = 5
 BITMAP_MAX_BITS = 256_000_000  # 32 MB: a denser integer key is proven unique with a bitmap
@@ -29,7 +35,11 @@ def _col(name: str, dialect: str, alias: str | None = None) -> exp.Column:
 
 
 def duplicates_sql(
-    table: TableContract, key: tuple[str, ...], dialect: str, limit: int | None
+    table: TableContract,
+    key: tuple[str, ...],
+    dialect: str,
+    limit: int | None,
+    alive: exp.Expression | None = None,
 ) -> str:
     # GROUP BY ... HAVING is exact and stays within a small memory limit, where COUNT(DISTINCT) does not.
     cols = [_col(name, dialect) for name in key]
@@ -40,7 +50,10 @@ def duplicates_sql(
         )
         .from_(table_ref(*table.relation, dialect))
         .where(
-            exp.and_(*(exp.Not(this=exp.Is(this=c.copy(), expression=exp.Null())) for c in cols))
+            exp.and_(
+                *(exp.Not(this=exp.Is(this=c.copy(), expression=exp.Null())) for c in cols),
+                *([alive] if alive is not None else []),
+            )
         )
         .group_by(*(c.copy() for c in cols))
         .having(exp.GT(this=exp.Count(this=exp.Star()), expression=exp.Literal.number(1)))
@@ -53,8 +66,9 @@ def duplicates_sql(
         )
     summary = exp.select(
         exp.Count(this=exp.Star()).as_("keys"),
+        # Not "rows": ROWS is reserved in Snowflake.
         exp.Coalesce(this=exp.Sum(this=exp.column("n")), expressions=[exp.Literal.number(0)]).as_(
-            "rows"
+            "duplicate_rows"
         ),
     )
     return summary.from_(groups.subquery("d")).sql(dialect)
@@ -85,7 +99,9 @@ def range_metrics(
     return found
 
 
-def bitmap_sql(table: TableContract, name: str, low: int, high: int) -> str:
+def bitmap_sql(
+    table: TableContract, name: str, low: int, high: int, alive: exp.Expression | None = None
+) -> str:
     """Rows with a key minus distinct keys: 0 exactly when the key is unique."""
     col = _col(name, "duckdb")
     bits = exp.Anonymous(
@@ -96,19 +112,22 @@ def bitmap_sql(table: TableContract, name: str, low: int, high: int) -> str:
         this=exp.Count(this=col.copy()),
         expression=exp.Anonymous(this="bit_count", expressions=[bits]),
     )
-    return (
-        exp.select(excess.as_("excess")).from_(table_ref(*table.relation, "duckdb")).sql("duckdb")
-    )
+    query = exp.select(excess.as_("excess")).from_(table_ref(*table.relation, "duckdb"))
+    return (query.where(alive) if alive is not None else query).sql("duckdb")
 
 
 def _unique_by_bitmap(
-    table: TableContract, name: str, warehouse: Warehouse, profile: Mapping[str, Any]
+    table: TableContract,
+    name: str,
+    warehouse: Warehouse,
+    profile: Mapping[str, Any],
+    alive: exp.Expression | None,
 ) -> str | None:
     """The bitmap SQL when it proves the key unique; None when it cannot or finds duplicates."""
     low, high = profile.get(f"min:{name}"), profile.get(f"max:{name}")
     if low is None or high is None or high - low + 1 > BITMAP_MAX_BITS:
         return None
-    sql = bitmap_sql(table, name, int(low), int(high))
+    sql = bitmap_sql(table, name, int(low), int(high), alive)
     return sql if warehouse.query(sql)[0]["excess"] == 0 else None
 
 
@@ -116,22 +135,24 @@ def uniqueness_followup(
     table: TableContract, state: TableState, warehouse: Warehouse, profile: Mapping[str, Any]
 ) -> dict[str, Any]:
     found: dict[str, Any] = {}
+    dialect = warehouse.dialect
     for key in key_sets(table):
         if any(name not in state.columns for name in key):
             found[",".join(key)] = {"error": "key column missing"}
             continue
-        if len(key) == 1 and (proof := _unique_by_bitmap(table, key[0], warehouse, profile)):
+        alive = live(state, dialect)
+        if len(key) == 1 and (proof := _unique_by_bitmap(table, key[0], warehouse, profile, alive)):
             found[key[0]] = {"duplicate_keys": 0, "duplicate_rows": 0, "sql": proof}
             continue
-        sql = duplicates_sql(table, key, warehouse.dialect, None)
+        sql = duplicates_sql(table, key, dialect, None, live(state, dialect))
         [summary] = warehouse.query(sql)
         entry = {
             "duplicate_keys": int(summary["keys"]),
-            "duplicate_rows": int(summary["rows"] or 0),
+            "duplicate_rows": int(summary["duplicate_rows"] or 0),
             "sql": sql,
         }
         if entry["duplicate_keys"]:
-            rows = warehouse.query(duplicates_sql(table, key, warehouse.dialect, SAMPLES))
+            rows = warehouse.query(duplicates_sql(table, key, dialect, SAMPLES, alive))
             entry["samples"] = [_sample(table, key, row) for row in rows]
         found[",".join(key)] = entry
     return {"keys": found}  # apart from the profile's key ranges
@@ -163,9 +184,22 @@ def judge_unique(table: TableContract, state: TableState, profile: Mapping[str, 
     )
 
 
-def orphans_sql(table: TableContract, fk: str, target: str, dialect: str) -> str:
+def orphans_sql(
+    table: TableContract,
+    fk: str,
+    target: str,
+    dialect: str,
+    child_live: exp.Expression | None = None,
+    parent_live: exp.Expression | None = None,
+    types: tuple[str, str] | None = None,
+) -> str:
+    """Live child rows whose key matches no live parent row; `types` (child, parent) as landed."""
     connector, parent, key = resolve_reference(table.connector, target)
     child_fk, parent_key = _col(fk, dialect, "c"), _col(key, dialect, "p")
+    left, right = _comparable(child_fk.copy(), parent_key.copy(), types, dialect)
+    on = exp.EQ(this=left, expression=right)
+    if parent_live is not None:
+        on = exp.and_(on, parent_live)
     return (
         exp.select(
             exp.Count(this=exp.Star()).as_("orphans"),
@@ -174,13 +208,49 @@ def orphans_sql(table: TableContract, fk: str, target: str, dialect: str) -> str
         .from_(table_ref(*table.relation, dialect).as_("c"))
         .join(
             table_ref(connector, parent, dialect).as_("p"),
-            on=exp.EQ(this=child_fk.copy(), expression=parent_key.copy()),
+            on=on,
             join_type="left",
         )
         .where(exp.Not(this=exp.Is(this=child_fk.copy(), expression=exp.Null())))
         .where(exp.Is(this=parent_key.copy(), expression=exp.Null()))
+        .where(child_live if child_live is not None else exp.true())
         .sql(dialect)
     )
+
+
+def _comparable(
+    child: exp.Expression, parent: exp.Expression, types: tuple[str, str] | None, dialect: str
+) -> tuple[exp.Expression, exp.Expression]:
+    """Both sides of the join in one type, cast explicitly.
+
+    An implicit VARCHAR-to-NUMBER cast fails on the first bad value and puts that value (maybe
+    PII) in the error; TRY_CAST of the text side makes it NULL instead: an orphan, as it is.
+    """
+    if types is None:
+        return child, parent
+    families = [_family(t) for t in types]
+    if families[0] == families[1]:
+        return child, parent
+    if families[0] == "text":
+        return _try_cast(child, types[1], families[1], dialect), parent
+    if families[1] == "text":
+        return child, _try_cast(parent, types[0], families[0], dialect)
+    as_text = exp.DataType.build("VARCHAR")
+    return exp.Cast(this=child, to=as_text), exp.Cast(this=parent, to=as_text.copy())
+
+
+def _try_cast(value: exp.Expression, type_name: str, family: str, dialect: str) -> exp.Expression:
+    # NUMBER without a scale would round '1.5' to 2 and find a parent that is not there.
+    target = "DECIMAL(38, 9)" if family == "number" else type_name
+    value.type = exp.DataType.build("VARCHAR")  # else sqlglot writes CAST for Snowflake
+    return exp.TryCast(this=value, to=exp.DataType.build(target, dialect=dialect))
+
+
+def _family(type_name: str) -> str:
+    try:
+        return type_family(type_name)
+    except ValueError:
+        return type_name.lower()
 
 
 def _foreign_keys(table: TableContract) -> list[tuple[str, str]]:
@@ -195,7 +265,17 @@ def orphans_followup(
         if fk not in state.columns:
             found[f"{fk} -> {target}"] = {"error": "column missing"}
             continue
-        sql = orphans_sql(table, fk, target, warehouse.dialect)
+        connector, parent, key = resolve_reference(table.connector, target)
+        parent_columns = warehouse.columns(connector, parent)
+        dialect = warehouse.dialect
+        parent_live = (
+            live(TableState(columns=parent_columns), dialect, "p")
+            if DELETED in parent_columns
+            else None
+        )
+        parent_type = parent_columns.get(key.lower())
+        types = (state.columns[fk], parent_type) if parent_type else None
+        sql = orphans_sql(table, fk, target, dialect, live(state, dialect, "c"), parent_live, types)
         [row] = warehouse.query(sql)
         contract = table.column(fk)
         found[f"{fk} -> {target}"] = {
@@ -223,6 +303,40 @@ def judge_orphans(table: TableContract, state: TableState, profile: Mapping[str,
     )
 
 
+def _text_keys(table: TableContract, state: TableState) -> list[str]:
+    return [
+        c.name
+        for c in table.columns
+        if (c.unique or c.references) and c.name in state.columns and is_text(state, c.name)
+    ]
+
+
+def whitespace_metrics(
+    table: TableContract, state: TableState, dialect: str
+) -> dict[str, exp.Expression]:
+    return {
+        f"padded:{name}": count_live(is_padded(name, dialect), state, dialect)
+        for name in _text_keys(table, state)
+    }
+
+
+def judge_whitespace(
+    table: TableContract, state: TableState, profile: Mapping[str, Any]
+) -> Verdict:
+    padded = {name: int(profile[f"padded:{name}"] or 0) for name in _text_keys(table, state)}
+    bad = {name: n for name, n in padded.items() if n}
+    return Verdict(
+        passed=not bad,
+        summary="; ".join(
+            f"{name}: {n} keys with leading or trailing whitespace ('a' and 'a ' are "
+            "different keys to the warehouse, the same to a reader)"
+            for name, n in bad.items()
+        )
+        or f"no surrounding whitespace in {len(padded)} text key columns",
+        metadata={"padded_keys": padded},
+    )
+
+
 def _sql_of(profile: Mapping[str, Any]) -> str:
     return ";\n".join(e["sql"] for e in profile.values() if "sql" in e)
 
@@ -240,6 +354,14 @@ RULES = (
         metrics=range_metrics,
         judge=judge_unique,
         followup=uniqueness_followup,
+    ),
+    Rule(
+        check_name="keys_have_no_surrounding_whitespace",
+        family="key_whitespace",
+        description="Text keys (primary, unique, foreign) have no leading or trailing whitespace.",
+        applies=lambda table: any(c.unique or c.references for c in table.columns),
+        metrics=whitespace_metrics,
+        judge=judge_whitespace,
     ),
     Rule(
         check_name="foreign_keys_resolve",

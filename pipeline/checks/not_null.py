@@ -1,14 +1,17 @@
-"""Required columns (IDs above all) hold no nulls; optional ones stay under their null share."""
+"""Required columns (IDs above all) hold no nulls; optional ones stay under their null share.
+
+Only live rows count (not soft-deleted by Fivetran), and in text columns '' and whitespace-only
+values count as missing unless the contract sets blankIsMissing: false.
+"""
 
 from collections.abc import Mapping
 from typing import Any
 
 from sqlglot import exp
 
-from pipeline.checks.profile import row_count
+from pipeline.checks.live import count_live, is_missing, is_text
 from pipeline.checks.rule import Rule, TableState, Verdict
 from pipeline.contract import TableContract
-from pipeline.warehouse.sql import column
 
 
 def _required(table: TableContract) -> list[str]:
@@ -24,15 +27,12 @@ def _bounded(table: TableContract) -> dict[str, float]:
     }
 
 
-def null_count(name: str, dialect: str) -> exp.Expression:
-    return exp.Sub(this=row_count(), expression=exp.Count(this=column(name, dialect)))
-
-
 def metrics(table: TableContract, state: TableState, dialect: str) -> dict[str, exp.Expression]:
-    found = {"rows": row_count()}
+    found = {"rows": count_live(None, state, dialect)}
     for name in [*_required(table), *_bounded(table)]:
         if name in state.columns:
-            found[f"nulls:{name}"] = null_count(name, dialect)
+            missing = is_missing(table.column(name), name, state, dialect)
+            found[f"nulls:{name}"] = count_live(missing, state, dialect)
     return found
 
 
@@ -42,7 +42,8 @@ def judge(table: TableContract, state: TableState, profile: Mapping[str, Any]) -
     missing = [name for name in required if name not in state.columns]
     nulls = {name: int(profile[f"nulls:{name}"]) for name in required if name in state.columns}
     failing = {name: count for name, count in nulls.items() if count}
-    problems = [f"{name}: {count} of {rows} rows null" for name, count in failing.items()]
+    problems = [f"{name}: {count} of {rows} rows {_missing_word(table, name, state)}"
+                for name, count in failing.items()]  # fmt: skip
     problems += [f"{name}: column missing, nullness cannot be verified" for name in missing]
     fractions = {}
     for name, bound in _bounded(table).items():
@@ -54,7 +55,8 @@ def judge(table: TableContract, state: TableState, profile: Mapping[str, Any]) -
             problems.append(f"{name}: {fractions[name]:.1%} null, at most {bound:.1%} allowed")
     return Verdict(
         passed=not problems,
-        summary="; ".join(problems) or f"no nulls in {len(nulls)} required columns, {rows} rows",
+        summary="; ".join(problems)
+        or f"no nulls in {len(nulls)} required columns, {rows} live rows",
         metadata={
             "row_count": rows,
             "null_counts": nulls,
@@ -64,10 +66,17 @@ def judge(table: TableContract, state: TableState, profile: Mapping[str, Any]) -
     )
 
 
+def _missing_word(table: TableContract, name: str, state: TableState) -> str:
+    contract = table.column(name)
+    blanks = contract is not None and contract.blank_is_missing and is_text(state, name)
+    return "null or blank" if blanks else "null"
+
+
 RULE = Rule(
     check_name="required_columns_are_not_null",
     family="not_null",
-    description="Required columns (every ID) have no nulls; optional ones stay under maxNullFraction.",
+    description="Required columns (every ID) have no nulls or blanks in live rows; optional ones "
+    "stay under maxNullFraction.",
     applies=lambda table: bool(_required(table) or _bounded(table)),
     metrics=metrics,
     judge=judge,

@@ -14,6 +14,26 @@ from pipeline.warehouse import Warehouse
 from pipeline.warehouse.sql import column, count_where, full_match, only_in_sample, table_ref
 
 SAMPLES = 3
+EXPECTED_HASH = "SHA-256: 64 hex or 44 base64 characters"
+HEX_DIGESTS = {32: "MD5", 40: "SHA-1", 56: "SHA-224", 96: "SHA-384", 128: "SHA-512"}
+BASE64_DIGESTS = {24: "MD5", 28: "SHA-1", 88: "SHA-512"}
+
+
+def shape(value: object) -> str:
+    """What a non-hash value looks like, without repeating any of it."""
+    text = str(value)
+    n = len(text)
+    if n and all(c in "0123456789abcdefABCDEF" for c in text):
+        digest = HEX_DIGESTS.get(n)
+        return f"{n} hex characters" + (f", looks like {digest}" if digest else "")
+    if n and text.rstrip("=").replace("+", "").replace("/", "").isalnum() and n % 4 == 0:
+        digest = BASE64_DIGESTS.get(n)
+        return f"{n} base64 characters" + (f", looks like {digest}" if digest else "")
+    if "@" in text:
+        return f"{n} characters with an '@', looks like an email"
+    if n and all(c.isdigit() or c in " +-().-" for c in text):
+        return f"{n} digits and separators, looks like a phone number"
+    return f"{n} characters of text"
 
 
 def _governed(table: TableContract) -> list[ColumnContract]:
@@ -80,9 +100,10 @@ def samples(
             .limit(SAMPLES)
             .sql(warehouse.dialect)
         )
-        found[f"samples:{c.name}"] = [
-            redact(r["value"], c.classification) for r in warehouse.query(sql)
-        ]
+        values = [r["value"] for r in warehouse.query(sql)]
+        found[f"samples:{c.name}"] = [redact(v, c.classification) for v in values]
+        if c.pii_handling == "hashed":
+            found[f"shapes:{c.name}"] = sorted({shape(v) for v in values})
     return found
 
 
@@ -94,11 +115,10 @@ def judge(table: TableContract, state: TableState, profile: Mapping[str, Any]) -
             continue
         bad = int(profile.get(f"not_hashed:{c.name}") or profile.get(f"present:{c.name}") or 0)
         if bad:
-            what = (
-                "values are not hashes"
-                if c.pii_handling == "hashed"
-                else "values arrive though blocked"
-            )
+            what = "values arrive though blocked"
+            if c.pii_handling == "hashed":
+                seen = "; ".join(profile.get(f"shapes:{c.name}") or []) or "other values"
+                what = f"values are not hashes (expected {EXPECTED_HASH}; seen {seen})"
             problems.append(f"{c.name} ({c.classification}): {bad} {what}")
             samples_md += [f"| {c.name} | `{s}` |" for s in profile.get(f"samples:{c.name}", [])]
     rate = sample_rate(table, state)

@@ -12,6 +12,7 @@ from typing import Any
 from sqlglot import exp
 
 from pipeline.checks.detect import pii_classes
+from pipeline.checks.freshness import future_cutoff
 from pipeline.checks.patterns import ANY_PII, CLASS_OF, PATTERNS, SURE
 from pipeline.checks.redact import redact_text
 from pipeline.checks.rule import Rule, TableState, Verdict
@@ -143,6 +144,13 @@ def metrics(table: TableContract, state: TableState, dialect: str) -> dict[str, 
     else:
         found["live_rows"] = exp.Count(this=exp.Star())
     if (synced := _synced(state, dialect)) is not None:
+        # A stamp in the future is not a sync: as the watermark it would keep every later row
+        # out of the "always scanned" set for years.
+        cutoff = future_cutoff(state, dialect)
+        if cutoff is not None:
+            synced = exp.Case(
+                ifs=[exp.If(this=exp.LTE(this=synced, expression=cutoff), true=synced.copy())]
+            )
         found["synced_max"] = exp.Max(this=synced)
     return found
 

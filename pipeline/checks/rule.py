@@ -19,6 +19,9 @@ class TableState:
     row_estimate: int | None = None
     fivetran_columns: Mapping[str, Mapping[str, Any]] | None = None  # Fivetran's column config
     pii_history: ScanHistory | None = None  # the PII scan's seed and last passing scan
+    # contract column -> the name it landed under, when that differs from the contract's by
+    # case only (on Snowflake: from the upper-case name Fivetran lands unquoted)
+    renamed: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class Rule:
     followup: Followup | None = None  # its own queries (keys, joins, failing samples)
     default_severity: str = "error"
     needs_fivetran_config: bool = False
+    fixed_severity: str | None = None  # the contract's own severity for this one rule
 
     def severity(self, table: TableContract) -> str:
-        return table.severity.get(self.family, self.default_severity)
+        return self.fixed_severity or table.severity.get(self.family, self.default_severity)

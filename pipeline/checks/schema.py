@@ -5,7 +5,7 @@ from typing import Any
 
 from pipeline.checks.rule import Rule, TableState, Verdict
 from pipeline.contract import TableContract
-from pipeline.warehouse.types import type_family
+from pipeline.warehouse.types import accepts
 
 SYSTEM_COLUMNS = ("_fivetran_synced", "_fivetran_deleted", "_fivetran_id", "_fivetran_active",
                   "_fivetran_start", "_fivetran_end")  # fmt: skip
@@ -18,27 +18,27 @@ def _expected(table: TableContract) -> list[str]:
 
 def judge_present(table: TableContract, state: TableState, profile: Mapping[str, Any]) -> Verdict:
     missing = [name for name in _expected(table) if name not in state.columns]
+    problems = [f"missing columns: {', '.join(missing)}"] if missing else []
+    problems += [
+        f"{name}: landed as {landed!r} (renamed by case only)"
+        for name, landed in state.renamed.items()
+    ]
     return Verdict(
-        passed=not missing,
-        summary=f"missing columns: {', '.join(missing)}"
-        if missing
-        else f"all {len(_expected(table))} contract columns present",
-        metadata={"missing_columns": missing, "warehouse_columns": list(state.columns)},
+        passed=not problems,
+        summary="; ".join(problems) or f"all {len(_expected(table))} contract columns present",
+        metadata={
+            "missing_columns": missing,
+            "renamed_by_case": dict(state.renamed),
+            "warehouse_columns": list(state.columns),
+        },
     )
-
-
-def _family(type_name: str) -> str:
-    try:
-        return type_family(type_name)
-    except ValueError:
-        return type_name.lower()
 
 
 def judge_types(table: TableContract, state: TableState, profile: Mapping[str, Any]) -> Verdict:
     changed = {
         c.name: f"{c.physical_type} expected, {state.columns[c.name]} landed"
         for c in table.columns
-        if c.name in state.columns and _family(state.columns[c.name]) != c.family
+        if c.name in state.columns and not accepts(c.family, state.columns[c.name])
     }
     return Verdict(
         passed=not changed,

@@ -1,14 +1,23 @@
-"""A Fivetran-API-compatible server on 127.0.0.1 for the real dagster-fivetran client."""
+"""A Fivetran-API-compatible server on 127.0.0.1 for the real dagster-fivetran client.
+
+Answers follow Fivetran's published API description: `{code, data}` or `{code, message}`,
+cursor paging, 400 InvalidInput for malformed requests. Syncs run asynchronously
+(pipeline.sandbox.fivetran_sync).
+"""
 
 import json
 import re
 from typing import Any
 
-from pipeline.sandbox import fivetran_sync, server
-from pipeline.sandbox.paging import BadPage, page
+from pipeline.sandbox import fivetran_faults, fivetran_sync, server
+from pipeline.sandbox.paging import BadRequest, page
 from pipeline.sandbox.server import Answer, Route, SandboxHandler, route, serve
 from pipeline.sandbox.sources import sources
 from pipeline.settings import duckdb_path
+
+
+class Message(str):
+    """A successful answer that carries a message instead of data: {code, message}."""
 
 
 def sandbox_url() -> str:
@@ -37,7 +46,7 @@ def groups(body, query):
         {"id": g, "name": g.replace("_", " "), "created_at": "2026-01-01T00:00:00Z"}
         for g in _group_ids()
     ]
-    return 200, page(items, query)
+    return 200, page(items, query, "groups")
 
 
 def destination(body, query, group_id):
@@ -57,10 +66,15 @@ def destination(body, query, group_id):
 def group_connectors(body, query, group_id):
     if group_id not in _group_ids():
         raise LookupError(f"Group with id '{group_id}' doesn't exist")
-    members = [s for s in sources() if s.group_id == group_id]
-    found = page(members, query)
-    found["items"] = [fivetran_sync.connector_details(s) for s in found["items"]]
-    return 200, found
+    found = [
+        s
+        for s in sources()
+        if s.group_id == group_id and s.schema in query.get("schema", [s.schema])
+    ]
+    # Paged before the details are read: each reads the connector's sync state.
+    listed = page(found, query, f"connectors:{group_id}")
+    listed["items"] = [fivetran_sync.connector_details(s) for s in listed["items"]]
+    return 200, listed
 
 
 def details(body, query, connector_id):
@@ -69,7 +83,7 @@ def details(body, query, connector_id):
 
 def patch(body, query, connector_id):
     src = _connector(connector_id)
-    fivetran_sync.update_connector(src, body or {})
+    fivetran_sync.update_connector(src, body if body is not None else {})
     return 200, fivetran_sync.connector_details(src)
 
 
@@ -88,12 +102,46 @@ def columns(body, query, connector_id, schema, table):
     return 200, {"columns": found["columns"]}
 
 
+def force(body, query, connector_id):
+    """The legacy /force dagster-fivetran calls: always (re)starts a sync."""
+    return _sync(connector_id, restart=True)
+
+
 def sync(body, query, connector_id):
+    """POST /sync ({force}): without force, a sync already running is left to finish."""
+    restart = _object(body).get("force", False)
+    if not isinstance(restart, bool):
+        raise BadRequest("Field 'force' must be a boolean")
+    return _sync(connector_id, restart=restart)
+
+
+def _sync(connector_id: str, restart: bool):
+    fivetran_sync.request_sync(_connector(connector_id), restart=restart)
+    return 200, Message("Sync has been successfully triggered")
+
+
+def resync(body, query, connector_id):
+    """Historical re-sync of every table, or of `scope` ({schema: [tables]})."""
     src = _connector(connector_id)
-    if src.schema in fivetran_sync.faults().get("paused", []):
-        return 400, {"code": "InvalidState", "message": f"Connection '{connector_id}' is paused"}
-    fivetran_sync.start_sync(src)
-    return 200, {"code": "Success", "message": "Sync has been successfully triggered"}
+    scope = _object(body).get("scope")
+    scope = None if scope is None else fivetran_sync.check_scope(src, scope)
+    fivetran_sync.request_sync(src, historical=True, scope=scope)
+    return 200, Message("Re-sync has been triggered successfully")
+
+
+def resync_tables(body, query, connector_id):
+    src = _connector(connector_id)
+    scope = fivetran_sync.check_scope(src, body)
+    fivetran_sync.request_sync(src, historical=True, scope=scope)
+    return 200, Message("Re-sync has been triggered successfully")
+
+
+def _object(body: Any) -> dict[str, Any]:
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise BadRequest("Request body must be a JSON object")
+    return body
 
 
 _CONNECTOR = r"/v1/(?:connectors|connections)/(?P<connector_id>[^/]+)"
@@ -113,8 +161,15 @@ ROUTES: list[Route] = [
         re.compile(_CONNECTOR + r"/schemas/(?P<schema>[^/]+)/tables/(?P<table>[^/]+)/columns"),
         columns,
     ),
-    ("POST", re.compile(_CONNECTOR + r"/(?:force|sync)"), sync),
+    ("POST", re.compile(_CONNECTOR + r"/force"), force),
+    ("POST", re.compile(_CONNECTOR + r"/sync"), sync),
+    ("POST", re.compile(_CONNECTOR + r"/resync"), resync),
+    ("POST", re.compile(_CONNECTOR + r"/schemas/tables/resync"), resync_tables),
 ]
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Answer:
+    return status, {"code": code, "message": message}, headers or {}
 
 
 class FivetranHandler(SandboxHandler):
@@ -123,28 +178,32 @@ class FivetranHandler(SandboxHandler):
     name = "fivetran"
 
     def answer(self, method: str, path: str, query: dict[str, list[str]], raw: bytes) -> Answer:
-        body = json.loads(raw) if raw else None
         if not (self.headers.get("Authorization") or "").startswith("Basic "):
-            return 401, {"code": "AuthFailed", "message": "Missing API key and secret"}, {}
-        fault = fivetran_sync.take_http_fault()
-        if fault == 429:
-            return 429, {"code": "TooManyRequests", "message": "Rate limit exceeded"}, {
-                "Retry-After": "1"
-            }  # fmt: skip
+            return _error(401, "AuthFailed", "Missing API key and secret")
+        fault = fivetran_faults.take_http_fault()
+        if fault and fault[0] == 429:
+            retry = {"Retry-After": fivetran_faults.retry_after(fault[1])}
+            return _error(429, "TooManyRequests", "Rate limit exceeded", retry)
         if fault:
-            return fault, {"code": "ServiceUnavailable", "message": "Injected outage"}, {}
+            return _error(fault[0], "ServiceUnavailable", "Injected outage")
         found = route(ROUTES, method, path)
         if found is None:
-            return 404, {"code": "NotFound", "message": f"No route {method} {path}"}, {}
+            return _error(404, "NotFound", f"No route {method} {path}")
         handler, params = found
         try:
+            body = json.loads(raw) if raw.strip() else None
+        except ValueError as error:  # bad JSON, or bytes that are not UTF-8
+            return _error(400, "InvalidInput", f"Malformed JSON body: {error}")
+        try:
             status, data = handler(body, query, **params)
+        except BadRequest as error:
+            return _error(400, "InvalidInput", str(error))
+        except fivetran_sync.Paused as error:
+            return _error(400, "InvalidState", str(error))
         except LookupError as error:
-            return 404, {"code": "NotFound", "message": str(error)}, {}
-        except BadPage as error:
-            return 400, {"code": "InvalidInput", "message": str(error)}, {}
+            return _error(404, "NotFound", str(error))
         except Exception as error:  # answer like an API would, never drop the connection
-            return 500, {"code": "InternalError", "message": repr(error)}, {}
-        if status >= 400:
-            return status, data, {}
+            return _error(500, "InternalError", repr(error))
+        if isinstance(data, Message):
+            return status, {"code": "Success", "message": str(data)}, {}
         return status, {"code": "Success", "data": data}, {}

@@ -45,11 +45,19 @@ def sha256(values: pd.Series) -> pd.Series:
     return pd.Series(hashed, index=values.index, dtype="string")
 
 
-def with_system_columns(frame: pd.DataFrame, synced_at: datetime) -> pd.DataFrame:
+def with_system_columns(
+    frame: pd.DataFrame, synced_at: datetime, source: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Fivetran's _fivetran_synced and _fivetran_deleted; a replayed extract keeps its own."""
     synced = pd.Timestamp(synced_at)
     # Fivetran writes _fivetran_synced in UTC; a naive synced_at is taken to be UTC already.
     synced = synced.tz_localize("UTC") if synced.tzinfo is None else synced.tz_convert("UTC")
-    return frame.assign(
-        _fivetran_synced=pd.Series(synced, index=frame.index, dtype="datetime64[us, UTC]"),
-        _fivetran_deleted=False,
-    )
+    stamps = pd.Series(synced, index=frame.index, dtype="datetime64[us, UTC]")
+    deleted = pd.Series(False, index=frame.index, dtype="boolean")
+    if source is not None and "_fivetran_synced" in source:
+        given = pd.to_datetime(source["_fivetran_synced"].astype(object), utc=True)
+        stamps = pd.Series(given.to_numpy(), index=frame.index).astype("datetime64[us, UTC]")
+    if source is not None and "_fivetran_deleted" in source:
+        deleted = pd.Series(source["_fivetran_deleted"].to_numpy(), index=frame.index)
+        deleted = deleted.astype("boolean")
+    return frame.assign(_fivetran_synced=stamps, _fivetran_deleted=deleted)

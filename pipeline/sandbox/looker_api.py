@@ -6,9 +6,10 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
-from pipeline.sandbox import looker_project, looker_state, server
+from pipeline.sandbox import looker_project, looker_queries, looker_state, server
 from pipeline.sandbox.looker_state import clear_faults, set_faults
 from pipeline.sandbox.server import Answer, Route, SandboxHandler, route, serve
+from pipeline.warehouse import Warehouse
 
 __all__ = ["clear_faults", "requests_seen", "sandbox_url", "set_faults"]
 
@@ -17,11 +18,24 @@ DOCS = "https://cloud.google.com/looker/docs/r/api/4.0"
 
 Reply = tuple[int, Any]  # status and JSON payload of one endpoint
 
+# The database connection behind queries and PDT builds: given by the caller (the pipeline's
+# warehouse resource), so the sandbox never chooses an environment itself.
+_connection: dict[str, Warehouse | None] = {"warehouse": None}
 
-def sandbox_url() -> str:
-    """Base URL of this process's Looker sandbox (started on first use); looker-sdk adds /api/4.0."""
+
+def sandbox_url(warehouse: Warehouse | None = None) -> str:
+    """Base URL of this process's Looker sandbox (started on first use); looker-sdk adds /api/4.0.
+
+    With a warehouse, the sandbox runs queries, SQL Runner, data tests and PDT builds in it.
+    """
     looker_state.ensure_state()
+    if warehouse is not None:
+        _connection["warehouse"] = warehouse
     return serve("looker", LookerHandler)
+
+
+def _warehouse() -> Warehouse | None:
+    return _connection["warehouse"]
 
 
 def requests_seen() -> list[dict[str, Any]]:
@@ -68,10 +82,10 @@ def get_lookml_model(body, name: str) -> Reply:
 
 def validate(body, project_id: str) -> Reply:
     """POST: a fresh ProjectValidation; the validation_errors fault decides what it finds."""
-    project = looker_project.project()
-    if project_id != project.name:
-        raise looker_state.NotFound(f"Project '{project_id}' not found")
-    return 200, looker_project.validation(project, looker_state.faults()["validation_errors"])
+    _project(project_id)
+    return 200, looker_project.validation(
+        looker_project.project(), looker_state.faults()["validation_errors"]
+    )
 
 
 def validation_results(body, project_id: str) -> Reply:
@@ -90,9 +104,80 @@ def get_datagroup(body, datagroup_id: str) -> Reply:
 
 
 def pdt_status(body, materialization_id: str) -> Reply:
-    return 200, looker_state.check_build(materialization_id)
+    build = lambda model, view: looker_queries.build_pdt(_warehouse(), model, view)  # noqa: E731
+    return 200, looker_state.check_build(materialization_id, build)
 
 
+def run_inline_query(body, result_format: str) -> Reply:
+    if result_format not in ("json", "sql"):
+        raise looker_state.Invalid(
+            "result_format", f"the sandbox answers json or sql, not {result_format}"
+        )
+    query = dict(body or {})
+    if looker_project.session.limit is not None:
+        query["limit"] = looker_project.session.limit
+    return 200, looker_queries.run_query(_warehouse(), query, result_format)
+
+
+def run_sql_query(body, slug: str, result_format: str) -> Reply:
+    if result_format != "json":
+        raise looker_state.Invalid("result_format", "the sandbox answers json")
+    return 200, looker_queries.run_sql(_warehouse(), slug)
+
+
+def run_lookml_tests(body, project_id: str) -> Reply:
+    _project(project_id)
+    query = looker_project.session.query
+    model, test = (query.get(k, [None])[0] for k in ("model", "test"))
+    return 200, looker_queries.run_tests(_warehouse(), model, test)
+
+
+def lookml_tests(body, project_id: str) -> Reply:
+    _project(project_id)
+    return 200, looker_queries.list_tests()
+
+
+def get_session(body) -> Reply:
+    return 200, _session()
+
+
+def update_session(body) -> Reply:
+    looker_state.update_session(looker_project.session.token, body or {})
+    return 200, _session()
+
+
+def _session() -> dict[str, Any]:
+    found = looker_state.session(looker_project.session.token)
+    return {"workspace_id": found["workspace_id"], "sudo_user_id": None, "can": {}}
+
+
+def get_git_branch(body, project_id: str) -> Reply:
+    _project(project_id)
+    found = looker_state.session(looker_project.session.token)
+    return 200, _branch(found.get("branch") if found["workspace_id"] == "dev" else None)
+
+
+def update_git_branch(body, project_id: str) -> Reply:
+    """Check out a branch the sandbox serves from its branches folder, in a dev-mode session."""
+    _project(project_id)
+    name = str((body or {}).get("name") or "")
+    if looker_project.branch_dir(name) is None:
+        raise looker_state.NotFound(f"Branch '{name}' not found in project '{project_id}'")
+    looker_state.checkout(looker_project.session.token, name)
+    return 200, _branch(name)
+
+
+def _branch(name: str | None) -> dict[str, Any]:
+    return {"name": name or "production", "remote": "origin", "readonly": name is None,
+            "is_production": name is None, "personal": False, "can": {}}  # fmt: skip
+
+
+def _project(project_id: str) -> None:
+    if project_id != looker_project.project().name:
+        raise looker_state.NotFound(f"Project '{project_id}' not found")
+
+
+PROJECT = r"/projects/(?P<project_id>[^/]+)"
 ROUTES: list[Route] = [
     (method, re.compile(API + path), handler)
     for method, path, handler in [
@@ -103,9 +188,23 @@ ROUTES: list[Route] = [
         ("GET", r"/derived_table/(?P<materialization_id>[^/]+)/status", pdt_status),
         ("GET", r"/lookml_models", lookml_models),
         ("GET", r"/lookml_models/(?P<name>[^/]+)", get_lookml_model),
-        ("GET", r"/projects/(?P<project_id>[^/]+)/validate", validation_results),
-        ("POST", r"/projects/(?P<project_id>[^/]+)/validate", validate),
-    ]
+        ("GET", PROJECT + r"/validate", validation_results),
+        ("POST", PROJECT + r"/validate", validate),
+        (
+            "GET",
+            r"/lookml_models/(?P<model>[^/]+)/explores/(?P<explore>[^/]+)",
+            lambda body, model, explore: (200, looker_queries.describe_explore(model, explore)),
+        ),
+        ("POST", r"/queries/run/(?P<result_format>[^/]+)", run_inline_query),
+        ("POST", r"/sql_queries", lambda body: (200, looker_state.save_sql_query(body or {}))),
+        ("POST", r"/sql_queries/(?P<slug>[^/]+)/run/(?P<result_format>[^/]+)", run_sql_query),
+        ("GET", PROJECT + r"/lookml_tests", lookml_tests),
+        ("GET", PROJECT + r"/lookml_tests/run", run_lookml_tests),
+        ("GET", r"/session", get_session),
+        ("PATCH", r"/session", update_session),
+        ("GET", PROJECT + r"/git_branch", get_git_branch),
+        ("PUT", PROJECT + r"/git_branch", update_git_branch),
+    ]  # fmt: skip
 ]
 
 
@@ -130,7 +229,17 @@ class LookerHandler(SandboxHandler):
             looker_state.revoke_token(token)
             return 204, None
         found = route(ROUTES, method, path)
-        return self._call(*found, raw) if found else (404, error("Not found"))
+        if not found:
+            return 404, error("Not found")
+        # The request's session decides which branch of the project it sees.
+        saved = looker_state.session(token)
+        looker_project.session.token = token
+        looker_project.session.query = query
+        looker_project.session.limit = (query.get("limit") or [None])[0]
+        looker_project.session.branch = (
+            saved.get("branch") if saved["workspace_id"] == "dev" else None
+        )
+        return self._call(*found, raw)
 
     def _call(self, handler: Callable[..., Reply], params: dict[str, str], raw: bytes) -> Reply:
         try:
@@ -139,8 +248,10 @@ class LookerHandler(SandboxHandler):
             return 400, error("Request body is not valid JSON.")
         try:
             return handler(body, **params)
-        except looker_state.NotFound as missing:
+        except (looker_state.NotFound, FileNotFoundError) as missing:
             return 404, error(str(missing))
+        except looker_queries.NoConnection as missing:
+            return 500, error(str(missing))
         except looker_state.Invalid as invalid:
             issue = {"field": invalid.field, "code": "invalid", **error(str(invalid))}
             return 422, {**error("Validation Failed"), "errors": [issue]}

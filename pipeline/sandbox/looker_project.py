@@ -1,6 +1,8 @@
 """The LookML project as the Looker sandbox serves it: models, explores, datagroups, PDT views."""
 
 import hashlib
+import os
+import threading
 from dataclasses import dataclass
 from fnmatch import fnmatch
 from functools import cache
@@ -10,6 +12,7 @@ from typing import Any
 import lkml
 
 from pipeline.looker_lineage import lookml_dir
+from pipeline.settings import sandbox_dir
 
 PERSISTENCE = ("datagroup_trigger", "sql_trigger_value", "persist_for", "interval_trigger")
 
@@ -24,6 +27,7 @@ class Model:
     datagroups: tuple[str, ...]
     views: tuple[str, ...]
     pdts: tuple[str, ...]
+    tests: tuple[dict[str, Any], ...] = ()  # LookML `test:` blocks in the model's files
 
 
 @dataclass(frozen=True)
@@ -32,16 +36,45 @@ class Project:
     digest: str
     models: dict[str, Model]
     datagroups: dict[str, tuple[str, str]]  # datagroup id -> (model, name)
+    views: dict[str, dict[str, Any]]  # every view of the project by name
+    branch: str = "production"
+
+
+# The git branch the current request's dev-mode session has checked out (None: production).
+session = threading.local()
+
+
+def branches_dir() -> Path:
+    """Where the sandbox serves branches from: one LookML project folder per branch name."""
+    return Path(os.environ.get("TOLLGATE_LOOKER_BRANCHES_DIR") or sandbox_dir() / "looker_branches")
+
+
+def branch_dir(branch: str) -> Path | None:
+    root = branches_dir().resolve()
+    path = (root / branch).resolve()
+    return path if path.is_relative_to(root) and path != root and path.is_dir() else None
 
 
 def project() -> Project:
-    """The project the pipeline reads too (TOLLGATE_LOOKML_DIR, else pipeline/lookml)."""
-    return _read(lookml_dir())
+    """Production: the project the pipeline reads too (TOLLGATE_LOOKML_DIR, else pipeline/lookml);
+    in a dev-mode session, the checked-out branch's folder."""
+    branch = getattr(session, "branch", None)
+    folder = branch_dir(branch) if branch else None
+    if branch and folder is None:
+        raise FileNotFoundError(f"branch {branch!r} is not in {branches_dir()}")
+    root = folder or lookml_dir()
+    return _read(root, branch or "production", _signature(root))
+
+
+def _signature(root: Path) -> tuple[tuple[str, int, int], ...]:
+    """Files with their change times: an edited project is read again, an unchanged one is not."""
+    files = sorted(p for p in root.rglob("*") if p.suffix in (".lkml", ".lookml"))
+    return tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
 
 
 @cache
-def _read(root: Path) -> Project:
-    files = sorted(p for p in root.rglob("*") if p.suffix in (".lkml", ".lookml"))
+def _read(root: Path, branch: str, signature: tuple[tuple[str, int, int], ...]) -> Project:
+    files = [Path(path) for path, _, _ in signature]
     docs = {
         p.relative_to(root).as_posix(): lkml.load(p.read_text(encoding="utf-8"))
         for p in files
@@ -53,9 +86,8 @@ def _read(root: Path) -> Project:
         if file.endswith(".model.lkml"):
             name = Path(file).name.removesuffix(".model.lkml")
             patterns = [p.lstrip("/") for p in doc.get("includes", [])]
-            included = [
-                v for f, vs in views.items() if any(fnmatch(f, p) for p in patterns) for v in vs
-            ]
+            files_in = [f for f in docs if any(fnmatch(f, p) for p in patterns)]
+            included = [v for f in files_in for v in views.get(f, [])]
             models[name] = Model(
                 name=name,
                 label=doc.get("label", name.replace("_", " ").title()),
@@ -67,6 +99,7 @@ def _read(root: Path) -> Project:
                 pdts=tuple(
                     v["name"] for v in included if PERSISTENCE & v.get("derived_table", {}).keys()
                 ),
+                tests=tuple(t for f in [file, *files_in] for t in docs[f].get("tests", [])),
             )
     # Looker numbers datagroups itself; these ids are stable because they follow file order.
     keys = [(m.name, d) for m in models.values() for d in m.datagroups]
@@ -75,6 +108,8 @@ def _read(root: Path) -> Project:
         digest=hashlib.sha1(b"".join(p.read_bytes() for p in files)).hexdigest(),
         models=models,
         datagroups={str(i): key for i, key in enumerate(keys, start=1)},
+        views={v["name"]: v for vs in views.values() for v in vs},
+        branch=branch,
     )
 
 

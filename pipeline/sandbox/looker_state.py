@@ -4,6 +4,7 @@ import hashlib
 import json
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -166,8 +167,14 @@ def start_build(model: str, view: str) -> dict[str, Any]:
     return _materialization(materialization_id, "added", message)
 
 
-def check_build(materialization_id: str) -> dict[str, Any]:
-    """Advance the build by one poll: running, then complete or error (or running for ever)."""
+def check_build(
+    materialization_id: str, build_table: Callable[[str, str], str] | None = None
+) -> dict[str, Any]:
+    """Advance the build by one poll: running, then complete or error (or running for ever).
+
+    On completion `build_table(model, view)` creates the PDT's table in the warehouse, once; a
+    build whose SQL fails ends in error with the warehouse's message.
+    """
     with _edit_state() as state:
         build = state["builds"].get(materialization_id)
         if build is None:
@@ -180,7 +187,58 @@ def check_build(materialization_id: str) -> dict[str, Any]:
         connection = project().models[model].connection
         message = f"Looker could not build {view}: SQL error on connection '{connection}': relation does not exist"
         return _materialization(materialization_id, "error", message)
+    if build_table is not None and "table" not in build and "error" not in build:
+        try:
+            build["table"] = build_table(model, view)
+        except Exception as error:
+            build["error"] = f"Looker could not build {view}: {' '.join(str(error).split())}"
+        with _edit_state() as state:
+            state["builds"][materialization_id].update(build)
+    if "error" in build:
+        return _materialization(materialization_id, "error", build["error"])
     return _materialization(materialization_id, "complete", f"Built {view} in model {model}")
+
+
+def session(token: str) -> dict[str, Any]:
+    """The API session of a token: workspace `production` or `dev`, and a dev branch if any."""
+    state = disk.read_json(_folder() / "state.json", _new_state())
+    return {"workspace_id": "production", **state.get("sessions", {}).get(_token_key(token), {})}
+
+
+def update_session(token: str, changes: dict[str, Any]) -> dict[str, Any]:
+    workspace = changes.get("workspace_id")
+    if workspace not in (None, "production", "dev"):
+        raise Invalid("workspace_id", "must be production or dev")
+    with _edit_state() as state:
+        saved = state.setdefault("sessions", {}).setdefault(_token_key(token), {})
+        if workspace:
+            saved["workspace_id"] = workspace
+    return session(token)
+
+
+def checkout(token: str, branch: str) -> None:
+    """Check a branch out in a dev-mode session (Looker refuses branch changes in production)."""
+    if session(token)["workspace_id"] != "dev":
+        raise Invalid("name", "Switch to the dev workspace before checking out a branch")
+    with _edit_state() as state:
+        state.setdefault("sessions", {}).setdefault(_token_key(token), {})["branch"] = branch
+
+
+def save_sql_query(body: dict[str, Any]) -> dict[str, Any]:
+    """A SQL Runner query, stored under a slug for run_sql_query."""
+    with _edit_state() as state:
+        queries = state.setdefault("sql_queries", {})
+        slug = secrets.token_hex(8)
+        queries[slug] = {k: body.get(k) for k in ("model_name", "connection_name", "sql")}
+    return {"slug": slug, **queries[slug], "can": {"run": True}}
+
+
+def sql_query(slug: str) -> dict[str, Any]:
+    state = disk.read_json(_folder() / "state.json", _new_state())
+    found = state.get("sql_queries", {}).get(slug)
+    if found is None:
+        raise NotFound(f"SQL query {slug} not found")
+    return found
 
 
 def _materialization(materialization_id: str, status: str, message: str) -> dict[str, Any]:

@@ -187,7 +187,12 @@ def contract_yaml(i: int, m: int) -> str:
 
 def model_lkml(i: int, m: int) -> str:
     name = connector(i)
-    explores = "".join(f"explore: {name}__{table(j)} {{}}\n" for j in range(m))
+    explores = "".join(
+        f"explore: {name}__{table(j)} {{\n"
+        f"  sql_always_where: NOT ${{{name}__{table(j)}.is_deleted}} ;;\n"
+        f"}}\n"
+        for j in range(m)
+    )
     return (
         f'connection: "warehouse"\n'
         f'include: "/views/{name}/*.view.lkml"\n'
@@ -203,6 +208,11 @@ def view_lkml(i: int, j: int) -> str:
     return textwrap.dedent(f"""\
         view: {connector(i)}__{table(j)} {{
           sql_table_name: {connector(i)}_published.{table(j)} ;;
+          dimension: is_deleted {{
+            hidden: yes
+            type: yesno
+            sql: ${{TABLE}}._fivetran_deleted ;;
+          }}
           dimension: id {{
             primary_key: yes
             type: number

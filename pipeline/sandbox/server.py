@@ -16,7 +16,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from pipeline import locking
 from pipeline.sandbox import disk
 
-Answer = tuple[int, Any, dict[str, str]]  # status, JSON payload (None: no body), extra headers
+Answer = tuple[
+    int, Any, dict[str, str]
+]  # status, JSON payload (None: no body; bytes: text), headers
 Route = tuple[str, re.Pattern[str], Callable[..., Any]]
 
 _servers: dict[str, ThreadingHTTPServer] = {}
@@ -95,8 +97,11 @@ class SandboxHandler(BaseHTTPRequestHandler):
             {"method": method, "path": url.path, "query": shown, "status": status,
              "pid": os.getpid()},
         )  # fmt: skip
-        body = b"" if payload is None else json.dumps(payload).encode()
-        if payload is not None:
+        if isinstance(payload, bytes):  # a text reply (Looker's SQL result format)
+            body, headers = payload, {"Content-Type": "text/plain; charset=utf-8", **headers}
+        else:
+            body = b"" if payload is None else json.dumps(payload).encode()
+        if payload is not None and not isinstance(payload, bytes):
             headers = {"Content-Type": "application/json", **headers}
         self.send_response(status)
         for header, value in {**headers, "Content-Length": str(len(body))}.items():

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -17,6 +18,7 @@ from pipeline.sandbox.defects import (
     unhashed,
     validated,
 )
+from pipeline.sandbox.source_edits import applied
 
 __all__ = ["DEFECTS", "GROUP_ID", "SandboxTable", "Source", "requested_defects", "sources"]
 
@@ -29,6 +31,7 @@ class SandboxTable:
     columns: dict[str, str]  # destination column -> DuckDB type, without _fivetran_* columns
     hashed: frozenset[str] = frozenset()  # Fivetran column hashing delivers these hashed
     blocked: frozenset[str] = frozenset()  # disabled in Fivetran's schema config: never land
+    key: tuple[str, ...] = ()  # primary key syncs upsert by; none: rows are keyed by content
 
 
 @dataclass(frozen=True)
@@ -41,17 +44,22 @@ class Source:
     read: Callable[[], dict[str, pd.DataFrame]] = field(repr=False, compare=False, kw_only=True)
     group_id: str = field(default=GROUP_ID, kw_only=True)
 
-    def land(self, defects: frozenset[str], synced_at: datetime) -> dict[str, pd.DataFrame]:
+    def land(
+        self, defects: frozenset[str], synced_at: datetime, edits: dict[str, Any] | None = None
+    ) -> dict[str, pd.DataFrame]:
         """What one sync writes: declared types, hashed and blocked columns, system columns."""
         defects = validated(defects)
         rows = self.read()
         landed = {}
         for name, table in self.tables.items():
-            frame = landing.typed(rows[name], table.columns)
+            source_rows = rows[name]
+            if edits and name in edits:
+                source_rows = applied(source_rows, edits[name], *table.key[:1])
+            frame = landing.typed(source_rows, table.columns)
             for column in table.hashed - unhashed(self.connector_id, name, defects):
                 frame[column] = landing.sha256(frame[column])
             frame = frame.drop(columns=list(table.blocked))
-            landed[name] = landing.with_system_columns(frame, synced_at)
+            landed[name] = landing.with_system_columns(frame, synced_at, source_rows)
         return apply_defects(self.connector_id, landed, defects)
 
     def column_config(self, defects: frozenset[str]) -> dict[str, dict[str, dict[str, bool]]]:
@@ -82,18 +90,21 @@ PAYMENTS = Source(
             {"id": "VARCHAR", "email": "VARCHAR", "name": "VARCHAR", "country": "VARCHAR",
              "created": "TIMESTAMP", "delinquent": "BOOLEAN"},
             hashed=frozenset({"email"}),
+            key=("id",),
         ),
         SandboxTable(
             "charges",
             {"id": "VARCHAR", "customer_id": "VARCHAR", "invoice_id": "VARCHAR", "amount": "BIGINT",
              "currency": "VARCHAR", "status": "VARCHAR", "description": "VARCHAR",
              "created": "TIMESTAMP"},
+            key=("id",),
         ),
         SandboxTable(
             "invoices",
             {"id": "VARCHAR", "customer_id": "VARCHAR", "amount_due": "BIGINT",
              "amount_paid": "BIGINT", "status": "VARCHAR", "due_date": "DATE",
              "created": "TIMESTAMP"},
+            key=("id",),
         ),
     ),
     read=sample_payments.frames,
@@ -107,6 +118,7 @@ CRM = Source(
             "companies",
             {"id": "BIGINT", "name": "VARCHAR", "domain": "VARCHAR", "industry": "VARCHAR",
              "employee_count": "INTEGER", "created_at": "TIMESTAMP"},
+            key=("id",),
         ),
         SandboxTable(
             "contacts",
@@ -115,12 +127,14 @@ CRM = Source(
              "lifecycle_stage": "VARCHAR", "created_at": "TIMESTAMP"},
             hashed=frozenset({"email", "phone"}),
             blocked=frozenset({"last_name"}),
+            key=("id",),
         ),
         SandboxTable(
             "deals",
             {"id": "BIGINT", "company_id": "BIGINT", "contact_id": "BIGINT",
              "amount": "DECIMAL(18,2)", "stage": "VARCHAR", "close_date": "DATE",
              "notes": "VARCHAR", "created_at": "TIMESTAMP"},
+            key=("id",),
         ),
     ),
     read=sample_crm.frames,
@@ -139,9 +153,41 @@ def sources() -> list[Source]:
             raise ValueError(
                 f"CSV folder {folder} would land in schema {folder.name!r}, already used"
             )
-        tables = {
-            name: SandboxTable(name, cols) for name, cols in csv_replay.tables(folder).items()
-        }
+        tables = _csv_tables(folder)
         read = partial(csv_replay.read, folder)
         found.append(Source(f"{folder.name}_csv", folder.name, "csv", tables, read=read))
     return found
+
+
+def _csv_tables(folder: Path) -> dict[str, SandboxTable]:
+    """A replayed connector's tables: sniffed types (a header-only CSV takes its contract's),
+    Fivetran's system columns kept apart, hashing and blocking from its fivetran.yaml."""
+    sniffed = csv_replay.tables(folder)
+    config = csv_replay.column_config(folder, sniffed)
+    contracted = _contract_types(folder.name, csv_replay.header_only(folder))
+    found = {}
+    for name, columns in sniffed.items():
+        types = {
+            column: contracted.get(name, {}).get(column, kind)
+            for column, kind in columns.items()
+            if column not in csv_replay.SYSTEM_COLUMNS
+        }
+        flags = config.get(name, csv_replay.ColumnConfig())
+        found[name] = SandboxTable(name, types, flags.hashed, flags.blocked)
+    return found
+
+
+def _contract_types(connector: str, tables: set[str]) -> dict[str, dict[str, str]]:
+    """Table -> column -> the contract's physicalType, for the given tables of a connector."""
+    if not tables:
+        return {}
+    from pipeline.contract import load_contracts
+
+    contract = load_contracts().get(connector)
+    if contract is None:
+        return {}
+    return {
+        name: {c.name: c.physical_type for c in contract.tables[name].columns if c.physical_type}
+        for name in tables
+        if name in contract.tables
+    }

@@ -32,7 +32,11 @@ class Warehouse(ConfigurableResource):
         """Replace schema.table with the frame's rows (used by the sandbox to land a sync)."""
 
     def columns(self, schema: str, table: str) -> dict[str, str]:
-        """Column name -> upper-case type name, in table order; TableNotFound when absent."""
+        """Lower-case column name -> upper-case type name, in table order; TableNotFound when absent."""
+        return {name.lower(): kind for name, kind in self.landed_columns(schema, table).items()}
+
+    def landed_columns(self, schema: str, table: str) -> dict[str, str]:
+        """Column name exactly as the warehouse spells it -> upper-case type name, in table order."""
         from pipeline.warehouse.sql import columns_query
 
         rows = self.query(columns_query(schema, table, self.dialect))
@@ -40,7 +44,7 @@ class Warehouse(ConfigurableResource):
             raise TableNotFound(
                 f"table {schema}.{table} does not exist in the {self.dialect} warehouse"
             )
-        return {row["column_name"].lower(): row["data_type"].upper() for row in rows}
+        return {row["column_name"]: row["data_type"].upper() for row in rows}
 
     def row_estimate(self, schema: str, table: str) -> int | None:
         """The warehouse's own row count estimate, without scanning; None when it has none."""

@@ -6,6 +6,7 @@ import pandas as pd
 from dagster_snowflake import SnowflakeResource
 
 from pipeline.warehouse.base import Warehouse
+from pipeline.warehouse.snowflake_dialect import check_statement
 from pipeline.warehouse.sql import identifier
 
 
@@ -19,6 +20,7 @@ class SnowflakeWarehouse(Warehouse):
         return "snowflake"
 
     def query(self, sql: str) -> list[dict[str, Any]]:
+        check_statement(sql)  # fakesnow runs on DuckDB: Snowflake's own rules are applied here
         with self.snowflake.get_connection() as conn:
             cursor = conn.cursor()
             cursor.execute(sql)
@@ -28,6 +30,8 @@ class SnowflakeWarehouse(Warehouse):
     def execute(self, statements: list[str]) -> None:
         # Snowflake commits each DDL statement on its own: callers order statements so that
         # any prefix leaves readers on a complete table (publish.py).
+        for statement in statements:
+            check_statement(statement)  # all of them before the first runs
         with self.snowflake.get_connection() as conn:
             cursor = conn.cursor()
             for statement in statements:

@@ -45,9 +45,13 @@ def contains_match(value: exp.Expression, pattern: str, dialect: str) -> exp.Exp
 
 
 def full_match(value: exp.Expression, pattern: str, dialect: str) -> exp.Expression:
-    """True when the whole value matches the pattern."""
+    """True when the whole value matches the pattern, anchored explicitly as ^(pattern)$.
+
+    Snowflake's REGEXP_LIKE anchors implicitly; spelled out, a top-level alternation such as
+    `a|b` means the same on every engine, and the dialect check can verify it.
+    """
     name = "REGEXP_LIKE" if dialect == "snowflake" else "regexp_full_match"
-    return exp.Anonymous(this=name, expressions=[value, literal(pattern)])
+    return exp.Anonymous(this=name, expressions=[value, literal(f"^({pattern})$")])
 
 
 def in_sample(
@@ -106,3 +110,9 @@ def row_estimate_query(schema: str, table: str, dialect: str) -> str:
             .where(exp.column("table_name").eq(literal(table)))
         )
     return query.sql(dialect=dialect)
+
+
+def row_count_query(schema: str, table: str, dialect: str) -> str:
+    """Exact row count (Snowflake and DuckDB answer it from table metadata, without a scan)."""
+    count = exp.Count(this=exp.Star()).as_("row_count")
+    return exp.select(count).from_(table_ref(schema, table, dialect)).sql(dialect=dialect)

@@ -35,6 +35,21 @@ LOGICAL = {
 }
 
 
+# What a contract's type family accepts as landed beyond itself. Fivetran lands an instant as
+# TIMESTAMP_TZ on Snowflake (TIMESTAMP WITH TIME ZONE elsewhere) where a contract says TIMESTAMP:
+# the same instants. A contract that says TIMESTAMP_TZ still refuses a naive TIMESTAMP_NTZ.
+ACCEPTS = {"timestamp": {"timestamp_tz"}}
+
+
+def accepts(contract_family: str, landed_type: str) -> bool:
+    """Whether a column landed as `landed_type` satisfies a contract column of that family."""
+    try:
+        landed = type_family(landed_type)
+    except ValueError:
+        landed = landed_type.lower()
+    return landed == contract_family or landed in ACCEPTS.get(contract_family, set())
+
+
 def logical_family(logical_type: str) -> str:
     """Family of an ODCS logical type; ValueError when ODCS has no such type."""
     if logical_type.lower() not in LOGICAL:

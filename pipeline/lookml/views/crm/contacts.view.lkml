@@ -1,6 +1,13 @@
 view: contacts {
   sql_table_name: crm_published.contacts ;;
 
+
+  dimension: is_deleted {
+    description: "Fivetran marks rows deleted at the source; explores exclude them."
+    hidden: yes
+    type: yesno
+    sql: ${TABLE}._fivetran_deleted ;;
+  }
   dimension: id {
     primary_key: yes
     type: number

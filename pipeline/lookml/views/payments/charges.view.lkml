@@ -1,6 +1,13 @@
 view: charges {
   sql_table_name: payments_published.charges ;;
 
+
+  dimension: is_deleted {
+    description: "Fivetran marks rows deleted at the source; explores exclude them."
+    hidden: yes
+    type: yesno
+    sql: ${TABLE}._fivetran_deleted ;;
+  }
   dimension: id {
     primary_key: yes
     type: string
@@ -55,6 +62,14 @@ view: charges {
   measure: succeeded_amount {
     description: "Sum of succeeded charges; mixes currencies unless you filter or group by currency."
     type: sum
+    value_format_name: decimal_2
+    sql: ${amount} ;;
+    filters: [status: "succeeded"]
+  }
+
+  measure: average_succeeded_amount {
+    description: "Average succeeded charge in major currency units."
+    type: average
     value_format_name: decimal_2
     sql: ${amount} ;;
     filters: [status: "succeeded"]

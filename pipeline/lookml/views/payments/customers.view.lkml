@@ -1,6 +1,13 @@
 view: customers {
   sql_table_name: payments_published.customers ;;
 
+
+  dimension: is_deleted {
+    description: "Fivetran marks rows deleted at the source; explores exclude them."
+    hidden: yes
+    type: yesno
+    sql: ${TABLE}._fivetran_deleted ;;
+  }
   dimension: id {
     primary_key: yes
     type: string

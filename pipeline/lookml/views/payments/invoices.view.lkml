@@ -1,6 +1,13 @@
 view: invoices {
   sql_table_name: payments_published.invoices ;;
 
+
+  dimension: is_deleted {
+    description: "Fivetran marks rows deleted at the source; explores exclude them."
+    hidden: yes
+    type: yesno
+    sql: ${TABLE}._fivetran_deleted ;;
+  }
   dimension: id {
     primary_key: yes
     type: string

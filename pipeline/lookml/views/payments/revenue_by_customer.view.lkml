@@ -12,6 +12,8 @@ view: revenue_by_customer {
       FROM payments_published.charges AS charges
       JOIN payments_published.customers AS customers ON charges.customer_id = customers.id
       WHERE charges.status = 'succeeded'
+        AND NOT charges._fivetran_deleted
+        AND NOT customers._fivetran_deleted
       GROUP BY 1, 2, 3 ;;
     datagroup_trigger: payments_etl
   }

@@ -1,0 +1,241 @@
+"""ODCS quality rules and logicalTypeOptions: one check result each, measured on live rows.
+
+Library metrics (nullValues, missingValues, invalidValues, rowCount) are columns of the table's
+one profiling query; duplicateValues runs an exact GROUP BY like keys_are_unique, and each
+type: sql rule runs its own read-only query against the audited table.
+"""
+
+from collections.abc import Mapping
+from datetime import date, datetime
+from functools import partial
+from typing import Any
+
+from sqlglot import exp
+
+from pipeline.checks.keys import duplicates_sql
+from pipeline.checks.live import count_live, is_blank, is_text, live
+from pipeline.checks.rule import Rule, TableState, Verdict
+from pipeline.contract import TableContract
+from pipeline.contract_quality import STRING_FORMATS, QualityRule, check_read_only, substituted
+from pipeline.warehouse import Warehouse
+from pipeline.warehouse.sql import column, full_match, literal, table_ref
+from pipeline.warehouse.types import type_family
+
+OPTIONS_CHECK = "values_match_logical_type_options"
+
+
+def rules(table: TableContract) -> list[Rule]:
+    """One Rule per quality rule of the table, plus one for every logicalTypeOptions."""
+    found = [_rule(q) for q in table.quality]
+    if any(c.options for c in table.columns):
+        found.append(OPTIONS_RULE)
+    return found
+
+
+def _rule(q: QualityRule) -> Rule:
+    what = q.description or q.name or f"{q.metric} of {q.column or 'the table'}"
+    return Rule(
+        check_name=q.check_name,
+        family="quality",
+        description=f"ODCS quality rule: {what} ({q.metric} {q.expectation()} {q.unit}).",
+        applies=lambda table: True,
+        metrics=partial(_metrics, q),
+        followup=partial(_followup, q) if q.metric in ("duplicateValues", "sql") else None,
+        judge=partial(_judge, q),
+        fixed_severity=q.severity,
+    )
+
+
+def _as_text(name: str, state: TableState, dialect: str) -> exp.Expression:
+    col = column(name, dialect)
+    return col if is_text(state, name) else exp.cast(col, "VARCHAR")
+
+
+def _values(values: list[Any]) -> list[exp.Expression]:
+    return [literal(v) if isinstance(v, str) else exp.convert(v) for v in values if v is not None]
+
+
+def _bad_rows(q: QualityRule, state: TableState, dialect: str) -> exp.Expression | None:
+    """The condition a row fails on, for the metrics measured in the profile."""
+    name = q.column or ""
+    col = column(name, dialect)
+    null = exp.Is(this=col.copy(), expression=exp.Null())
+    if q.metric == "nullValues":
+        return null
+    if q.metric == "missingValues":
+        listed = _values(q.arguments.get("missingValues") or [])
+        parts = [null]
+        if is_text(state, name):
+            parts.append(is_blank(name, dialect))
+        if listed:
+            parts.append(exp.In(this=col.copy(), expressions=listed))
+        return exp.or_(*parts)
+    if q.metric == "invalidValues":
+        wrong = []
+        if "validValues" in q.arguments:
+            valid = _values(q.arguments["validValues"])
+            wrong.append(exp.Not(this=exp.In(this=col.copy(), expressions=valid)))
+        if "pattern" in q.arguments:
+            matched = full_match(_as_text(name, state, dialect), q.arguments["pattern"], dialect)
+            wrong.append(exp.Not(this=matched))
+        return exp.and_(exp.Not(this=null), exp.or_(*wrong))
+    return None  # rowCount: every live row
+
+
+def _metrics(
+    q: QualityRule, table: TableContract, state: TableState, dialect: str
+) -> dict[str, exp.Expression]:
+    found = {"rows": count_live(None, state, dialect)}
+    if q.metric in ("sql", "duplicateValues") or (q.column and q.column not in state.columns):
+        return found
+    found["value"] = count_live(_bad_rows(q, state, dialect), state, dialect)
+    return found
+
+
+def _followup(
+    q: QualityRule,
+    table: TableContract,
+    state: TableState,
+    warehouse: Warehouse,
+    profile: Mapping[str, Any],
+) -> dict[str, Any]:
+    dialect = warehouse.dialect
+    if q.metric == "duplicateValues":
+        key = tuple(q.arguments.get("properties") or [q.column])
+        if any(name not in state.columns for name in key):
+            return {}
+        sql = duplicates_sql(table, key, dialect, None, live(state, dialect))
+        [row] = warehouse.query(sql)
+        return {"value": int(row["duplicate_rows"] or 0) - int(row["keys"] or 0), "sql": sql}
+    table_sql = table_ref(*table.relation, dialect).sql(dialect)
+    column_sql = column(q.column, dialect).sql(dialect) if q.column else None
+    sql = substituted(q.query or "", table_sql, column_sql)
+    check_read_only(q.query or "", q.column is not None, dialect)
+    rows = warehouse.query(sql)
+    value = next(iter(rows[0].values()), None) if rows else None
+    return {"value": value, "sql": sql}
+
+
+def _judge(
+    q: QualityRule, table: TableContract, state: TableState, profile: Mapping[str, Any]
+) -> Verdict:
+    label = q.name or q.check_name
+    metadata: dict[str, Any] = {
+        "odcs_name": q.name or None,
+        "odcs_description": q.description or None,
+        "dimension": q.dimension,
+        "severity": q.severity,
+        "metric": q.metric,
+        "column": q.column,
+        "expected": f"{q.expectation()} {q.unit}",
+        "sql": profile.get("sql"),
+    }
+    for name in [q.column, *(q.arguments.get("properties") or [])]:
+        if name and name not in state.columns:
+            return Verdict(False, f"{label}: column {name} is missing, cannot measure", metadata)
+    value = profile.get("value")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return Verdict(
+            False, f"{label}: the rule measured no number (got {type(value).__name__})", metadata
+        )
+    rows = int(profile["rows"])
+    measured = float(value) * 100 / rows if q.unit == "percent" and rows else float(value)
+    shown = f"{measured:.2f}%" if q.unit == "percent" else f"{measured:g}"
+    counted = "" if q.metric == "sql" else f" of {rows} live rows" if q.metric != "rowCount" else ""
+    metadata.update(measured=measured, live_rows=rows)
+    held = q.holds(measured)
+    return Verdict(
+        passed=held,
+        summary=f"{label}: {q.metric} {shown}{counted}"
+        + ("" if held else f", must be {q.expectation()}")
+        + (f" ({q.description})" if q.description else ""),
+        metadata=metadata,
+    )
+
+
+# --- logicalTypeOptions ---------------------------------------------------------------------
+
+
+def _bound(value: Any, family: str, dialect: str) -> exp.Expression:
+    if isinstance(value, datetime):
+        kind = "TIMESTAMPTZ" if family == "timestamp_tz" else "TIMESTAMP"
+        if kind == "TIMESTAMP":
+            value = value.replace(tzinfo=None)
+        return exp.cast(literal(value.isoformat()), kind, dialect=dialect)
+    if isinstance(value, date):
+        return exp.cast(literal(value.isoformat()), "DATE")
+    return exp.convert(value)
+
+
+def _violations(
+    name: str, options: Mapping[str, Any], state: TableState, dialect: str
+) -> dict[str, exp.Expression]:
+    """option -> the condition a value breaks it on."""
+    col = column(name, dialect)
+    family = _family(state.columns[name])
+    found: dict[str, exp.Expression] = {}
+    for option, value in options.items():
+        if option in ("pattern", "format"):
+            pattern = value if option == "pattern" else STRING_FORMATS[value]
+            text = _as_text(name, state, dialect)
+            found[option] = exp.Not(this=full_match(text, pattern, dialect))
+        elif option in ("minLength", "maxLength"):
+            length = exp.Length(this=_as_text(name, state, dialect))
+            compare = exp.LT if option == "minLength" else exp.GT
+            found[option] = compare(this=length, expression=exp.Literal.number(value))
+        elif option == "multipleOf":
+            remainder = exp.Mod(this=col.copy(), expression=exp.convert(value))
+            found[option] = exp.NEQ(this=remainder, expression=exp.Literal.number(0))
+        else:
+            compare = {"minimum": exp.LT, "maximum": exp.GT,
+                       "exclusiveMinimum": exp.LTE, "exclusiveMaximum": exp.GTE}[option]  # fmt: skip
+            found[option] = compare(this=col.copy(), expression=_bound(value, family, dialect))
+    return found
+
+
+def _family(type_name: str) -> str:
+    try:
+        return type_family(type_name)
+    except ValueError:
+        return "unknown"
+
+
+def _options_metrics(
+    table: TableContract, state: TableState, dialect: str
+) -> dict[str, exp.Expression]:
+    found = {}
+    for c in table.columns:
+        if c.options and c.name in state.columns:
+            for option, broken in _violations(c.name, c.options, state, dialect).items():
+                found[f"{c.name}/{option}"] = count_live(broken, state, dialect)
+    return found
+
+
+def _judge_options(table: TableContract, state: TableState, profile: Mapping[str, Any]) -> Verdict:
+    problems, counts = [], {}
+    for c in table.columns:
+        if not c.options:
+            continue
+        if c.name not in state.columns:
+            problems.append(f"{c.name}: column missing, options cannot be checked")
+            continue
+        for option, value in c.options.items():
+            bad = int(profile[f"{c.name}/{option}"] or 0)
+            counts[f"{c.name}.{option}"] = bad
+            if bad:
+                problems.append(f"{c.name}: {bad} values break {option} {value}")
+    return Verdict(
+        passed=not problems,
+        summary="; ".join(problems) or f"{len(counts)} logicalTypeOptions hold on every live row",
+        metadata={"violations": counts},
+    )
+
+
+OPTIONS_RULE = Rule(
+    check_name=OPTIONS_CHECK,
+    family="quality",
+    description="Values keep to their logicalTypeOptions (pattern, format, length, range).",
+    applies=lambda table: any(c.options for c in table.columns),
+    metrics=_options_metrics,
+    judge=_judge_options,
+)

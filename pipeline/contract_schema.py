@@ -1,0 +1,147 @@
+"""Strict ODCS: every key known (with a "did you mean"), and the published JSON Schema satisfied."""
+
+import copy
+import difflib
+import importlib.resources
+import json
+import types
+import typing
+from collections.abc import Iterator
+from functools import cache
+from typing import Any
+
+import jsonschema
+import pydantic
+from open_data_contract_standard.model import OpenDataContractStandard
+
+Path = tuple[str | int, ...]  # a location in the YAML: ("schema", 1, "properties", 0, "required")
+
+
+class UnknownKey(ValueError):
+    """A key no ODCS model and no tollgate customProperty defines."""
+
+    def __init__(self, path: Path, key: str, known: typing.Iterable[str]):
+        self.path, self.key = path, key
+        self.suggestion = suggest(key, known)
+        hint = f" (did you mean `{self.suggestion}`?)" if self.suggestion else ""
+        super().__init__(f"unknown key `{key}` at {dotted(path) or 'the top level'}{hint}")
+
+
+def suggest(word: str, known: typing.Iterable[str]) -> str | None:
+    """The closest known spelling, case-insensitively (`primarykey` -> `primaryKey`)."""
+    by_lower = {k.lower(): k for k in known}
+    match = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=0.6)
+    return by_lower[match[0]] if match else None
+
+
+def dotted(path: Path) -> str:
+    return ".".join(str(part) for part in path)
+
+
+def unknown_keys(raw: dict[str, Any]) -> Iterator[UnknownKey]:
+    """Every key of the YAML that the ODCS pydantic models do not define, at every level."""
+    yield from _walk(raw, OpenDataContractStandard, ())
+
+
+def _walk(value: Any, annotation: Any, path: Path) -> Iterator[UnknownKey]:
+    model = _model_in(annotation, value)
+    if model is not None and isinstance(value, dict):
+        fields = {(f.alias or name): f.annotation for name, f in model.model_fields.items()}
+        for key, item in value.items():
+            if key not in fields:
+                yield UnknownKey((*path, key), str(key), fields)
+            else:
+                yield from _walk(item, fields[key], (*path, key))
+    elif isinstance(value, list):
+        item_type = _list_item(annotation)
+        if item_type is not None:
+            for i, item in enumerate(value):
+                yield from _walk(item, item_type, (*path, i))
+
+
+def _members(annotation: Any) -> tuple[Any, ...]:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return typing.get_args(annotation)
+    return (annotation,)
+
+
+def _resolve(annotation: Any) -> Any:
+    if isinstance(annotation, typing.ForwardRef | str):  # "SchemaProperty" in the ODCS models
+        name = annotation if isinstance(annotation, str) else annotation.__forward_arg__
+        import open_data_contract_standard.model as odcs
+
+        return getattr(odcs, name)
+    return annotation
+
+
+def _model_in(annotation: Any, value: Any) -> type[pydantic.BaseModel] | None:
+    if not isinstance(value, dict):
+        return None
+    for member in map(_resolve, _members(annotation)):
+        if isinstance(member, type) and issubclass(member, pydantic.BaseModel):
+            return member
+    return None
+
+
+def _list_item(annotation: Any) -> Any:
+    for member in map(_resolve, _members(annotation)):
+        if typing.get_origin(member) is list:
+            return typing.get_args(member)[0]
+    return None
+
+
+@cache
+def published_schema() -> dict[str, Any]:
+    """ODCS's JSON Schema as the open-data-contract-standard package ships it, with one fix."""
+    text = (importlib.resources.files("open_data_contract_standard") / "schema.json").read_text()
+    schema = json.loads(text)
+    _require_if_keys(schema)
+    return schema
+
+
+def _require_if_keys(node: Any) -> None:
+    # The published `if: {properties: {logicalType: {const: map}}}` has no `required`, so it
+    # also holds for a property without logicalType and demands `map` of every column. Each
+    # such `if` is meant to apply only when the key is present: say so.
+    if isinstance(node, dict):
+        condition = node.get("if")
+        for branch in [condition, *(condition or {}).get("anyOf", [])] if condition else []:
+            if "properties" in branch and "required" not in branch:
+                branch["required"] = list(branch["properties"])
+        for child in node.values():
+            _require_if_keys(child)
+    elif isinstance(node, list):
+        for child in node:
+            _require_if_keys(child)
+
+
+def schema_error(raw: dict[str, Any]) -> jsonschema.ValidationError | None:
+    """The most relevant violation of ODCS's published JSON Schema, or None."""
+    validator = jsonschema.Draft201909Validator(published_schema())
+    return jsonschema.exceptions.best_match(validator.iter_errors(raw))
+
+
+@cache
+def logical_type_option_keys() -> dict[str, frozenset[str]]:
+    """logicalType -> the logicalTypeOptions keys ODCS defines for it, read from the schema."""
+    found: dict[str, frozenset[str]] = {}
+    for branch in published_schema()["$defs"]["SchemaBaseProperty"]["allOf"]:
+        options = branch.get("then", {}).get("properties", {}).get("logicalTypeOptions")
+        if not options:
+            continue
+        condition = branch["if"]
+        for case in condition.get("anyOf", [condition]):
+            found[case["properties"]["logicalType"]["const"]] = frozenset(options["properties"])
+    return found
+
+
+def with_logical_types(raw: dict[str, Any], inferred: dict[Path, str]) -> dict[str, Any]:
+    """A copy of the contract where properties with options but no logicalType get one inferred
+    from their physicalType, so the schema checks their logicalTypeOptions too."""
+    patched = copy.deepcopy(raw)
+    for path, logical in inferred.items():
+        node: Any = patched
+        for part in path:
+            node = node[part]
+        node["logicalType"] = logical
+    return patched

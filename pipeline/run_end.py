@@ -1,0 +1,136 @@
+"""Every run is tagged when it starts and summarised when it ends, whatever launched it.
+
+Dagster 1.13 has no run-level hook that also fires under `dagster asset materialize` and
+`dg launch`: run-status sensors need the daemon (CI runs none), hooks and a final asset are
+per step and are skipped with the steps they follow. The executor is the one piece every run goes
+through in the process that orchestrates it (CLI, `dg launch`, the UI's run worker, schedules,
+sensors, automation), so tollgate's executor wraps Dagster's default one: it tags the run first
+and writes the summary after the last step, before Dagster records the run's success or failure.
+`execute_in_process` swaps in its own executor; in-process callers call `finish_run` themselves.
+"""
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from dagster import (
+    AssetKey,
+    AssetObservation,
+    DagsterInstance,
+    Executor,
+    InitExecutorContext,
+    JobDefinition,
+    executor,
+    multi_or_in_process_executor,
+)
+
+from pipeline import environment, report
+from pipeline.locking import write_atomic
+from pipeline.run_summary import as_markdown, as_text, summarize
+
+FORKSERVER = {"forkserver": {"preload_modules": ["pipeline.preload"]}}
+
+SUMMARY_MD = "summary.md"
+HELD_BACK = "held back by checks"
+
+
+def run_tags(selection: Any, everything: Any) -> dict[str, str]:
+    """Environment, each service's target (never a secret), git revision and asset selection."""
+    whole = selection is None or set(selection) >= set(everything)
+    picked = "*" if whole else ",".join(sorted(k.to_user_string() for k in selection))
+    return {
+        **environment.setup().tags(),
+        "tollgate/git_revision": report.git_revision() or "unknown",
+        "tollgate/selection": picked if len(picked) <= 200 else f"{picked[:197]}...",
+    }
+
+
+def finish_run(
+    instance: DagsterInstance, run_id: str, job_def: JobDefinition, log: Any = None
+) -> dict[str, Any]:
+    """Summarise the run into its reports, run tags, held-back observations and the log."""
+    run = instance.get_run_by_id(run_id)
+    summary = summarize(instance, run_id, job_def.asset_layer.asset_graph)
+    summary["run_id"], summary["environment"] = run_id, environment.setup().describe()
+    folder = report.run_folder(run_id)
+    write_atomic(folder / report.SUMMARY, json.dumps(summary, indent=1).encode())
+    write_atomic(folder / SUMMARY_MD, as_markdown(summary).encode())
+    report.rebuild(run_id, run.job_name if run else job_def.name)
+    instance.add_run_tags(
+        run_id,
+        {
+            "tollgate/result": "passed" if summary["success"] else "failed",
+            "tollgate/failed_checks": str(len(summary["failed_checks"])),
+            "tollgate/held_back": str(len(summary["held_back"])),
+        },
+    )
+    for held in summary["held_back"]:
+        instance.report_runless_asset_event(
+            AssetObservation(
+                asset_key=AssetKey.from_user_string(held["asset_key"]),
+                description=f"Held back by checks in run {run_id}: {', '.join(held['held_back_by'])}",
+                metadata={
+                    "tollgate/state": HELD_BACK,
+                    "held_back_by": held["held_back_by"],
+                    "run_id": run_id,
+                },  # fmt: skip
+            )
+        )
+    text = f"{as_text(summary)}\nReports: {folder}"
+    if log is not None:
+        (log.info if summary["success"] else log.warning)(text)
+    return summary
+
+
+class GateExecutor(Executor):
+    """Dagster's default executor, with the run tagged first and summarised last."""
+
+    def __init__(self, inner: Executor):
+        self.inner = inner
+
+    @property
+    def retries(self):
+        return self.inner.retries
+
+    @property
+    def step_dependency_config(self):
+        return self.inner.step_dependency_config
+
+    def execute(self, plan_context, execution_plan) -> Iterator:
+        run, job_def = plan_context.dagster_run, plan_context.job.get_definition()
+        everything = job_def.asset_layer.asset_graph.materializable_asset_keys
+        plan_context.instance.add_run_tags(run.run_id, run_tags(run.asset_selection, everything))
+        plan_context.log.info(f"tollgate: {environment.setup().describe()}")
+        try:
+            yield from self.inner.execute(plan_context, execution_plan)
+        finally:  # also when the run is terminated or the inner executor raises
+            try:
+                finish_run(plan_context.instance, run.run_id, job_def, plan_context.log)
+            except Exception as error:  # a missing summary must not hide the run's own result
+                plan_context.log.error(f"tollgate could not write the run summary: {error!r}")
+
+
+@executor(
+    name="tollgate_executor",
+    config_schema=multi_or_in_process_executor.config_schema.as_field(),
+    requirements=multi_or_in_process_executor.get_requirements,
+)
+def gate_executor(init_context: InitExecutorContext) -> Executor:
+    """Dagster's default executor (multiprocess unless configured in_process) plus the summary."""
+    config = with_forkserver(init_context.executor_config)
+    inner = multi_or_in_process_executor.executor_creation_fn(
+        init_context._replace(executor_config=config)
+    )
+    return GateExecutor(inner)
+
+
+def with_forkserver(config: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Multiprocess steps fork from a server that built the definitions, unless config says else."""
+    # Dagster's default `spawn` starts every step in a fresh interpreter that imports dagster and
+    # rebuilds the definitions: 5-15 s a step on a busy 2-core machine, for 1-4 s of queries
+    # (benchmarks/README.md). Steps still run in their own process, so a crashing step cannot
+    # take the run down, and DuckDB still sees one connection per process.
+    multiprocess = config.get("multiprocess")
+    if not isinstance(multiprocess, Mapping) or multiprocess.get("start_method"):
+        return config
+    return {**config, "multiprocess": {**multiprocess, "start_method": FORKSERVER}}

@@ -1,0 +1,121 @@
+"""Scope: TOLLGATE_ENV — production refuses missing credentials, mixes need an opt-in, and the
+Fivetran sandbox never writes generated rows into a warehouse that is not its own."""
+
+import pytest
+
+from pipeline import environment
+from pipeline.definitions import build_definitions
+from pipeline.environment import EnvironmentError
+from pipeline.sandbox import fivetran_sync
+from pipeline.warehouse import TableNotFound
+
+SNOWFLAKE = {
+    "SNOWFLAKE_ACCOUNT": "acme-eu1",
+    "SNOWFLAKE_USER": "tollgate",
+    "SNOWFLAKE_DATABASE": "ANALYTICS",
+    "SNOWFLAKE_PASSWORD": "canary-password-9d1e",
+}
+FIVETRAN = {"FIVETRAN_API_KEY": "canary-key-0a7f", "FIVETRAN_API_SECRET": "canary-secret-51c2"}
+LOOKER = {
+    "LOOKERSDK_BASE_URL": "https://acme.looker.com",
+    "LOOKERSDK_CLIENT_ID": "canary-id-77aa",
+    "LOOKERSDK_CLIENT_SECRET": "canary-looker-secret-e3",
+}
+
+
+def set_env(monkeypatch, **variables):
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_sandbox_is_the_default_and_says_so():
+    setup = environment.setup()
+    assert (setup.mode, setup.real) == ("sandbox", frozenset())
+    assert setup.tags() == {
+        "tollgate/environment": "sandbox",
+        "tollgate/fivetran": "the local Fivetran sandbox",
+        "tollgate/snowflake": "DuckDB (local sandbox warehouse)",
+        "tollgate/looker": "the local Looker sandbox",
+    }
+
+
+def test_production_refuses_to_load_and_names_every_missing_credential(monkeypatch):
+    # GitHub Actions passes a missing secret as "": an empty string is missing.
+    set_env(monkeypatch, TOLLGATE_ENV="production", **SNOWFLAKE, **FIVETRAN)
+    set_env(monkeypatch, FIVETRAN_API_SECRET="", SNOWFLAKE_PASSWORD="", LOOKERSDK_BASE_URL="")
+    with pytest.raises(EnvironmentError) as refused:
+        build_definitions()
+    message = str(refused.value)
+    assert "TOLLGATE_ENV=production" in message
+    for name in ("FIVETRAN_API_SECRET", "SNOWFLAKE_PASSWORD or SNOWFLAKE_PRIVATE_KEY"):
+        assert name in message
+    for name in ("LOOKERSDK_BASE_URL", "LOOKERSDK_CLIENT_ID", "LOOKERSDK_CLIENT_SECRET"):
+        assert name in message
+    assert "FIVETRAN_API_KEY" not in message and "SNOWFLAKE_ACCOUNT" not in message
+
+
+def test_production_with_every_credential_tags_targets_and_no_secret(monkeypatch):
+    set_env(monkeypatch, TOLLGATE_ENV="production", **SNOWFLAKE, **FIVETRAN, **LOOKER)
+    setup = environment.setup()
+    assert setup.real == {"fivetran", "snowflake", "looker"}
+    tags = setup.tags()
+    assert tags["tollgate/snowflake"] == "Snowflake acme-eu1/ANALYTICS"
+    assert tags["tollgate/looker"] == "Looker https://acme.looker.com"
+    secrets = [v for k, v in {**SNOWFLAKE, **FIVETRAN, **LOOKER}.items() if "canary" in v]
+    assert not [s for s in secrets if s in repr(tags) + setup.describe()]
+    monkeypatch.setenv("TOLLGATE_SANDBOX_SERVICES", "looker")
+    with pytest.raises(EnvironmentError, match="production uses no sandbox"):
+        environment.setup()
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        # Snowflake real, Fivetran and Looker would silently be sandboxes.
+        (SNOWFLAKE, ["FIVETRAN_API_KEY", "TOLLGATE_SANDBOX_SERVICES=fivetran,looker"]),
+        (
+            {**FIVETRAN, **SNOWFLAKE},
+            ["LOOKERSDK_CLIENT_SECRET", "TOLLGATE_SANDBOX_SERVICES=looker"],
+        ),
+        ({"FIVETRAN_API_KEY": "k"}, ["credentials are incomplete", "FIVETRAN_API_SECRET"]),
+        ({"TOLLGATE_SANDBOX_SERVICES": "fivtran"}, ["unknown services ['fivtran']"]),
+        ({"TOLLGATE_ENV": "prod"}, ["TOLLGATE_ENV='prod'"]),
+    ],
+)
+def test_sandbox_mode_refuses_unsafe_or_misspelled_setups(monkeypatch, variables, expected):
+    set_env(monkeypatch, **variables)
+    with pytest.raises(EnvironmentError) as refused:
+        environment.setup()
+    for text in expected:
+        assert text in str(refused.value)
+
+
+def test_a_mix_loads_once_each_sandbox_service_is_opted_in(monkeypatch):
+    set_env(monkeypatch, **FIVETRAN, **SNOWFLAKE, TOLLGATE_SANDBOX_SERVICES="looker")
+    setup = environment.setup()
+    assert setup.real == {"fivetran", "snowflake"}
+    assert setup.tags()["tollgate/looker"] == "the local Looker sandbox"
+
+
+def test_the_fivetran_sandbox_never_writes_into_a_real_warehouse(monkeypatch, snowflake):
+    """fakesnow stands in for the real Snowflake the credentials point at."""
+    set_env(monkeypatch, **SNOWFLAKE)
+    monkeypatch.setattr(environment, "warehouse", lambda: snowflake)
+    payments = fivetran_sync.source("payments_sandbox")
+
+    def landed() -> bool:
+        try:
+            return bool(snowflake.columns("payments", "charges"))
+        except TableNotFound:
+            return False
+
+    for mode in ("sandbox", "production"):  # production: the sandbox is never opted in
+        monkeypatch.setenv("TOLLGATE_ENV", mode)
+        fivetran_sync.sync_now(payments)
+        state = fivetran_sync.connector_details(payments)
+        assert state["failed_at"] and not landed(), mode
+        assert "EnvironmentError" in state["status"]["tasks"][0]["message"], mode
+    # The opt-in is what lets it write, so the assertions above could have failed. (Landing the
+    # 17,000 sample rows through fakesnow takes minutes: the guard's answer is checked instead.)
+    set_env(monkeypatch, TOLLGATE_ENV="sandbox", TOLLGATE_SANDBOX_SERVICES="fivetran,looker")
+    environment.sandbox_may_write(snowflake)

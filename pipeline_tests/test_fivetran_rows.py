@@ -1,0 +1,177 @@
+"""Scope: Fivetran row semantics end to end: a CSV replay synced by the sandbox, gated in-process.
+
+Each defect the issue found passing with exit 0 lands through the Fivetran sandbox from a
+replayed extract, and exactly its check fails. The clean replay passes, hashed and blocked
+columns included (declared in the connector's fivetran.yaml), and a header-only CSV lands with
+the contract's types.
+"""
+
+import shutil
+import textwrap
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from pipeline.contract import CONTRACTS_DIR
+from pipeline.warehouse import DuckDBWarehouse
+from pipeline_tests.gate import failed_checks, run_gate
+
+SHOP = """
+apiVersion: v3.0.2
+kind: DataContract
+id: shop
+name: shop
+version: 1.0.0
+status: active
+team: {name: shop-data}
+customProperties:
+  - {property: fivetranConnectorId, value: shop_csv}
+schema:
+  - name: customers
+    customProperties: [{property: freshnessHours, value: 24}]
+    properties:
+      - {name: id, physicalType: VARCHAR, primaryKey: true}
+      - name: name
+        physicalType: VARCHAR
+        required: true
+        classification: name
+        customProperties: [{property: piiHandling, value: allowed}]
+      - name: email
+        physicalType: VARCHAR
+        classification: email
+        customProperties: [{property: piiHandling, value: hashed}]
+      - name: ssn
+        physicalType: VARCHAR
+        classification: ssn
+        customProperties: [{property: piiHandling, value: blocked}]
+  - name: coupons
+    customProperties:
+      - {property: rowCount, value: {min: 1}}
+      - {property: maxDeletedFraction, value: 0.5}
+    properties:
+      - {name: code, physicalType: VARCHAR, primaryKey: true}
+  - name: orders
+    customProperties: [{property: freshnessHours, value: 24}]
+    properties:
+      - {name: id, physicalType: BIGINT, primaryKey: true}
+      - name: customer_id
+        physicalType: VARCHAR
+        required: true
+        relationships: [{type: foreignKey, to: customers.id}]
+      - name: coupon
+        physicalType: VARCHAR
+        relationships: [{type: foreignKey, to: coupons.code}]
+      - name: placed
+        physicalType: DATE
+        logicalTypeOptions: {minimum: 2000-01-01, maximum: 2030-12-31}
+      - {name: note, physicalType: VARCHAR}
+  - name: refunds
+    properties:
+      - {name: id, physicalType: BIGINT, primaryKey: true}
+      - name: order_id
+        physicalType: BIGINT
+        relationships: [{type: foreignKey, to: orders.id}]
+      - {name: amount, physicalType: "DECIMAL(18,2)"}
+      - {name: refunded_at, physicalType: TIMESTAMP}
+"""
+SIDECAR = "tables:\n  customers: {hashed: [email], blocked: [ssn]}\n"
+NOW = datetime.now(UTC)
+FRESH, STALE, FUTURE = (
+    NOW - timedelta(hours=1),
+    NOW - timedelta(days=30),
+    NOW + timedelta(days=3653),
+)
+
+
+def csv(header: str, *rows: tuple) -> str:
+    return header + "\n" + "".join(",".join(str(v) for v in row) + "\n" for row in rows)
+
+
+SYS = "_fivetran_synced,_fivetran_deleted"
+CLEAN = {
+    "customers": csv(f"id,name,email,ssn,{SYS}",
+                     ("cus_1", "Ada Lovelace", "ada@example.com", "123-45-6789", FRESH, "false"),
+                     ("cus_2", "Alan Turing", "alan@example.com", "987-65-4321", FRESH, "false")),
+    "coupons": csv(f"code,{SYS}", ("SPRING", FRESH, "false"), ("WELCOME", FRESH, "false")),
+    "orders": csv(f"id,customer_id,coupon,placed,note,{SYS}",
+                  (1, "cus_1", "SPRING", "2026-01-05", "gift wrap please", FRESH, "false"),
+                  (2, "cus_2", "", "2026-02-01", "", FRESH, "false")),
+    "refunds": "id,order_id,amount,refunded_at\n",  # header only
+}  # fmt: skip
+DIRTY = {
+    # '' / whitespace-only in a required column, and a key that differs only by trailing space
+    "customers": csv(f"id,name,email,ssn,{SYS}",
+                     ("cus_1", '"  "', "ada@example.com", "123-45-6789", FRESH, "false"),
+                     ('"cus_1 "', "Alan Turing", "alan@example.com", "987-65-4321", FRESH, "false")),
+    # every row soft-deleted: no live rows, and no live parent for orders.coupon
+    "coupons": csv(f"code,{SYS}", ("SPRING", FRESH, "true"), ("WELCOME", FRESH, "true")),
+    # `note` lands as `Note`; dates in 2099 and 1900; one row stamped ten years ahead
+    "orders": csv(f"id,customer_id,coupon,placed,Note,{SYS}",
+                  (1, "cus_1", "SPRING", "2099-01-05", "gift wrap please", FUTURE, "false"),
+                  (2, "cus_1", "", "1900-02-01", "", STALE, "false")),
+    "refunds": CLEAN["refunds"],
+}  # fmt: skip
+DIRTY_FAILURES = {
+    ("customers", "required_columns_are_not_null"): "name: 1 of 2 rows null or blank",
+    ("customers", "keys_have_no_surrounding_whitespace"): "id: 1 keys with leading or trailing",
+    ("coupons", "row_count_in_bounds"): "0 live rows, expected [1, ] (2 soft-deleted rows",
+    ("coupons", "deleted_rows_within_bounds"): "2 of 2 rows soft-deleted (100.0%)",
+    ("orders", "foreign_keys_resolve"): "coupon -> coupons.code: 1 rows point nowhere",
+    ("orders", "data_is_fresh"): "1 rows have _fivetran_synced in the future",
+    ("orders", "contract_columns_are_present"): "note: landed as 'Note' (renamed by case only)",
+    ("orders", "values_match_logical_type_options"): "placed: 1 values break minimum 2000-01-01",
+}
+
+
+@pytest.fixture
+def replay(tmp_path, monkeypatch):
+    """Write a replay folder for connector `shop` and the contracts; return a writer."""
+    contracts = tmp_path / "contracts"
+    contracts.mkdir()
+    for shipped in CONTRACTS_DIR.glob("*.yaml"):
+        shutil.copy(shipped, contracts)
+    (contracts / "shop.yaml").write_text(textwrap.dedent(SHOP))
+    folder = tmp_path / "replay" / "shop"
+    folder.mkdir(parents=True)
+    (folder / "fivetran.yaml").write_text(SIDECAR)
+    monkeypatch.setenv("TOLLGATE_CONTRACTS_DIR", str(contracts))
+    monkeypatch.setenv("TOLLGATE_SANDBOX_CSV_DIR", str(folder.parent))
+
+    def write(tables: dict[str, str]) -> None:
+        for name, text in tables.items():
+            (folder / f"{name}.csv").write_text(text)
+
+    return write
+
+
+def shop_failures(result) -> dict[tuple[str, str], str]:
+    failures = failed_checks(result)
+    assert {key[0] for key in failures} <= {"shop"}, failures  # the example connectors stay clean
+    return {key[1:]: text for key, text in failures.items()}
+
+
+def test_clean_replay_passes_with_hashing_blocking_and_contract_types(replay, isolated_data_dir):
+    replay(CLEAN)
+    result = run_gate()
+    assert shop_failures(result) == {}
+    checked = {(e.asset_key.path[-1], e.check_name) for e in result.get_asset_check_evaluations()}
+    assert ("customers", "pii_arrives_as_contracted") in checked
+    assert ("customers", "fivetran_config_matches_contract") in checked
+    warehouse = DuckDBWarehouse(path=str(isolated_data_dir / "warehouse.duckdb"))
+    assert warehouse.columns("shop", "refunds") == {
+        "id": "BIGINT", "order_id": "BIGINT", "amount": "DECIMAL(18,2)",
+        "refunded_at": "TIMESTAMP", "_fivetran_synced": "TIMESTAMP WITH TIME ZONE",
+        "_fivetran_deleted": "BOOLEAN",
+    }  # fmt: skip
+    assert "ssn" not in warehouse.columns("shop", "customers")
+    emails = warehouse.query('SELECT "email" FROM "shop"."customers"')
+    assert all(len(row["email"]) == 64 for row in emails)  # hashed on the way in
+
+
+def test_each_fivetran_defect_fails_exactly_its_check(replay):
+    replay(DIRTY)
+    failures = shop_failures(run_gate())
+    assert set(failures) == set(DIRTY_FAILURES)
+    for key, expected in DIRTY_FAILURES.items():
+        assert expected in failures[key], (key, failures[key])
+    assert "2099" not in failures["orders", "values_match_logical_type_options"]

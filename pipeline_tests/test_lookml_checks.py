@@ -1,0 +1,325 @@
+"""Scope: the Looker checks on lookml/<model>, in-process against the sandboxes: they run before
+any refresh and withhold it; SQL validation, join fan-out, data tests, PDTs built in the warehouse."""
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from dagster import AssetKey, AssetSelection, DagsterInstance, Definitions, define_asset_job
+
+from pipeline import environment
+from pipeline.definitions import build_definitions
+from pipeline.looker_lineage import LOOKML_DIR
+from pipeline.sandbox import looker_api
+from pipeline_tests.gate import LOOKER_KEYS, failed_checks, materialized, run_gate
+
+FAST_PDT = {"ops": {"looker__revenue_by_customer": {"config": {"poll_interval_seconds": 0.05}}}}
+REFRESH_CALLS = ("PATCH /api/4.0/datagroups/", "GET /api/4.0/derived_table/")
+
+
+def refresh_calls() -> list[str]:
+    seen = [f"{r['method']} {r['path']}" for r in looker_api.requests_seen()]
+    return [call for call in seen if call.startswith(REFRESH_CALLS)]
+
+
+def lookml_copy(tmp_path: Path, monkeypatch) -> Path:
+    project = tmp_path / "lookml"
+    shutil.copytree(LOOKML_DIR, project)
+    monkeypatch.setenv("TOLLGATE_LOOKML_DIR", str(project))
+    return project
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new))
+
+
+def run_model(model: str, instance: DagsterInstance):
+    """Materialize lookml/<model> and its checks only, on the tables the last run published."""
+    job = define_asset_job("lookml_only", selection=AssetSelection.assets(["lookml", model]))
+    defs = Definitions.merge(build_definitions(), Definitions(jobs=[job]))
+    return defs.resolve_job_def("lookml_only").execute_in_process(
+        instance=instance, raise_on_error=False
+    )
+
+
+def republish(table: str, select: str) -> None:
+    """Replace what Looker reads, payments_published.<table> (a view), with SELECT <select>."""
+    warehouse = environment.warehouse()
+    warehouse.query(f"CREATE TABLE main.old_{table} AS SELECT * FROM payments_published.{table}")
+    warehouse.query(f"DROP VIEW payments_published.{table}")
+    warehouse.query(
+        f"CREATE TABLE payments_published.{table} AS SELECT {select} FROM main.old_{table}"
+    )
+
+
+def lookml_failures(result) -> dict[tuple[str, str], str]:
+    return {k: v for k, v in failed_checks(result).items() if len(k) == 2}
+
+
+def test_a_lookml_validation_error_withholds_every_refresh_until_fixed():
+    looker_api.set_faults(validation_errors=["Unknown or inaccessible field customers.nmae"])
+    result = run_gate(FAST_PDT)
+    assert not result.success
+    assert set(lookml_failures(result)) == {
+        ("payments", "lookml_is_valid"),
+        ("crm", "lookml_is_valid"),
+    }
+    assert "customers.nmae" in lookml_failures(result)["payments", "lookml_is_valid"]
+    assert refresh_calls() == []  # no Looker call that refreshes anything was made
+    assert not materialized(result) & LOOKER_KEYS
+
+    looker_api.clear_faults()
+    rerun = run_gate(FAST_PDT)
+    assert rerun.success
+    assert materialized(rerun) >= LOOKER_KEYS
+    assert sum(c.startswith("PATCH") for c in refresh_calls()) == 2
+
+
+def test_an_ungranted_pii_dimension_withholds_its_models_refreshes_until_fixed(
+    tmp_path, monkeypatch
+):
+    project = lookml_copy(tmp_path, monkeypatch)
+    view = project / "views" / "payments" / "customers.view.lkml"
+    granted = view.read_text()
+    edit(view, "required_access_grants: [can_see_pii]", "")
+    result = run_gate(FAST_PDT)
+    failures = lookml_failures(result)
+    assert set(failures) == {("payments", "no_pii_shown_without_access_grant")}
+    assert (
+        "customers.name shows payments_published.customers.name"
+        in failures["payments", "no_pii_shown_without_access_grant"]
+    )
+    # The crm model is not affected and refreshes; nothing of the payments model does.
+    assert materialized(result) & LOOKER_KEYS == {AssetKey(["looker", "crm_etl"])}
+    assert len(refresh_calls()) == 1 and "/derived_table/" not in refresh_calls()[0]
+
+    view.write_text(granted)
+    rerun = run_gate(FAST_PDT)
+    assert rerun.success
+    assert materialized(rerun) >= LOOKER_KEYS
+    assert any("/derived_table/payments/revenue_by_customer/start" in c for c in refresh_calls())
+
+
+def test_sql_validation_names_explore_view_field_and_column_of_a_dropped_or_renamed_column():
+    instance = DagsterInstance.ephemeral()
+    assert run_gate(FAST_PDT, instance).success
+    # The table Looker reads changes under it (the contract checks are not part of this run).
+    republish("charges", "* RENAME (currency AS currency_code)")
+    result = run_model("payments", instance)
+    failure = lookml_failures(result)["payments", "explores_compile_and_run"]
+    assert "explore charges: view charges, field charges.currency, column currency:" in failure
+    assert "explore revenue_by_customer" not in failure  # its PDT is built: Looker reads that
+
+    republish("invoices", "* EXCLUDE (amount_paid)")
+    failure = lookml_failures(run_model("payments", instance))[
+        "payments", "explores_compile_and_run"
+    ]
+    assert "view invoices, field invoices.amount_paid, column amount_paid:" in failure
+    assert "field invoices.total_outstanding, column amount_paid:" in failure
+    assert "field charges.currency, column currency:" in failure
+
+
+def test_a_contract_change_that_would_break_looker_fails_without_running_anything(tmp_path):
+    from pipeline.contract import CONTRACTS_DIR, load_contracts
+    from pipeline.lookml_project import load_model
+    from pipeline.lookml_rules import columns_in_contracts, model_views
+
+    lineage = load_model(LOOKML_DIR, "payments")
+    views = model_views(lineage)
+    assert columns_in_contracts(lineage, views, load_contracts()).passed
+
+    contracts = tmp_path / "contracts"
+    shutil.copytree(CONTRACTS_DIR, contracts)
+    edit(contracts / "payments.yaml", "{name: country,", "{name: country_code,")
+    outcome = columns_in_contracts(lineage, views, load_contracts(contracts))
+    assert not outcome.passed
+    assert (
+        "view customers, field country: column country is not in the contract of payments_published.customers"
+        in outcome.summary
+    )
+    # The PDT's SQL is qualified against the contracts too.
+    assert (
+        "view revenue_by_customer: derived table SQL does not match the contracts"
+        in outcome.summary
+    )
+
+
+def test_a_fan_out_join_fails_and_declaring_the_relationship_passes(tmp_path, monkeypatch):
+    project = lookml_copy(tmp_path, monkeypatch)
+    model = project / "payments.model.lkml"
+    edit(
+        model,
+        "  join: invoices {",
+        "  join: customer_invoices {\n    from: invoices\n    type: left_outer\n"
+        "    relationship: many_to_one\n"
+        "    sql_on: ${charges.customer_id} = ${customer_invoices.customer_id}"
+        " AND NOT ${customer_invoices.is_deleted} ;;\n  }\n\n"
+        "  join: invoices {",
+    )
+    instance = DagsterInstance.ephemeral()
+    result = run_gate(FAST_PDT, instance)
+    failure = lookml_failures(result)["payments", "joins_match_declared_relationship"]
+    assert "explore charges, join customer_invoices: declared many_to_one but" in failure
+    assert "invoices.customer_id repeat, so the join fans out" in failure
+    assert materialized(result) & LOOKER_KEYS == {AssetKey(["looker", "crm_etl"])}
+
+    edit(
+        model,
+        "    relationship: many_to_one\n    sql_on: ${charges.customer_id} = ${customer_invoices",
+        "    relationship: one_to_many\n    sql_on: ${charges.customer_id} = ${customer_invoices",
+    )
+    rerun = run_model("payments", instance)
+    assert lookml_failures(rerun) == {}
+    evaluations = {e.check_name: e for e in rerun.get_asset_check_evaluations()}
+    proofs = evaluations["joins_match_declared_relationship"].metadata["proofs"].value
+    assert (
+        "held by the blocking keys_are_unique"
+        in proofs["explore charges, join customers (customers)"]
+    )
+
+
+def test_a_data_test_passes_on_clean_data_and_fails_when_the_metric_changes():
+    instance = DagsterInstance.ephemeral()
+    clean = run_gate(FAST_PDT, instance)
+    assert clean.success
+    [passed] = [
+        e for e in clean.get_asset_check_evaluations()
+        if e.asset_key == AssetKey(["lookml", "payments"]) and e.check_name == "lookml_data_tests_pass"
+    ]  # fmt: skip
+    assert passed.passed and "3 LookML data tests pass" in passed.description
+
+    # Amounts arrive in a new unit (x100): types, keys and PII are all still as contracted.
+    republish("charges", "* REPLACE (amount * 100 AS amount)")
+    failure = lookml_failures(run_model("payments", instance))["payments", "lookml_data_tests_pass"]
+    assert "test average_succeeded_charge_is_plausible" in failure
+    assert 'Assertion "between_5_and_2000" failed' in failure
+    assert "charge_ids_are_unique" not in failure
+
+
+def test_the_sandbox_built_pdt_holds_the_rows_of_the_tables_it_reads():
+    assert run_gate(FAST_PDT).success
+    warehouse = environment.warehouse()
+    [table] = warehouse.query(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'looker_scratch'"
+    )
+    built = pd.DataFrame(
+        warehouse.query(f"SELECT * FROM looker_scratch.{table['table_name']}")
+    ).sort_values(["customer_id", "currency"], ignore_index=True)
+    charges = pd.DataFrame(warehouse.query("SELECT * FROM payments_published.charges"))
+    customers = pd.DataFrame(
+        warehouse.query("SELECT id, country FROM payments_published.customers")
+    )
+    paid = charges[charges.status == "succeeded"].merge(
+        customers, left_on="customer_id", right_on="id"
+    )
+    expected = (
+        paid.assign(currency=paid.currency.str.upper())
+        .groupby(["customer_id", "country", "currency"], as_index=False)
+        .agg(charge_count=("amount", "size"), revenue=("amount", "sum"))
+        .sort_values(["customer_id", "currency"], ignore_index=True)
+    )
+    assert len(built) == len(expected) > 1000
+    assert built.customer_id.tolist() == expected.customer_id.tolist()
+    assert built.charge_count.tolist() == expected.charge_count.tolist()
+    assert (
+        built.revenue.astype(float).round(2).tolist() == (expected.revenue / 100).round(2).tolist()
+    )
+
+
+def test_deleted_rows_rule_is_a_warning_by_default_and_blocks_when_set_to_error(
+    tmp_path, monkeypatch
+):
+    from pipeline.looker import load_refreshes
+    from pipeline.looker_lineage import REFRESHES_FILE
+    from pipeline.lookml_model import build_lookml_checks, check_severities, lookml_models
+
+    project = lookml_copy(tmp_path, monkeypatch)
+    edit(project / "payments.model.lkml", "  sql_always_where: NOT ${charges.is_deleted} ;;\n", "")
+    result = run_gate(FAST_PDT)
+    [finding] = [
+        e for e in result.get_asset_check_evaluations() if e.check_name == "deleted_rows_are_filtered" and not e.passed
+    ]  # fmt: skip
+    assert finding.severity.value == "WARN"
+    assert (
+        "explore charges: view charges reads payments_published.charges, which has _fivetran_deleted"
+        in finding.description
+    )
+    assert result.success and materialized(result) >= LOOKER_KEYS  # a warning does not withhold
+
+    strict = tmp_path / "refreshes.yaml"
+    strict.write_text(REFRESHES_FILE.read_text() + "checks:\n  deleted_rows_are_filtered: error\n")
+    [payments] = [m for m in lookml_models(load_refreshes()) if m.name == "payments"]
+    specs = {
+        s.name: s for s in build_lookml_checks(payments, {}, check_severities(strict)).check_specs
+    }
+    assert specs["deleted_rows_are_filtered"].blocking
+    strict.write_text(REFRESHES_FILE.read_text() + "checks:\n  lookml_is_valid: warn\n")
+    with pytest.raises(ValueError, match="only deleted_rows_are_filtered can be set"):
+        check_severities(strict)
+
+
+def run_keys(instance: DagsterInstance, *keys: list[str]):
+    job = define_asset_job("selected", selection=AssetSelection.assets(*keys))
+    defs = Definitions.merge(build_definitions(), Definitions(jobs=[job]))
+    return defs.resolve_job_def("selected").execute_in_process(
+        instance=instance, raise_on_error=False
+    )
+
+
+def test_a_lookml_branch_is_validated_in_dev_mode_and_never_refreshed(tmp_path, monkeypatch):
+    instance = DagsterInstance.ephemeral()
+    assert run_gate(FAST_PDT, instance).success  # production LookML on the published tables
+    branches = tmp_path / "branches"
+    shutil.copytree(LOOKML_DIR, branches / "rename-currency")
+    edit(
+        branches / "rename-currency" / "views" / "payments" / "charges.view.lkml",
+        "UPPER(${TABLE}.currency)",
+        "UPPER(${TABLE}.currency_code)",
+    )
+    monkeypatch.setenv("TOLLGATE_LOOKER_BRANCHES_DIR", str(branches))
+    monkeypatch.setenv("TOLLGATE_LOOKER_BRANCH", "rename-currency")
+    seen_before, refreshed_before = len(looker_api.requests_seen()), refresh_calls()
+
+    # Local LookML stays production here, so only Looker's side can see the branch's change.
+    result = run_keys(instance, ["lookml", "payments"])
+    failures = lookml_failures(result)
+    assert set(failures) == {("payments", "explores_compile_and_run")}
+    assert (
+        "field charges.currency, column currency_code:"
+        in failures["payments", "explores_compile_and_run"]
+    )
+    calls = [f"{r['method']} {r['path']}" for r in looker_api.requests_seen()[seen_before:]]
+    assert "PATCH /api/4.0/session" in calls
+    assert "PUT /api/4.0/projects/tollgate/git_branch" in calls
+    [materialization] = result.get_asset_materialization_events()
+    assert materialization.materialization.metadata["branch"].value == "rename-currency"
+
+    refresh = run_keys(instance, ["looker", "crm_etl"])
+    [failure] = refresh.get_step_failure_events()
+    assert "TOLLGATE_LOOKER_BRANCH=rename-currency" in failure.step_failure_data.error.message
+    assert refresh_calls() == refreshed_before  # nothing refreshed on the branch's behalf
+
+    monkeypatch.delenv("TOLLGATE_LOOKER_BRANCH")
+    assert lookml_failures(run_keys(instance, ["lookml", "payments"])) == {}
+
+
+def test_looker_checks_that_passed_on_other_lookml_do_not_open_a_refresh(tmp_path, monkeypatch):
+    """After a clean run the LookML changes: a Looker-only selection must not refresh on it."""
+    project = lookml_copy(tmp_path, monkeypatch)
+    instance = DagsterInstance.ephemeral()
+    assert run_gate(FAST_PDT, instance).success
+    edit(
+        project / "views" / "crm" / "deals.view.lkml",
+        "sql_table_name: crm_published.deals ;;",
+        "sql_table_name: crm_published.deals ;;\n  # edited after the checks passed",
+    )
+    before = len(refresh_calls())
+    result = run_keys(instance, ["looker", "crm_etl"])
+    [failure] = result.get_step_failure_events()
+    message = failure.step_failure_data.error.message
+    assert "Refusing to refresh looker/crm_etl" in message
+    assert "lookml/crm lookml_is_valid passed on other LookML" in message
+    assert refresh_calls()[before:] == []
