@@ -132,7 +132,12 @@ _Loader.yaml_implicit_resolvers = {
 
 
 def contracts_dir() -> Path:
-    return Path(os.environ.get("TOLLGATE_CONTRACTS_DIR") or CONTRACTS_DIR)
+    """TOLLGATE_CONTRACTS_DIR, else those generated for TOLLGATE_SANDBOX_SCALE, else the shipped."""
+    from pipeline.sandbox import scale  # generates its contracts on first use
+
+    return Path(
+        os.environ.get("TOLLGATE_CONTRACTS_DIR") or scale.generated("contracts") or CONTRACTS_DIR
+    )
 
 
 def load_contracts(folder: Path | None = None) -> dict[str, Contract]:

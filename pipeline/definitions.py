@@ -8,14 +8,14 @@ from dagster import (
     AssetsDefinition,
     Definitions,
 )
-from dagster_fivetran import build_fivetran_assets_definitions, build_fivetran_polling_sensor
+from dagster_fivetran import build_fivetran_polling_sensor
 from dagster_fivetran.translator import FivetranMetadataSet
 
 from pipeline import environment
 from pipeline.automation import automation_sensor, gate_job, gate_schedule
 from pipeline.checks.factory import build_table_checks, fivetran_key
 from pipeline.contract import Contract, ContractError, TableContract, load_contracts
-from pipeline.fivetran import ContractTranslator
+from pipeline.fivetran import ContractTranslator, build_connector_assets
 from pipeline.gate import GateIndex
 from pipeline.load_log import info_once, warn_once
 from pipeline.looker import Refresh, build_refresh_asset, load_refreshes, refresh_model
@@ -40,9 +40,7 @@ def build_definitions() -> Definitions:
     contracts = load_contracts()
     workspace = environment.fivetran_workspace()
     translator = ContractTranslator(contracts)
-    fivetran_assets = build_fivetran_assets_definitions(
-        workspace=workspace, dagster_fivetran_translator=translator
-    )
+    fivetran_assets = build_connector_assets(workspace, translator)
     # Syncs Fivetran ran on its own schedule become materializations; the automation
     # conditions then check those tables and refresh Looker where the checks pass.
     syncs_sensor = build_fivetran_polling_sensor(

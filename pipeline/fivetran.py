@@ -1,15 +1,18 @@
 """Fivetran through dagster-fivetran: keys fivetran/<connector>/<table>, owners from contracts."""
 
 from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, ClassVar
 
 from dagster import (
     AssetExecutionContext,
     AssetMaterialization,
+    AssetsDefinition,
     AssetSpec,
     Failure,
     MaterializeResult,
     MetadataValue,
     RetryRequested,
+    multi_asset,
 )
 from dagster_fivetran import (
     DagsterFivetranTranslator,
@@ -20,6 +23,7 @@ from dagster_fivetran import (
 )
 from dagster_fivetran.resources import FivetranClient
 from dagster_fivetran.types import FivetranOutput
+from dagster_fivetran.utils import clean_name
 
 from pipeline.checks.factory import fivetran_key
 from pipeline.contract import Contract, contracts_dir
@@ -69,8 +73,68 @@ class ContractTranslator(DagsterFivetranTranslator):
         ).merge_attributes(metadata={COLUMN_SCHEMA: column_schema(table_contract)})
 
 
+GROUPS_PAGE_SIZE = 1000  # the most Fivetran's list endpoints return per page
+
+
+class GateFivetranClient(FivetranClient):
+    """dagster-fivetran's client, reading every page of groups (0.29 reads only the first)."""
+
+    def get_groups(self) -> Mapping[str, Any]:
+        """All groups, following `nextCursor` the way the client pages a group's connectors."""
+        items: list[Mapping[str, Any]] = []
+        cursor = None
+        while True:
+            # The same request helper list_connectors_for_group uses, so retries stay the library's.
+            data = self._make_and_handle_request(
+                "GET",
+                "groups",
+                params={"limit": GROUPS_PAGE_SIZE, **({"cursor": cursor} if cursor else {})},
+            )
+            items.extend(data["items"])
+            cursor = data.get("nextCursor")
+            if not cursor:
+                return {"items": items}
+
+
+def build_connector_assets(
+    workspace: FivetranWorkspace, translator: DagsterFivetranTranslator
+) -> list[AssetsDefinition]:
+    """One multi-asset per connector syncing its tables, as build_fivetran_assets_definitions
+    builds them, but grouping the specs once: 0.29 scans every spec for every connector."""
+    by_connector: dict[tuple[str, str], list[AssetSpec]] = {}
+    for spec in workspace.load_asset_specs(dagster_fivetran_translator=translator):
+        meta = FivetranMetadataSet.extract(spec.metadata)
+        by_connector.setdefault((meta.connector_id, meta.connector_name), []).append(spec)
+    return [_connector_asset(name, specs) for (_, name), specs in by_connector.items()]
+
+
+def _connector_asset(connector_name: str, specs: list[AssetSpec]) -> AssetsDefinition:
+    @multi_asset(name=f"fivetran_{clean_name(connector_name)}", can_subset=True, specs=specs)
+    def _sync(context: AssetExecutionContext, fivetran: FivetranWorkspace):
+        yield from fivetran.sync_and_poll(context=context)
+
+    return _sync
+
+
 class GateFivetranWorkspace(FivetranWorkspace):
-    """dagster-fivetran's workspace, failing closed: a sync that lands nothing fails, saying why."""
+    """dagster-fivetran's workspace, failing closed: a sync that lands nothing fails, saying why.
+
+    Its client reads every page of groups, so accounts with more groups than one page hold are
+    loaded whole.
+    """
+
+    client_class: ClassVar[type[GateFivetranClient]] = GateFivetranClient
+
+    def get_client(self) -> FivetranClient:
+        return self.client_class(
+            api_key=self.api_key,
+            api_secret=self.api_secret,
+            request_max_retries=self.request_max_retries,
+            request_retry_delay=self.request_retry_delay,
+            request_backoff_factor=self.request_backoff_factor,
+            disable_schedule_on_trigger=self.disable_schedule_on_trigger,
+            retry_on_reschedule=self.retry_on_reschedule,
+        )
 
     def sync_and_poll(
         self, context: AssetExecutionContext, config: FivetranSyncConfig | None = None
@@ -146,7 +210,7 @@ def _reasons(failure: Failure) -> str:
 SANDBOX_POLL_SECONDS = 0.1  # dagster-fivetran polls every 10 s; a local sync takes about 1 s
 
 
-class SandboxFivetranClient(FivetranClient):
+class SandboxFivetranClient(GateFivetranClient):
     """The real dagster-fivetran client, pointed at the local sandbox API and polling it often."""
 
     @property
@@ -176,13 +240,4 @@ class SandboxFivetranClient(FivetranClient):
 class SandboxFivetranWorkspace(GateFivetranWorkspace):
     """A FivetranWorkspace whose client talks to the sandbox on 127.0.0.1."""
 
-    def get_client(self) -> FivetranClient:
-        return SandboxFivetranClient(
-            api_key=self.api_key,
-            api_secret=self.api_secret,
-            request_max_retries=self.request_max_retries,
-            request_retry_delay=self.request_retry_delay,
-            request_backoff_factor=self.request_backoff_factor,
-            disable_schedule_on_trigger=self.disable_schedule_on_trigger,
-            retry_on_reschedule=self.retry_on_reschedule,
-        )
+    client_class: ClassVar[type[GateFivetranClient]] = SandboxFivetranClient

@@ -20,9 +20,18 @@ def first_load() -> bool:
     return DefinitionsLoadContext.get().load_type == DefinitionsLoadType.INITIALIZATION
 
 
+_quiet = False
+
+
+def quiet() -> None:
+    """Say nothing from here on: this process repeats a load another one has reported."""
+    global _quiet
+    _quiet = True
+
+
 @cache
 def _once(level: str, message: str) -> None:
-    if first_load():
+    if first_load() and not _quiet:
         getattr(get_dagster_logger("tollgate"), level)(message)
 
 

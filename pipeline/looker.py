@@ -28,12 +28,10 @@ from pipeline import gate, publish
 from pipeline.automation import REFRESH_CONDITION
 from pipeline.checks.factory import fivetran_key
 from pipeline.contract import TableContract
-from pipeline.looker_lineage import lookml_dir, resolve_refresh
+from pipeline.looker_lineage import lookml_dir, refreshes_file, resolve_refresh
 from pipeline.looker_sql import BRANCH_VARIABLE, branch
 from pipeline.lookml_project import LOOKML_DIGEST, project_digest
 from pipeline.warehouse import Warehouse
-
-REFRESHES_FILE = Path(__file__).parent / "looker_refreshes.yaml"
 
 
 @dataclass(frozen=True)
@@ -76,8 +74,9 @@ class SandboxLookerResource(LookerResource):
         return real.get_sdk()
 
 
-def load_refreshes(path: Path = REFRESHES_FILE, project: Path | None = None) -> list[Refresh]:
+def load_refreshes(path: Path | None = None, project: Path | None = None) -> list[Refresh]:
     """Refreshes from the config; the tables each reads come from LookML, plus any listed `reads`."""
+    path = path or refreshes_file()
     config = yaml.safe_load(path.read_text(encoding="utf-8"))
     default_schemas = {
         name: settings["default_schema"]

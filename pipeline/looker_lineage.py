@@ -14,6 +14,7 @@ from sqlglot.optimizer.scope import traverse_scope
 from pipeline.lookml_project import Model, load_model, origin
 
 LOOKML_DIR = Path(__file__).parent / "lookml"
+REFRESHES_FILE = Path(__file__).parent / "looker_refreshes.yaml"
 # `${view.SQL_TABLE_NAME}` stands in the SQL we parse as a table named VIEW_TABLE + view.
 VIEW_TABLE = "lookml_sql_table_name__"
 SQL_TABLE_NAME = re.compile(r"\$\{\s*(\w+)\.SQL_TABLE_NAME\s*\}", re.IGNORECASE)
@@ -27,8 +28,20 @@ FIELD_SQL = ("sql", "sql_start", "sql_end", "sql_latitude", "sql_longitude")
 
 
 def lookml_dir() -> Path:
-    """The LookML project to read (TOLLGATE_LOOKML_DIR, else the shipped example)."""
-    return Path(os.environ.get("TOLLGATE_LOOKML_DIR") or LOOKML_DIR)
+    """The LookML project to read: TOLLGATE_LOOKML_DIR, else TOLLGATE_SANDBOX_SCALE's, else ours."""
+    from pipeline.sandbox import scale  # generates its LookML on first use
+
+    return Path(os.environ.get("TOLLGATE_LOOKML_DIR") or scale.generated("lookml") or LOOKML_DIR)
+
+
+def refreshes_file() -> Path:
+    """The Looker refreshes to run: TOLLGATE_SANDBOX_SCALE's for its generated LookML, else ours."""
+    from pipeline.sandbox import scale
+
+    generated = (
+        None if os.environ.get("TOLLGATE_LOOKML_DIR") else scale.generated("looker_refreshes.yaml")
+    )
+    return generated or REFRESHES_FILE
 
 
 class UnresolvedSql(ValueError):

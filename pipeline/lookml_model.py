@@ -26,9 +26,9 @@ from dagster_looker import LookerResource
 from pipeline import report
 from pipeline.automation import CHECK_CONDITION, REFRESH_CONDITION
 from pipeline.contract import Contract
-from pipeline.looker import REFRESHES_FILE, Refresh, refresh_model
+from pipeline.looker import Refresh, refresh_model
 from pipeline.looker_checks import LOOKML_VALID, NO_PII_EXPOSED, pii_findings
-from pipeline.looker_lineage import lookml_dir
+from pipeline.looker_lineage import lookml_dir, refreshes_file
 from pipeline.looker_sql import (
     branch,
     data_tests_pass,
@@ -97,8 +97,9 @@ def lookml_models(refreshes: list[Refresh]) -> list[LookmlModel]:
     ]
 
 
-def check_severities(path: Path = REFRESHES_FILE) -> dict[str, str]:
+def check_severities(path: Path | None = None) -> dict[str, str]:
     """Severity of the adjustable Looker checks, from `checks:` in looker_refreshes.yaml."""
+    path = path or refreshes_file()
     chosen = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("checks") or {}
     for name, level in chosen.items():
         if name not in ADJUSTABLE or level not in ("error", "warn"):

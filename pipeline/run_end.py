@@ -10,7 +10,7 @@ and writes the summary after the last step, before Dagster records the run's suc
 """
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from dagster import (
@@ -27,6 +27,8 @@ from dagster import (
 from pipeline import environment, report
 from pipeline.locking import write_atomic
 from pipeline.run_summary import as_markdown, as_text, summarize
+
+FORKSERVER = {"forkserver": {"preload_modules": ["pipeline.preload"]}}
 
 SUMMARY_MD = "summary.md"
 HELD_BACK = "held back by checks"
@@ -115,4 +117,20 @@ class GateExecutor(Executor):
 )
 def gate_executor(init_context: InitExecutorContext) -> Executor:
     """Dagster's default executor (multiprocess unless configured in_process) plus the summary."""
-    return GateExecutor(multi_or_in_process_executor.executor_creation_fn(init_context))
+    config = with_forkserver(init_context.executor_config)
+    inner = multi_or_in_process_executor.executor_creation_fn(
+        init_context._replace(executor_config=config)
+    )
+    return GateExecutor(inner)
+
+
+def with_forkserver(config: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Multiprocess steps fork from a server that built the definitions, unless config says else."""
+    # Dagster's default `spawn` starts every step in a fresh interpreter that imports dagster and
+    # rebuilds the definitions: 5-15 s a step on a busy 2-core machine, for 1-4 s of queries
+    # (benchmarks/README.md). Steps still run in their own process, so a crashing step cannot
+    # take the run down, and DuckDB still sees one connection per process.
+    multiprocess = config.get("multiprocess")
+    if not isinstance(multiprocess, Mapping) or multiprocess.get("start_method"):
+        return config
+    return {**config, "multiprocess": {**multiprocess, "start_method": FORKSERVER}}

@@ -12,7 +12,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance
 
 from pipeline import selection
-from pipeline.sandbox import looker_api
+from pipeline.sandbox import fivetran_api, looker_api
 from pipeline.settings import REPO_ROOT
 from pipeline_tests.gate import LOOKER_KEYS
 
@@ -68,6 +68,10 @@ def test_cli_exit_code_follows_blocking_checks(tmp_path, monkeypatch, defects, c
         AssetKey(["fivetran", "crm", "deals"]),
     }
     assert materialized(home, fivetran) == fivetran, output[-3000:]
+    # Definitions are built by the CLI and once more by the executor's forkserver, which every
+    # step forks from; a step that rebuilt them would list the Fivetran groups again.
+    listings = [r for r in fivetran_api.requests_seen() if r["path"] == "/v1/groups"]
+    assert len(listings) == 2, f"definitions were built {len(listings)} times, not twice"
     # Said once, by the process that loaded the code, not again by each step process.
     assert output.count("tollgate loaded: TOLLGATE_ENV=sandbox") == 1, output[-3000:]
     assert " - INFO - __ASSET_JOB - " in output.split("tollgate: TOLLGATE_ENV=sandbox")[0][-300:]

@@ -255,7 +255,8 @@ def test_the_sandbox_built_pdt_holds_the_rows_of_the_tables_it_reads():
 def test_deleted_rows_rule_is_a_warning_by_default_and_blocks_when_set_to_error(
     tmp_path, monkeypatch
 ):
-    from pipeline.looker import REFRESHES_FILE, load_refreshes
+    from pipeline.looker import load_refreshes
+    from pipeline.looker_lineage import REFRESHES_FILE
     from pipeline.lookml_model import build_lookml_checks, check_severities, lookml_models
 
     project = lookml_copy(tmp_path, monkeypatch)

@@ -10,7 +10,6 @@ import re
 from typing import Any
 
 from pipeline.sandbox import fivetran_faults, fivetran_sync, server
-from pipeline.sandbox.fivetran_connectors import GROUP_ID
 from pipeline.sandbox.paging import BadRequest, page
 from pipeline.sandbox.server import Answer, Route, SandboxHandler, route, serve
 from pipeline.sandbox.sources import sources
@@ -38,17 +37,24 @@ def _connector(connector_id: str):
     return src
 
 
+def _group_ids() -> list[str]:
+    return list(dict.fromkeys(s.group_id for s in sources()))
+
+
 def groups(body, query):
-    items = [{"id": GROUP_ID, "name": "tollgate sandbox", "created_at": "2026-01-01T00:00:00Z"}]
+    items = [
+        {"id": g, "name": g.replace("_", " "), "created_at": "2026-01-01T00:00:00Z"}
+        for g in _group_ids()
+    ]
     return 200, page(items, query, "groups")
 
 
 def destination(body, query, group_id):
-    if group_id != GROUP_ID:
+    if group_id not in _group_ids():
         raise LookupError(f"Destination with id '{group_id}' doesn't exist")
     return 200, {
-        "id": GROUP_ID,
-        "group_id": GROUP_ID,
+        "id": group_id,
+        "group_id": group_id,
         "service": "duckdb",
         "region": "GCP_US_EAST4",
         "setup_status": "connected",
@@ -58,11 +64,17 @@ def destination(body, query, group_id):
 
 
 def group_connectors(body, query, group_id):
-    if group_id != GROUP_ID:
+    if group_id not in _group_ids():
         raise LookupError(f"Group with id '{group_id}' doesn't exist")
-    found = [s for s in sources() if s.schema in query.get("schema", [s.schema])]
-    items = [fivetran_sync.connector_details(s) for s in found]
-    return 200, page(items, query, f"connectors:{group_id}")
+    found = [
+        s
+        for s in sources()
+        if s.group_id == group_id and s.schema in query.get("schema", [s.schema])
+    ]
+    # Paged before the details are read: each reads the connector's sync state.
+    listed = page(found, query, f"connectors:{group_id}")
+    listed["items"] = [fivetran_sync.connector_details(s) for s in listed["items"]]
+    return 200, listed
 
 
 def details(body, query, connector_id):

@@ -8,7 +8,6 @@ from pipeline.sandbox.fivetran_faults import faults
 from pipeline.sandbox.paging import BadRequest
 from pipeline.sandbox.sources import Source, requested_defects, sources
 
-GROUP_ID = "tollgate_sandbox"
 SCHEDULE_TYPES = ("auto", "manual")
 SYNC_FREQUENCIES = (5, 15, 30, 60, 120, 180, 360, 480, 720, 1440)
 # Fields of Fivetran's UpdateConnectorRequest the sandbox accepts; it acts on the first three.
@@ -49,7 +48,7 @@ def details(src: Source) -> dict[str, Any]:
         sync_state = "scheduled"
     return {
         "id": src.connector_id,
-        "group_id": GROUP_ID,
+        "group_id": src.group_id,
         "service": src.service,
         "service_version": 1,
         "schema": src.schema,

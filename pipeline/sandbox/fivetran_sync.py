@@ -18,7 +18,6 @@ import pandas as pd
 
 from pipeline.sandbox import disk, incremental, source_edits
 from pipeline.sandbox.fivetran_connectors import (
-    GROUP_ID,
     Paused,
     check_scope,
     details,
@@ -35,7 +34,7 @@ from pipeline.sandbox.fivetran_faults import (
     set_faults,
     take_reschedule,
 )
-from pipeline.sandbox.sources import Source, requested_defects
+from pipeline.sandbox.sources import GROUP_ID, Source, requested_defects
 
 __all__ = ["FAULT_KINDS", "GROUP_ID", "Paused", "check_scope", "clear_faults", "faults",
            "schema_config", "set_faults", "source", "update_connector"]  # fmt: skip

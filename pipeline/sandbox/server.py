@@ -39,6 +39,17 @@ def serve(name: str, handler: type[BaseHTTPRequestHandler]) -> str:
         return f"http://{host}:{port}"
 
 
+def _forget_inherited_servers() -> None:
+    # A forked process (the executor's forkserver forks every step) inherits the parent's server
+    # objects but not their threads: close its copies of the sockets and start its own on first use.
+    for server in _servers.values():
+        server.socket.close()
+    _servers.clear()
+
+
+os.register_at_fork(after_in_child=_forget_inherited_servers)
+
+
 def stop_all() -> None:
     """Shut down every sandbox server this process started (tests use this between cases)."""
     with _lock:

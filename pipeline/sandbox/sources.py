@@ -20,7 +20,9 @@ from pipeline.sandbox.defects import (
 )
 from pipeline.sandbox.source_edits import applied
 
-__all__ = ["DEFECTS", "SandboxTable", "Source", "requested_defects", "sources"]
+__all__ = ["DEFECTS", "GROUP_ID", "SandboxTable", "Source", "requested_defects", "sources"]
+
+GROUP_ID = "tollgate_sandbox"  # the Fivetran group (destination) the example connectors are in
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class Source:
     tables: dict[str, SandboxTable]
     # The rows as the source system holds them: all declared columns, PII still raw.
     read: Callable[[], dict[str, pd.DataFrame]] = field(repr=False, compare=False, kw_only=True)
+    group_id: str = field(default=GROUP_ID, kw_only=True)
 
     def land(
         self, defects: frozenset[str], synced_at: datetime, edits: dict[str, Any] | None = None
@@ -139,8 +142,10 @@ CRM = Source(
 
 
 def sources() -> list[Source]:
-    """The two example connectors, then one per folder of TOLLGATE_SANDBOX_CSV_DIR when it is set."""
-    found = [PAYMENTS, CRM]
+    """The two example connectors (or TOLLGATE_SANDBOX_SCALE's), then one per CSV replay folder."""
+    from pipeline.sandbox import scale
+
+    found = scale.sources() or [PAYMENTS, CRM]
     csv_dir = os.environ.get("TOLLGATE_SANDBOX_CSV_DIR")
     for folder in csv_replay.connector_folders(Path(csv_dir)) if csv_dir else []:
         if folder.name in {s.schema for s in found}:

@@ -1,5 +1,7 @@
 """Type families: DuckDB and Snowflake spell the same column type differently."""
 
+from functools import cache
+
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
@@ -55,6 +57,7 @@ def logical_family(logical_type: str) -> str:
     return LOGICAL[logical_type.lower()]
 
 
+@cache  # a contract of 1,000 tables names a handful of types thousands of times
 def type_family(type_name: str) -> str:
     """Family of a SQL type name in either dialect; ValueError when neither dialect knows it."""
     for dialect in ("duckdb", "snowflake"):

@@ -1,0 +1,221 @@
+"""Time the gate at size: definitions load, full gate wall, overhead per table, warm `make run`.
+
+    .venv/bin/python benchmarks/scale.py                         # 100 and 1,000 tables, sample
+    .venv/bin/python benchmarks/scale.py --tables 100 --compare /tmp/main-copy   # quick
+    .venv/bin/python benchmarks/scale.py --gate-select 'key:fivetran/scale_0000/*'
+
+Everything runs as users run it, in fresh processes: `dagster asset materialize -m pipeline
+--select '*'` with a `DAGSTER_HOME` holding a copy of `dagster.yaml`, against the local sandbox
+(`TOLLGATE_SANDBOX_SCALE=Nx10` for N*10 tables of 1,000 rows). From the run's own records:
+  queries:   the check code's own time, from the run report (`attributed_seconds`: each check
+             result's wall time from the previous one, excluding Dagster's handling of results)
+  work:      queries plus the bodies of the sync and Looker refresh steps (their API calls and
+             the sandbox landing data), which a gate cannot skip either
+  overhead:  (gate wall x concurrent steps - work) / tables: the core-seconds each table costs
+             beyond its own work
+  per step:  launch (STEP_WORKER_STARTING to STEP_START: process start, definitions, resources)
+             and the step's body (STEP_START to STEP_SUCCESS/FAILURE)
+`--compare DIR` runs the warm `make run` also with the code in DIR (e.g. `git archive main`), in
+the same benchmark run, so the two can be compared as a ratio on an equally busy machine.
+Prints markdown, ready for benchmarks/README.md.
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+TABLES_PER_CONNECTOR = 10
+LOAD = """
+import time, warnings
+warnings.simplefilter("ignore")
+started = time.perf_counter()
+import pipeline.definitions
+imported = time.perf_counter()
+defs = pipeline.definitions.build_definitions()
+built = time.perf_counter()
+repo = defs.get_repository_def()
+repo.get_all_jobs()
+resolved = time.perf_counter()
+print({"import": imported - started, "build": built - imported, "resolve": resolved - built,
+       "assets": len(repo.asset_graph.get_all_asset_keys()),
+       "checks": len(list(repo.asset_graph.asset_check_keys))})
+"""
+
+
+def env_for(code: Path, data: Path, home: Path, scale: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TOLLGATE_", "FIVETRAN_"))}
+    env.pop("SNOWFLAKE_ACCOUNT", None)
+    env.pop("LOOKERSDK_BASE_URL", None)
+    env.update(PYTHONPATH=str(code), TOLLGATE_DATA_DIR=str(data), DAGSTER_HOME=str(home))
+    if scale:
+        env["TOLLGATE_SANDBOX_SCALE"] = scale
+    return env
+
+
+def load_time(code: Path, data: Path, scale: str | None) -> dict:
+    env = env_for(code, data, data, scale)
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD], env=env, capture_output=True, text=True, check=True
+    )
+    return eval(done.stdout.strip().splitlines()[-1])  # our own dict literal
+
+
+def gate(code: Path, work: Path, scale: str | None, select: str = "*") -> dict:
+    """One `dagster asset materialize` in `work` (reused: a second call is the warm run)."""
+    home = work / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(code / "dagster.yaml", home / "dagster.yaml")
+    env = env_for(code, work / "data", home, scale)
+    started = time.perf_counter()
+    done = subprocess.run(
+        [str(BIN / "dagster"), "asset", "materialize", "-m", "pipeline", "--select", select],
+        cwd=home, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        sys.exit(f"gate failed ({done.returncode}):\n{(done.stdout + done.stderr)[-4000:]}")
+    return {"wall": wall, **run_records(home, work / "data", env)}
+
+
+RECORDS = """
+import json, os, sys
+from dagster import DagsterInstance
+os.chdir(sys.argv[1])
+with DagsterInstance.from_config(sys.argv[1]) as instance:
+    run = instance.get_runs(limit=1)[0]
+    record = instance.get_run_record_by_id(run.run_id)
+    steps = {}
+    for entry in instance.all_logs(run.run_id):
+        if entry.is_dagster_event and entry.step_key:
+            steps.setdefault(entry.step_key, {}).setdefault(
+                entry.dagster_event.event_type_value, entry.timestamp)
+print(json.dumps({"run_id": run.run_id, "run_wall": record.end_time - record.start_time,
+                  "steps": steps}))
+"""
+
+
+def run_records(home: Path, data: Path, env: dict[str, str]) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-c", RECORDS, str(home)], env=env, capture_output=True, text=True,
+        check=True,
+    )  # fmt: skip
+    run = json.loads(done.stdout.strip().splitlines()[-1])
+    results = [
+        json.loads(line)
+        for line in (data / "reports" / run["run_id"] / "results.jsonl").read_text().splitlines()
+    ]
+    launch, body, other_work = [], [], 0.0
+    for key, events in run["steps"].items():
+        end = events.get("STEP_SUCCESS") or events.get("STEP_FAILURE")
+        if "STEP_WORKER_STARTING" in events and "STEP_START" in events:
+            launch.append(events["STEP_START"] - events["STEP_WORKER_STARTING"])
+        if "STEP_START" in events and end:
+            body.append(end - events["STEP_START"])
+            if not key.endswith(("__contract", "__lookml")):  # syncs and Looker refreshes
+                other_work += end - events["STEP_START"]
+    queries = sum(r["attributed_seconds"] for r in results)
+    return {
+        "run_wall": run["run_wall"],
+        "steps": len(run["steps"]),
+        "check_steps": len({r["step"] for r in results}),
+        "tables": len({r["asset_key"] for r in results if r["asset_key"].startswith("fivetran/")}),
+        "results": len(results),
+        "queries": queries,
+        "work": queries + other_work,
+        "launch_median": statistics.median(launch) if launch else None,
+        "body_median": statistics.median(body) if body else None,
+    }
+
+
+def machine() -> str:
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")), platform.processor(),
+    )  # fmt: skip
+    load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {cpu}, {os.cpu_count()} cores; "
+        f"Python {platform.python_version()}; load average (1/5/15 min) now {load}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tables", type=int, nargs="*", default=[100, 1000])
+    parser.add_argument("--gate-tables", type=int, nargs="*", default=None,
+                        help="sizes to run the full gate at (default: all of --tables)")  # fmt: skip
+    parser.add_argument("--gate-select", default="*", help="selection for the gate at size")
+    parser.add_argument("--compare", type=Path, help="a copy of other code (e.g. main) to compare")
+    parser.add_argument("--no-sample", action="store_true", help="skip the warm `make run`")
+    parser.add_argument("--keep", type=Path, help="work folder to keep (default: a temp folder)")
+    args = parser.parse_args()
+    work = args.keep or Path(tempfile.mkdtemp(prefix="tollgate-scale-"))
+    concurrency = int(
+        os.environ.get("DAGSTER_MULTIPROCESS_EXECUTOR_MAX_CONCURRENT") or os.cpu_count()
+    )
+    print(f"Measured {machine()}; {concurrency} concurrent steps.\n")
+    gate_sizes = args.tables if args.gate_tables is None else args.gate_tables
+
+    rows = []
+    for tables in args.tables:
+        scale = f"{tables // TABLES_PER_CONNECTOR}x{TABLES_PER_CONNECTOR}"
+        folder = work / scale
+        load = load_time(REPO, folder / "data", scale)  # first: generates contracts and LookML
+        load = load_time(REPO, folder / "data", scale)
+        row = {"tables": tables, "scale": scale, "load": load}
+        if tables in gate_sizes:
+            row["gate"] = gate(REPO, folder, scale, args.gate_select)
+        rows.append(row)
+        print(f"<!-- {json.dumps(row)} -->", flush=True)
+
+    print("| tables | assets | checks | import (s) | build definitions (s) | resolve jobs (s) |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        load = row["load"]
+        print(f"| {row['tables']:,} | {load['assets']:,} | {load['checks']:,} | "
+              f"{load['import']:.1f} | {load['build']:.1f} | {load['resolve']:.1f} |")  # fmt: skip
+
+    gates = [row for row in rows if "gate" in row]
+    if gates:
+        print(f"\nGate (`--select '{args.gate_select}'`), cold: the sandbox lands every table.\n")
+        print(
+            "| tables | checked | steps | wall (s) | run (s) | queries (s) | work (s) | "
+            "overhead per table (core-s) | step launch, median (s) | step body, median (s) |"
+        )
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")  # fmt: skip
+        for row in gates:
+            g = row["gate"]
+            overhead = (g["wall"] * concurrency - g["work"]) / max(g["tables"], 1)
+            print(f"| {row['tables']:,} | {g['tables']:,} | {g['steps']:,} | {g['wall']:.0f} | "
+                  f"{g['run_wall']:.0f} | {g['queries']:.1f} | {g['work']:.1f} | {overhead:.2f} | "
+                  f"{g['launch_median']:.2f} | {g['body_median']:.2f} |")  # fmt: skip
+
+    if args.no_sample:
+        return
+    print("\nWarm `make run` on the sample (second of two runs in the same folder).\n")
+    print("| code | wall (s) | run (s) | queries (s) | wall / queries | step launch, median (s) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    codes = [("this branch", REPO)] + ([("compare", args.compare)] if args.compare else [])
+    folders = {name: work / f"sample-{name.replace(' ', '-')}" for name, _ in codes}
+    for name, code in codes:  # every warm-up first, then the measured runs back to back
+        gate(code, folders[name], None)
+    for name, code in codes:
+        g = gate(code, folders[name], None)
+        print(f"<!-- {name}: {json.dumps(g)} -->")
+        print(f"| {name} | {g['wall']:.0f} | {g['run_wall']:.0f} | {g['queries']:.1f} | "
+              f"{g['wall'] / g['queries']:.1f} | {g['launch_median']:.2f} |", flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,8 @@
+"""Imported once per run by the executor's forkserver: build the definitions every step forks with."""
+
+import pipeline
+from pipeline import load_log
+
+load_log.quiet()  # the process that started the run has reported this load already
+# Resolving the repository here too (asset graph, jobs) leaves each forked step only its own work.
+pipeline.defs.get_repository_def().get_all_jobs()
