@@ -40,6 +40,13 @@ SANDBOX_NAMES = {
 }
 
 
+# Why a real service cannot work across the local sandbox warehouse.
+ACROSS = {
+    "fivetran": "real Fivetran lands in its own destination, never in the local DuckDB",
+    "looker": "real Looker reads its own connection, never the local DuckDB tollgate publishes to",
+}
+
+
 class EnvironmentError(ValueError):
     """The environment cannot be used as configured; the message names what to set."""
 
@@ -122,6 +129,16 @@ def setup() -> Setup:
             f"{', '.join(sandboxed)} would be the local sandbox (credentials missing: "
             f"{'; '.join(', '.join(gaps[s]) for s in sandboxed)}). Set the credentials, or opt "
             f"in to the mix with TOLLGATE_SANDBOX_SERVICES={','.join(sorted(set(sandboxed) | opted))}."
+        )
+    if real and "snowflake" not in real:
+        names = " and ".join(sorted(real))
+        raise EnvironmentError(
+            f"TOLLGATE_SANDBOX_SERVICES names snowflake while {names} "
+            f"{'is' if len(real) == 1 else 'are'} real: "
+            f"{'; '.join(ACROSS[s] for s in sorted(real))}. Checks in the local DuckDB would "
+            f"judge data that is not the data handed over. Set the SNOWFLAKE_* credentials of "
+            f"the warehouse {names} use{'s' if len(real) == 1 else ''}, or unset the "
+            f"credentials of {names} to use the sandboxes throughout."
         )
     return Setup(mode, real)
 

@@ -77,6 +77,17 @@ def test_production_with_every_credential_tags_targets_and_no_secret(monkeypatch
             {**FIVETRAN, **SNOWFLAKE},
             ["LOOKERSDK_CLIENT_SECRET", "TOLLGATE_SANDBOX_SERVICES=looker"],
         ),
+        # The checks would read the local DuckDB while real Fivetran lands elsewhere and real
+        # Looker reads elsewhere: a refresh of real Looker on checks of other data.
+        (
+            {**FIVETRAN, **LOOKER, "TOLLGATE_SANDBOX_SERVICES": "snowflake"},
+            ["names snowflake while fivetran and looker are real", "its own destination",
+             "its own connection", "SNOWFLAKE_* credentials"],
+        ),  # fmt: skip
+        (
+            {**LOOKER, "TOLLGATE_SANDBOX_SERVICES": "snowflake,fivetran"},
+            ["names snowflake while looker is real", "never the local DuckDB tollgate publishes"],
+        ),
         ({"FIVETRAN_API_KEY": "k"}, ["credentials are incomplete", "FIVETRAN_API_SECRET"]),
         ({"TOLLGATE_SANDBOX_SERVICES": "fivtran"}, ["unknown services ['fivtran']"]),
         ({"TOLLGATE_ENV": "prod"}, ["TOLLGATE_ENV='prod'"]),

@@ -14,6 +14,7 @@ import pytest
 from dagster import DagsterInstance, serialize_value
 from dagster_looker import LookerResource
 
+from pipeline import environment
 from pipeline.definitions import build_definitions
 from pipeline.fivetran import GateFivetranWorkspace
 from pipeline.sandbox import fivetran_api, fivetran_sync, looker_api, looker_state
@@ -47,7 +48,10 @@ def canary_env(monkeypatch):
     """Real-service configuration whose addresses are the sandboxes; spies record what arrived."""
     for name, value in CANARIES.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("TOLLGATE_SANDBOX_SERVICES", "snowflake")  # real Fivetran and Looker APIs
+    # Real Fivetran and Looker clients, the local DuckDB as warehouse: setup() refuses that mix
+    # for real services (their data is elsewhere), but here both are the sandboxes on that DuckDB.
+    mix = environment.Setup("sandbox", frozenset({"fivetran", "looker"}))
+    monkeypatch.setattr(environment, "setup", lambda: mix)
     # The sandbox runs Looker's SQL in the local warehouse (no Snowflake account is set).
     warehouse = DuckDBWarehouse(path=str(duckdb_path()))  # the file the pipeline's DuckDB uses
     monkeypatch.setenv("LOOKERSDK_BASE_URL", looker_api.sandbox_url(warehouse))
