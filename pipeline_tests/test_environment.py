@@ -81,8 +81,12 @@ def test_production_with_every_credential_tags_targets_and_no_secret(monkeypatch
         # Looker reads elsewhere: a refresh of real Looker on checks of other data.
         (
             {**FIVETRAN, **LOOKER, "TOLLGATE_SANDBOX_SERVICES": "snowflake"},
-            ["names snowflake while fivetran and looker are real", "its own destination",
-             "its own connection", "SNOWFLAKE_* credentials"],
+            [
+                "names snowflake while fivetran and looker are real",
+                "its own destination",
+                "its own connection",
+                "SNOWFLAKE_* credentials",
+            ],
         ),  # fmt: skip
         (
             {**LOOKER, "TOLLGATE_SANDBOX_SERVICES": "snowflake,fivetran"},
