@@ -67,7 +67,7 @@ class QualityRule:
     query: str | None = None
     name: str = ""
     description: str = ""
-    severity: str = "error"  # error | warn
+    severity: str | None = None  # error | warn; None: the table's `severity: {quality: ...}`
     dimension: str | None = None
 
     def holds(self, value: float) -> bool:
@@ -222,8 +222,10 @@ def _pattern(value: Any, what: str) -> None:
         raise QualityError(f"{what} is not a regular expression: {error}") from None
 
 
-def _severity(value: str | None) -> str:
-    if value is None or value.lower() in BLOCKING_SEVERITIES:
+def _severity(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if value.lower() in BLOCKING_SEVERITIES:
         return "error"
     if value.lower() in WARNING_SEVERITIES:
         return "warn"

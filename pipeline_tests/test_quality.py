@@ -153,6 +153,26 @@ def test_check_names_are_valid_dagster_names_and_carry_severity(tmp_path, duck):
     assert specs["quality_rows_at_least_1_really"].blocking is False  # info: a warning
 
 
+def test_the_tables_quality_severity_applies_to_rules_that_state_none(tmp_path, duck):
+    """`severity: {quality: warn}` was ignored: every quality rule without its own severity
+    blocked. A rule's own severity still wins over the table's."""
+    rules = (
+        "{name: rows one, metric: rowCount, mustBeGreaterThan: 0}, "
+        "{name: rows two, metric: rowCount, mustBeGreaterThan: 0, severity: error}"
+    )
+    text = textwrap.dedent(CONTRACT.format(rules=rules, column_rules="", options=""))
+    text = text.replace(
+        "  - name: orders\n",
+        "  - name: orders\n    customProperties: [{property: severity, value: {quality: warn}}]\n",
+    )
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "shop.yaml").write_text(text)
+    table = load_contracts(tmp_path / "c")["shop"].tables["orders"]
+    specs = {spec.name: spec for spec in build_table_checks(table, None).check_specs}
+    assert specs["quality_rows_one"].blocking is False
+    assert specs["quality_rows_two"].blocking is True
+
+
 # option -> (value that holds, value that breaks) on the placed dates and statuses above
 OPTIONS = {
     "placed: minimum": ("2000-01-01", "2026-01-02"),

@@ -124,7 +124,7 @@ def _judge(
         "odcs_name": q.name or None,
         "odcs_description": q.description or None,
         "dimension": q.dimension,
-        "severity": q.severity,
+        "severity": q.severity or table.severity.get("quality", "error"),
         "metric": q.metric,
         "column": q.column,
         "expected": f"{q.expectation()} {q.unit}",
