@@ -109,6 +109,11 @@ def _parse(rule: DataQuality, column: str | None, column_names: list[str]) -> Qu
         raise QualityError(f"unknown type {kind!r} (library or sql)")
     for name in [p.property for p in rule.customProperties or [] if not p.vendor]:
         raise QualityError(f"unknown customProperty `{name}`: tollgate defines none on rules")
+    if rule.metric and rule.rule and rule.metric != rule.rule:
+        raise QualityError(
+            f"gives both `metric: {rule.metric}` and `rule: {rule.rule}` (ODCS's older name for "
+            "metric): keep one"
+        )
     metric = rule.metric or rule.rule
     if kind == "sql":
         if not rule.query:

@@ -244,6 +244,8 @@ BAD_VALUES = {
                               "mustBe must be a number, got 'none'"),
     "between reversed": ((QUALITY, QUALITY + "\n        quality: [{metric: nullValues, mustBeBetween: [5, 1]}]"),
                          "mustBeBetween needs the smaller number first"),
+    "metric and rule differ": ((QUALITY, QUALITY + "\n        quality: [{metric: nullValues, rule: duplicateValues, mustBe: 0}]"),
+                               "gives both `metric: nullValues` and `rule: duplicateValues`"),
     "two operators": ((QUALITY, QUALITY + "\n        quality: [{metric: nullValues, mustBe: 0, mustNotBe: 1}]"),
                       "not a valid ODCS contract"),
     "unit": ((QUALITY, QUALITY + "\n        quality: [{metric: nullValues, mustBe: 0, unit: furlongs}]"),
