@@ -144,6 +144,17 @@ def test_sql_rule_reads_the_audited_relation(tmp_path, duck, threshold, passes):
     assert '"audit"."orders_v1"' in result.metadata["sql"].value
 
 
+@pytest.mark.parametrize(("threshold", "passes"), [(0.5, True), (0.25, False)])
+def test_a_sql_rule_answering_a_decimal_is_judged(tmp_path, duck, threshold, passes):
+    """DECIMAL answers (Snowflake's NUMBER(p,s), a DuckDB sum of decimals) arrive as Decimal;
+    they were refused as "measured no number", so such a rule could never pass."""
+    query = "SELECT CAST(SUM(CASE WHEN {property} = 'paid' THEN 0.05 ELSE 0 END) AS DECIMAL(10,2)) FROM {object}"
+    rule = f'{{name: paid share, type: sql, query: "{query}", mustBeLessOrEqualTo: {threshold}}}'
+    result = judged(orders(tmp_path, duck, column_rules=rule), duck)["quality_paid_share"]
+    assert result.passed is passes, result.description
+    assert "paid share: sql 0.3" in result.description  # six paid rows at 0.05
+
+
 def test_check_names_are_valid_dagster_names_and_carry_severity(tmp_path, duck):
     rules = "{name: 'Rows: at least 1 (really!)', metric: rowCount, mustBeGreaterThan: 0, severity: info}"
     table = orders(tmp_path, duck, rules=rules)

@@ -7,6 +7,7 @@ type: sql rule runs its own read-only query against the audited table.
 
 from collections.abc import Mapping
 from datetime import date, datetime
+from decimal import Decimal
 from functools import partial
 from typing import Any
 
@@ -134,7 +135,8 @@ def _judge(
         if name and name not in state.columns:
             return Verdict(False, f"{label}: column {name} is missing, cannot measure", metadata)
     value = profile.get("value")
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    # Snowflake answers NUMBER(p,s) and DuckDB DECIMAL sums as Decimal: numbers all the same.
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         return Verdict(
             False, f"{label}: the rule measured no number (got {type(value).__name__})", metadata
         )
