@@ -374,6 +374,8 @@ def _table(
     if not obj.name:
         raise ContractError(path, "every schema object needs a `name`")
     fail = lambda message: ContractError(path, message, obj.name)  # noqa: E731
+    if obj.physicalName and obj.physicalName != obj.name:
+        raise fail(_renamed(obj.name, obj.physicalName, "table"))
     custom = _custom(path, obj.customProperties, TABLE_PROPERTIES, obj.name)
     low, high = _row_bounds(custom.get("rowCount"), fail)
     hours = custom.get("freshnessHours")
@@ -467,10 +469,19 @@ def _check_name(rule: QualityRule) -> str:
     return f"quality_{slug or 'rule'}"
 
 
+def _renamed(name: str, physical: str, kind: str) -> str:
+    return (
+        f"physicalName {physical!r} differs from name {name!r}: tollgate checks the {kind} "
+        f"`name` gives, so this contract would judge another {kind}; name it as it lands"
+    )
+
+
 def _column(path: Path, table: str, prop: SchemaProperty, blank_default: bool) -> ColumnContract:
     if not prop.name:
         raise ContractError(path, "every property needs a `name`", table)
     fail = lambda message: ContractError(path, message, table, prop.name)  # noqa: E731
+    if prop.physicalName and prop.physicalName != prop.name:
+        raise fail(_renamed(prop.name, prop.physicalName, "column"))
     if prop.properties or prop.items:  # their rules and classifications would never be checked
         raise fail(
             "nested properties or items are not checked by tollgate: flatten them into "

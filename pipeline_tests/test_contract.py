@@ -244,6 +244,8 @@ BAD_VALUES = {
                               "mustBe must be a number, got 'none'"),
     "between reversed": ((QUALITY, QUALITY + "\n        quality: [{metric: nullValues, mustBeBetween: [5, 1]}]"),
                          "mustBeBetween needs the smaller number first"),
+    "column physicalName": ((QUALITY, QUALITY + "\n        physicalName: CUST_ID"),
+                            "physicalName 'CUST_ID' differs from name 'customer_id'"),
     "metric and rule differ": ((QUALITY, QUALITY + "\n        quality: [{metric: nullValues, rule: duplicateValues, mustBe: 0}]"),
                                "gives both `metric: nullValues` and `rule: duplicateValues`"),
     "two operators": ((QUALITY, QUALITY + "\n        quality: [{metric: nullValues, mustBe: 0, mustNotBe: 1}]"),
@@ -271,6 +273,8 @@ BAD_VALUES = {
         "logicalTypeOptions.minimum must be an ISO date"),
     "tollgate property under another vendor": (("value: 6}", "value: 6, vendor: Tollgate}"),
                                                "has vendor 'Tollgate'"),
+    "table physicalName": (("  - name: orders\n", "  - name: orders\n    physicalName: ORDERS_V2\n"),
+                           "physicalName 'ORDERS_V2' differs from name 'orders'"),
     "nested properties": (
         ("{name: id, physicalType: BIGINT, primaryKey: true}",
          "{name: id, physicalType: BIGINT, primaryKey: true}\n      - {name: payload, logicalType: object, "
