@@ -38,7 +38,7 @@ RULE_FAMILIES = ("not_null", "schema", "new_columns", "pii", "pii_scan", "primar
 # tollgate's customProperties, per level. One with a `vendor` other than tollgate belongs to
 # another tool and is left alone; every other unknown one refuses to load.
 CONTRACT_PROPERTIES = ("fivetranConnectorId", "publishedSchema")
-TABLE_PROPERTIES = ("freshnessHours", "rowCount", "owner", "piiScan", "severity",
+TABLE_PROPERTIES = ("freshnessHours", "freshnessBy", "rowCount", "owner", "piiScan", "severity",
                     "maxDeletedFraction", "blankIsMissing")  # fmt: skip
 COLUMN_PROPERTIES = ("piiHandling", "maxNullFraction", "blankIsMissing")
 # The physical type's family, as the ODCS logicalType whose logicalTypeOptions apply to it.
@@ -95,6 +95,8 @@ class TableContract:
     row_count_max: int | None = None
     severity: dict[str, str] = field(default_factory=dict)  # rule family -> error | warn
     pii_scan: str = "sample"  # sample | exact
+    # rows: the newest _fivetran_synced; sync: also Fivetran's last successful sync (quiet tables)
+    freshness_by: str = "rows"
     file: Path | None = None
     max_deleted_fraction: float | None = None  # bound on soft-deleted rows (_fivetran_deleted)
     quality: tuple[QualityRule, ...] = ()  # ODCS quality rules, table and column level
@@ -401,6 +403,9 @@ def _table(
                 f"severity must map rule families ({', '.join(RULE_FAMILIES)}) to "
                 f"error or warn, got {family}: {level}"
             )
+    freshness_by = custom.get("freshnessBy", "rows")
+    if freshness_by not in ("rows", "sync"):
+        raise fail(f"freshnessBy must be rows or sync, got {freshness_by!r}")
     pii_scan = custom.get("piiScan", "sample")
     if pii_scan not in ("sample", "exact"):
         raise fail(f"piiScan must be sample or exact, got {pii_scan!r}")
@@ -425,6 +430,7 @@ def _table(
         row_count_max=high,
         severity=dict(severity),
         pii_scan=pii_scan,
+        freshness_by=freshness_by,
         file=path,
         published_schema=published,
         max_deleted_fraction=_fraction(

@@ -26,6 +26,7 @@ from dagster_fivetran.types import FivetranOutput
 from dagster_fivetran.utils import clean_name
 
 from pipeline.checks.factory import fivetran_key
+from pipeline.checks.freshness import SYNC_COMPLETED_AT
 from pipeline.contract import Contract, contracts_dir
 from pipeline.settings import REPO_ROOT
 from pipeline.table_metadata import (
@@ -35,8 +36,6 @@ from pipeline.table_metadata import (
     row_count_metadata,
 )
 from pipeline.warehouse import Warehouse
-
-SYNC_COMPLETED_AT = "dagster-fivetran/sync_completed_at"
 
 
 class ContractTranslator(DagsterFivetranTranslator):

@@ -238,6 +238,8 @@ BAD_VALUES = {
     "freshnessHours negative": (("value: 6}", "value: -3}"), "freshnessHours must be a positive number"),
     "maxDeletedFraction": (("value: 6}", "value: 6}\n      - {property: maxDeletedFraction, value: 2}"),
                            "maxDeletedFraction must be a number from 0 to 1, got 2"),
+    "freshnessBy": (("value: 6}", "value: 6}\n      - {property: freshnessBy, value: synced}"),
+                    "freshnessBy must be rows or sync, got 'synced'"),
     "blankIsMissing": (("value: 6}", "value: 6}\n      - {property: blankIsMissing, value: yes please}"),
                        "blankIsMissing must be true or false"),
     "threshold not numeric": ((QUALITY, QUALITY + "\n        quality: [{metric: nullValues, mustBe: none}]"),

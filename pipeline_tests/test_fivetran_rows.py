@@ -8,6 +8,7 @@ the contract's types.
 
 import shutil
 import textwrap
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -141,6 +142,7 @@ def replay(tmp_path, monkeypatch):
         for name, text in tables.items():
             (folder / f"{name}.csv").write_text(text)
 
+    write.contracts = contracts
     return write
 
 
@@ -175,3 +177,63 @@ def test_each_fivetran_defect_fails_exactly_its_check(replay):
     for key, expected in DIRTY_FAILURES.items():
         assert expected in failures[key], (key, failures[key])
     assert "2099" not in failures["orders", "values_match_logical_type_options"]
+
+
+@pytest.mark.parametrize("by", ["rows", "sync"])
+def test_a_quiet_table_is_fresh_by_its_last_sync_only_when_the_contract_says_so(replay, by):
+    """Fivetran stamps only rows that changed: a quiet source keeps old stamps after a
+    successful sync. By default the stamps decide (a stuck source looks the same) and the
+    failure says the sync was recent; `freshnessBy: sync` counts the sync."""
+    replay(dict(CLEAN, customers=CLEAN["customers"].replace(str(FRESH), str(STALE))))
+    if by == "sync":
+        contract = replay.contracts / "shop.yaml"
+        contract.write_text(
+            contract.read_text().replace(
+                "customProperties: [{property: freshnessHours, value: 24}]",
+                "customProperties: [{property: freshnessHours, value: 24}, "
+                "{property: freshnessBy, value: sync}]",
+                1,
+            )
+        )
+    failures = shop_failures(run_gate())
+    if by == "rows":
+        assert set(failures) == {("customers", "data_is_fresh")}
+        assert (
+            "last synced 720.0 h ago, SLA 24 h (Fivetran's last successful sync ended 0."
+            in (failures["customers", "data_is_fresh"])
+        )
+        assert "freshnessBy: sync counts the sync" in failures["customers", "data_is_fresh"]
+    else:
+        assert failures == {}
+
+
+def test_freshness_by_sync_needs_a_recent_successful_sync_on_record():
+    from dagster import AssetKey, AssetMaterialization, DagsterInstance, MetadataValue
+
+    from pipeline.checks.freshness import (
+        SYNC_COMPLETED_AT,
+        judge_freshness,
+        last_successful_sync,
+    )
+    from pipeline.checks.rule import TableState
+    from pipeline.contract import TableContract
+
+    key = AssetKey(["fivetran", "shop", "customers"])
+    instance = DagsterInstance.ephemeral()
+    assert last_successful_sync(instance, key) is None
+    table = TableContract("shop", "customers", "team:x", "", (), 24, freshness_by="sync")
+    state = TableState(columns={"_fivetran_synced": "TIMESTAMP WITH TIME ZONE"})
+    profile = {"last_synced": STALE, "rows": 2}
+    for ended, passes in ((NOW - timedelta(hours=2), True), (NOW - timedelta(hours=30), False)):
+        for stamp in (ended.timestamp(), MetadataValue.timestamp(ended.timestamp())):
+            instance.report_runless_asset_event(
+                AssetMaterialization(key, metadata={SYNC_COMPLETED_AT: stamp})
+            )
+            synced = last_successful_sync(instance, key)
+            assert abs((synced - ended).total_seconds()) < 1
+            verdict = judge_freshness(table, replace(state, last_sync=synced), profile)
+            assert verdict.passed is passes, verdict.summary
+    # No sync on record, or the contract keeps the default: the row stamps decide.
+    assert not judge_freshness(table, state, profile).passed
+    rows = replace(table, freshness_by="rows")
+    assert not judge_freshness(rows, replace(state, last_sync=NOW), profile).passed

@@ -110,6 +110,11 @@ def build_table_checks(table: TableContract, connector_id: str | None) -> AssetC
             scan = AssetCheckKey(key, pii_scan.RULE.check_name)
             history = scan_history.read(context.instance, scan, context.run.run_id)
             state_or_error = replace(state_or_error, pii_history=history)
+        if isinstance(state_or_error, TableState) and any(
+            r.family == "freshness" for r in selected
+        ):
+            synced = freshness.last_successful_sync(context.instance, key)
+            state_or_error = replace(state_or_error, last_sync=synced)
         subject = table if isinstance(audited, Exception) else audited
         results = evaluate(subject, selected, warehouse, state_or_error, version=version)
         yield from report.recorded(context, results, started)

@@ -4,6 +4,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from dagster import AssetKey, DagsterInstance
 from sqlglot import exp
 
 from pipeline.checks.live import count_live, deleted_rows
@@ -14,6 +15,7 @@ from pipeline.warehouse.sql import column, count_where, literal
 from pipeline.warehouse.types import type_family
 
 SYNCED = "_fivetran_synced"
+SYNC_COMPLETED_AT = "dagster-fivetran/sync_completed_at"  # set by dagster-fivetran, as a number
 # Fivetran stamps rows with its own clock: a row a little ahead is skew, further ahead is wrong
 # (and one such row would make a stale table look fresh).
 CLOCK_SKEW = timedelta(minutes=10)
@@ -75,16 +77,47 @@ def judge_freshness(table: TableContract, state: TableState, profile: Mapping[st
         return Verdict(False, f"freshness cannot be measured: {why}", {"sla_hours": sla})
     if last.tzinfo is None:
         last = last.replace(tzinfo=UTC)  # Fivetran writes _fivetran_synced in UTC
-    age_hours = (datetime.now(UTC) - last).total_seconds() / 3600
-    return Verdict(
-        passed=age_hours <= sla,
-        summary=f"last synced {age_hours:.1f} h ago, SLA {sla:g} h",
-        metadata={
-            "last_synced": last.isoformat(),
-            "age_hours": round(age_hours, 2),
-            "sla_hours": sla,
-        },
+    now = datetime.now(UTC)
+    age_hours = (now - last).total_seconds() / 3600
+    metadata = {"last_synced": last.isoformat(), "age_hours": round(age_hours, 2), "sla_hours": sla}
+    synced = state.last_sync
+    if age_hours <= sla or not synced or not last <= synced <= now + CLOCK_SKEW:
+        return Verdict(
+            age_hours <= sla, f"last synced {age_hours:.1f} h ago, SLA {sla:g} h", metadata
+        )
+    # Fivetran stamps only the rows that changed: a quiet source keeps old stamps.
+    sync_hours = (now - synced).total_seconds() / 3600
+    metadata.update(last_successful_sync=synced.isoformat(), sync_age_hours=round(sync_hours, 2))
+    if table.freshness_by == "sync" and sync_hours <= sla:
+        return Verdict(
+            True,
+            f"no row changed in {age_hours:.1f} h, but Fivetran's last successful sync of the "
+            f"table ended {sync_hours:.1f} h ago, SLA {sla:g} h (freshnessBy: sync)",
+            metadata,
+        )
+    hint = (
+        "; if the source is quiet, freshnessBy: sync counts the sync"
+        if table.freshness_by == "rows" and sync_hours <= sla
+        else ""
     )
+    return Verdict(
+        False,
+        f"last synced {age_hours:.1f} h ago, SLA {sla:g} h (Fivetran's last successful sync "
+        f"ended {sync_hours:.1f} h ago, no row changed since{hint})",
+        metadata,
+    )
+
+
+def last_successful_sync(instance: DagsterInstance, key: AssetKey) -> datetime | None:
+    """When the table's latest Fivetran materialization says its sync ended (only successful
+    syncs materialize), or None."""
+    event = instance.get_latest_materialization_event(key)
+    materialization = event.asset_materialization if event else None
+    stamp = (materialization.metadata if materialization else {}).get(SYNC_COMPLETED_AT)
+    value = getattr(stamp, "value", stamp)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return datetime.fromtimestamp(float(value), UTC)
 
 
 def volume_metrics(

@@ -2,6 +2,7 @@
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlglot import exp
@@ -22,6 +23,8 @@ class TableState:
     # contract column -> the name it landed under, when that differs from the contract's by
     # case only (on Snowflake: from the upper-case name Fivetran lands unquoted)
     renamed: Mapping[str, str] = field(default_factory=dict)
+    # When Fivetran last finished a successful sync of the table (its latest materialization)
+    last_sync: datetime | None = None
 
 
 @dataclass(frozen=True)
