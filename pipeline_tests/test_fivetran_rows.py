@@ -6,6 +6,7 @@ columns included (declared in the connector's fivetran.yaml), and a header-only 
 the contract's types.
 """
 
+import re
 import shutil
 import textwrap
 from dataclasses import replace
@@ -198,11 +199,13 @@ def test_a_quiet_table_is_fresh_by_its_last_sync_only_when_the_contract_says_so(
     failures = shop_failures(run_gate())
     if by == "rows":
         assert set(failures) == {("customers", "data_is_fresh")}
-        assert (
-            "last synced 720.0 h ago, SLA 24 h (Fivetran's last successful sync ended 0."
-            in (failures["customers", "data_is_fresh"])
+        failure = failures["customers", "data_is_fresh"]
+        # The stamps are a month old, the sync minutes (the run may start well after import).
+        synced = (
+            r"last synced 7\d\d\.\d h ago, SLA 24 h \(Fivetran's last successful sync ended 0\."
         )
-        assert "freshnessBy: sync counts the sync" in failures["customers", "data_is_fresh"]
+        assert re.search(synced, failure), failure
+        assert "freshnessBy: sync counts the sync" in failure
     else:
         assert failures == {}
 
