@@ -124,13 +124,20 @@ def test_the_fivetran_sandbox_never_writes_into_a_real_warehouse(monkeypatch, sn
         except TableNotFound:
             return False
 
-    for mode in ("sandbox", "production"):  # production: the sandbox is never opted in
-        monkeypatch.setenv("TOLLGATE_ENV", mode)
+    # Sandbox mode with only Snowflake set is refused by setup() itself; production with every
+    # credential set is a valid setup, so there the guard's own refusal is what stops the sync.
+    for mode, more in (("sandbox", {}), ("production", {**FIVETRAN, **LOOKER})):
+        set_env(monkeypatch, TOLLGATE_ENV=mode, **more)
         fivetran_sync.sync_now(payments)
         state = fivetran_sync.connector_details(payments)
         assert state["failed_at"] and not landed(), mode
-        assert "EnvironmentError" in state["status"]["tasks"][0]["message"], mode
+        message = state["status"]["tasks"][0]["message"]
+        assert "EnvironmentError" in message, mode
+        if mode == "production":
+            assert "lands generated rows only into its own warehouse" in message
     # The opt-in is what lets it write, so the assertions above could have failed. (Landing the
     # 17,000 sample rows through fakesnow takes minutes: the guard's answer is checked instead.)
+    for name in {**FIVETRAN, **LOOKER}:
+        monkeypatch.delenv(name)
     set_env(monkeypatch, TOLLGATE_ENV="sandbox", TOLLGATE_SANDBOX_SERVICES="fivetran,looker")
     environment.sandbox_may_write(snowflake)
