@@ -19,6 +19,7 @@ from pipeline.checks.rule import Rule, TableState, Verdict
 from pipeline.checks.scan_history import ScanHistory
 from pipeline.contract import ColumnContract, TableContract
 from pipeline.pii import classify
+from pipeline.warehouse.sql import in_sample
 from pipeline_tests.pii_corpus import corpus, scores
 
 DEALS = TableContract(
@@ -163,6 +164,77 @@ def test_rows_synced_since_the_last_passing_scan_are_always_scanned(duck):
     assert cover["rows_scanned_since_full_scan"] == 1234 + cover["rows_scanned"]
     assert 0.5 < cover["resampled_since_full_scan"] < 0.51  # 1 - 0.5 * (1 - 1%)
     assert cover["watermark"].startswith("2026-03-01")
+
+
+def _land_rows(duck, rows: int, notes: str, ticket: str = "NULL") -> None:
+    """`rows` rows built in SQL over i, the row number (DuckDB's rowid), all synced on Jan 1."""
+    duck.execute(
+        [
+            "CREATE SCHEMA IF NOT EXISTS crm",
+            f"CREATE OR REPLACE TABLE crm.deals AS SELECT i AS id, {notes} AS notes, "
+            f"{ticket} AS ticket, TIMESTAMPTZ '2026-01-01' AS _fivetran_synced "
+            f"FROM range({rows}) AS r(i) ORDER BY i",
+        ]
+    )
+
+
+def test_a_block_sample_skips_blocks_yet_scans_every_new_row(duck, monkeypatch):
+    monkeypatch.setattr(pii_scan, "SAMPLE_ROWS", 10_000)
+    monkeypatch.setattr(pii_scan, "MIN_BLOCKS", 4)  # a 25% sample of 40,000 rows: 4.9 blocks
+    _land_rows(duck, 40_000, "'renewal in Q3'")
+    watermark = pd.Timestamp("2026-02-01", tz="UTC").to_pydatetime()
+    state = _state(40_000, ScanHistory(seed=7, watermark=watermark), estimate=40_000)
+    keys = pii_scan._keys(DEALS, state, "duckdb", 40_000)
+    scope = in_sample(keys, 0.25, "duckdb", 7).sql("duckdb")
+    assert "rowid // 2048" in scope
+    [row] = duck.query(
+        f"SELECT min(id) FILTER ({scope}) AS kept, min(id) FILTER (NOT ({scope})) AS left_out, "
+        f"max(id) FILTER (NOT ({scope})) AS new, count(*) FILTER ({scope}) AS sampled "
+        'FROM "crm"."deals"'
+    )
+    duck.execute(
+        [
+            f"UPDATE crm.deals SET notes = 'mail jane@example.com' WHERE id = {row['kept']}",
+            f"UPDATE crm.deals SET notes = 'card 4111 1111 1111 1111' WHERE id = {row['left_out']}",
+            f"UPDATE crm.deals SET notes = 'ssn 078-05-1120', "
+            f"_fivetran_synced = TIMESTAMPTZ '2026-03-01' WHERE id = {row['new']}",
+        ]
+    )
+    [result] = evaluate(DEALS, [pii_scan.RULE], duck, state)
+    # The sampled row and the new row outside the sample are found; the old one left out is not.
+    assert not result.passed
+    assert result.metadata["pii_rows_by_class"].value == {"notes": {"email": 1, "ssn": 1}}
+    assert result.metadata["scan_method"].value.startswith("block sample of 25.00% of rows")
+    cover = result.metadata["coverage"].value
+    assert cover["rows_new_since_last_pass"] == 1
+    assert cover["rows_scanned"] == row["sampled"] + 1 < 40_000
+
+
+def test_an_exact_scan_tests_few_distinct_values_once_and_counts_the_same(duck, monkeypatch):
+    monkeypatch.setattr(pii_scan, "SAMPLE_ROWS", 1_000)
+    notes = "CASE i % 4 WHEN 0 THEN 'renewal in Q3' WHEN 1 THEN 'call 078-05-1120' "
+    notes += "WHEN 2 THEN 'ref 4111 1111 1111 1112' END"  # a card candidate Luhn rejects
+    ticket = "'T-' || i || CASE WHEN i = 777 THEN ' from jane@example.com' ELSE '' END"
+    _land_rows(duck, 20_000, notes, ticket)
+    columns = {"id": "BIGINT", "notes": "VARCHAR", "ticket": "VARCHAR"}
+    sql = []
+    query = type(duck).query
+
+    def recorded(self, statement):
+        sql.append(statement)
+        return query(self, statement)
+
+    monkeypatch.setattr(type(duck), "query", recorded)
+    results = {}
+    for estimate in (20_000, 500):  # after the profile, then in it (a table this small)
+        state = TableState(columns, estimate, pii_history=ScanHistory(seed=1, first=True))
+        [results[estimate]] = evaluate(DEALS, [pii_scan.RULE], duck, state)
+    grouped, per_row = results[20_000], results[500]
+    assert any('GROUP BY "notes"' in s and '"ticket"' not in s for s in sql)
+    assert grouped.description == per_row.description and not grouped.passed
+    for key in ("pattern_hits", "pii_rows_by_class", "coverage"):
+        assert grouped.metadata[key].value == per_row.metadata[key].value
+    assert grouped.metadata["pattern_hits"].value == {"notes": 10_000, "ticket": 1}
 
 
 # --- Redaction -------------------------------------------------------------------------------

@@ -4,6 +4,10 @@ The profiling query counts the rows whose text matches a candidate pattern. For 
 candidates, one query groups them by distinct value; SQL confirms the classes its pattern alone
 decides (email, SSN, IPv4) and Python confirms every other distinct value (checksums,
 libphonenumber). More distinct values than CONFIRM_LIMIT fail closed, never pass unread.
+
+On DuckDB a large table's candidates are counted in queries of their own: a sample is drawn by
+blocks of rows in a WHERE, so the scan skips the blocks left out, and an exact scan tests each
+distinct value of a column with few of them once.
 """
 
 from collections.abc import Mapping
@@ -34,6 +38,9 @@ from pipeline.warehouse.types import type_family
 SAMPLE_ROWS = 100_000  # regex cost, not the scan, dominates: scan about this many values per column
 CONFIRM_LIMIT = 100_000  # distinct candidate values per column confirmed in Python
 SAMPLES = 3
+BLOCK_ROWS = 2048  # DuckDB's vector: a block left out of the sample is never read
+MIN_BLOCKS = 32  # fewer blocks than this in a sample: sample rows by key instead
+GROUPED_MAX = 1_000  # at most this many distinct values in the probe: test each one once
 SYNCED, DELETED, FIVETRAN_ID = "_fivetran_synced", "_fivetran_deleted", "_fivetran_id"
 _NO_HISTORY = ScanHistory(seed=0)
 
@@ -109,15 +116,38 @@ def _new_rows(state: TableState, dialect: str) -> exp.Expression | None:
     return exp.GT(this=synced, expression=exp.cast(literal(watermark.isoformat()), kind))
 
 
-def _keys(table: TableContract, state: TableState, dialect: str) -> list[exp.Expression]:
+def _separate(state: TableState, dialect: str) -> bool:
+    """DuckDB counts a large table's candidates after the profile, in queries of their own."""
+    return dialect == "duckdb" and (state.row_estimate or 0) > SAMPLE_ROWS
+
+
+def _blocks(rows: int | None, rate: float, dialect: str) -> exp.Expression | None:
+    """A sample of whole blocks (DuckDB's row ids) when it spans enough of them."""
+    if dialect != "duckdb" or not rows or rows * min(rate, 1) < MIN_BLOCKS * BLOCK_ROWS:
+        return None
+    return exp.IntDiv(this=exp.column("rowid"), expression=exp.Literal.number(BLOCK_ROWS))
+
+
+def _keys(
+    table: TableContract, state: TableState, dialect: str, rows: int | None = None
+) -> list[exp.Expression]:
+    block = _blocks(rows, sample_rate(table, state), dialect)
+    if block is not None:
+        return [block]
     texts = [_text(name, state, dialect) for name in scanned_columns(table, state)]
     return sample_keys(table, state, dialect, texts)
 
 
-def _hit(table: TableContract, state: TableState, value: exp.Expression, dialect: str):
+def _hit(
+    table: TableContract,
+    state: TableState,
+    value: exp.Expression,
+    dialect: str,
+    rows: int | None = None,
+):
     rate, seed = sample_rate(table, state), history(state).seed
     match = contains_match(value, ANY_PII, dialect)
-    keys = _keys(table, state, dialect)
+    keys = _keys(table, state, dialect, rows)
     return only_in_sample(match, keys, rate, dialect, seed, also=_new_rows(state, dialect))
 
 
@@ -125,19 +155,21 @@ def metrics(table: TableContract, state: TableState, dialect: str) -> dict[str, 
     columns = scanned_columns(table, state)
     if not columns:
         return {}
+    separate = _separate(state, dialect)
     found = {
         f"candidates:{name}": count_where(_hit(table, state, _text(name, state, dialect), dialect))
-        for name in columns
+        for name in ([] if separate else columns)
     }
+    found["rows"] = exp.Count(this=exp.Star())
     rate = sample_rate(table, state)
+    new = _new_rows(state, dialect)
     if rate >= 1:
         found["rows_scanned"] = exp.Count(this=exp.Star())
-    else:
+    elif not separate:
         scope = in_sample(_keys(table, state, dialect), rate, dialect, history(state).seed)
-        new = _new_rows(state, dialect)
         found["rows_scanned"] = count_where(scope if new is None else exp.or_(new, scope))
-        if new is not None:
-            found["rows_new"] = count_where(new)
+    if rate < 1 and new is not None:
+        found["rows_new"] = count_where(new)
     if DELETED in state.columns and _family(state.columns[DELETED]) == "boolean":
         deleted = exp.Coalesce(this=column(DELETED, dialect), expressions=[exp.false()])
         found["live_rows"] = count_where(exp.Not(this=deleted))
@@ -159,7 +191,100 @@ def _window(expression: exp.Expression) -> exp.Expression:
     return exp.Window(this=expression)
 
 
-def candidates_sql(table: TableContract, state: TableState, name: str, dialect: str) -> str:
+def counts_sql(
+    table: TableContract, state: TableState, names: list[str], dialect: str, rows: int | None
+) -> str:
+    """Candidate rows per column (m0, m1, ...) and the rows read: the sample and the new rows,
+    each a WHERE of its own so DuckDB skips the blocks they leave out; else every row."""
+    relation = table_ref(*table.relation, dialect)
+    texts = [_text(name, state, dialect).as_(f"c{i}") for i, name in enumerate(names)]
+    source: exp.Expression = relation
+    rate = sample_rate(table, state)
+    if rate < 1:
+        scope = in_sample(_keys(table, state, dialect, rows), rate, dialect, history(state).seed)
+        source = exp.select(*texts).from_(relation.copy()).where(scope)
+        if (new := _new_rows(state, dialect)) is not None:
+            rest = exp.and_(new, exp.not_(scope.copy()))
+            again = exp.select(*(t.copy() for t in texts)).from_(relation.copy()).where(rest)
+            source = exp.union(source, again, distinct=False)
+        source = source.subquery("s")
+        texts = [exp.column(f"c{i}") for i in range(len(names))]
+    values = [t.this if isinstance(t, exp.Alias) else t for t in texts]
+    found = [
+        count_where(contains_match(v, ANY_PII, dialect)).as_(f"m{i}") for i, v in enumerate(values)
+    ]
+    select = exp.select(*found, exp.Count(this=exp.Star()).as_("rows_scanned"))
+    return select.from_(source).sql(dialect)
+
+
+def probe_sql(
+    table: TableContract, state: TableState, names: list[str], dialect: str, rows: int
+) -> str:
+    """Distinct values per column (m0, m1, ...) in a block sample of about SAMPLE_ROWS rows."""
+    distinct = [
+        exp.Count(this=exp.Distinct(expressions=[_text(name, state, dialect)])).as_(f"m{i}")
+        for i, name in enumerate(names)
+    ]
+    select = exp.select(*distinct).from_(table_ref(*table.relation, dialect))
+    rate = SAMPLE_ROWS / max(rows, 1)
+    block = _blocks(rows, rate, dialect)
+    if block is not None and rate < 1:
+        select = select.where(in_sample([block], rate, dialect, history(state).seed))
+    return select.sql(dialect)
+
+
+def grouped_sql(table: TableContract, state: TableState, names: list[str], dialect: str) -> str:
+    """Candidate rows per column (one row each: i, hits), testing each distinct value once."""
+    v, n = exp.to_identifier("value", quoted=True), exp.to_identifier("n", quoted=True)
+    parts = []
+    for i, name in enumerate(names):
+        value = _text(name, state, dialect)
+        values = (
+            exp.select(value.as_(v), exp.Count(this=exp.Star()).as_(n))
+            .from_(table_ref(*table.relation, dialect))
+            .group_by(value.copy())
+        )
+        hits = exp.Coalesce(
+            this=exp.Sum(this=exp.column(n.copy())), expressions=[exp.Literal.number(0)]
+        )
+        parts.append(
+            exp.select(exp.Literal.number(i).as_("i"), hits.as_("hits"))
+            .from_(values.subquery("g"))
+            .where(contains_match(exp.column(v.copy()), ANY_PII, dialect))
+        )
+    union = parts[0]
+    for part in parts[1:]:
+        union = exp.union(union, part, distinct=False)
+    return union.sql(dialect)
+
+
+def counts(
+    table: TableContract, state: TableState, warehouse: Warehouse, rows: int
+) -> dict[str, Any]:
+    """Candidate rows per column counted after the profile; an exact scan tests each distinct
+    value once in columns the probe finds few of, and every row of the others."""
+    dialect, names = warehouse.dialect, scanned_columns(table, state)
+    found: dict[str, Any] = {}
+    per_row = names
+    if sample_rate(table, state) >= 1:
+        [probe] = warehouse.query(probe_sql(table, state, names, dialect, rows))
+        few = [name for i, name in enumerate(names) if int(probe[f"m{i}"]) <= GROUPED_MAX]
+        per_row = [name for name in names if name not in few]
+        if few:
+            for row in warehouse.query(grouped_sql(table, state, few, dialect)):
+                found[f"candidates:{few[int(row['i'])]}"] = int(row["hits"])
+    if per_row:
+        [row] = warehouse.query(counts_sql(table, state, per_row, dialect, rows))
+        found |= {f"candidates:{name}": int(row[f"m{i}"] or 0) for i, name in enumerate(per_row)}
+        if (rate := sample_rate(table, state)) < 1:
+            found["rows_scanned"] = int(row["rows_scanned"])
+            found["by_block"] = _blocks(rows, rate, dialect) is not None
+    return found
+
+
+def candidates_sql(
+    table: TableContract, state: TableState, name: str, dialect: str, rows: int | None = None
+) -> str:
     """Distinct candidate values of one column with their row counts, those SQL cannot confirm
     first; and over all of them, how many there are and the rows SQL confirms per class."""
     value = _text(name, state, dialect)
@@ -167,7 +292,7 @@ def candidates_sql(table: TableContract, state: TableState, name: str, dialect: 
     grouped = (
         exp.select(value.as_(v), exp.Count(this=exp.Star()).as_(n))
         .from_(table_ref(*table.relation, dialect))
-        .where(_hit(table, state, value.copy(), dialect))
+        .where(_hit(table, state, value.copy(), dialect, rows))
         .group_by(value.copy())
     )
     flags = {kind: contains_match(exp.column(v.copy()), PATTERNS[kind], dialect) for kind in SURE}
@@ -232,20 +357,26 @@ def candidates(
 ) -> dict[str, Any]:
     """For columns with candidate rows, confirm every distinct candidate value."""
     found: dict[str, Any] = {}
+    rows = int(profile.get("rows") or 0)
+    if _separate(state, warehouse.dialect) and scanned_columns(table, state):
+        found = counts(table, state, warehouse, rows)
     for name in scanned_columns(table, state):
-        if profile.get(f"candidates:{name}"):
-            sql = candidates_sql(table, state, name, warehouse.dialect)
+        if found.get(f"candidates:{name}", profile.get(f"candidates:{name}")):
+            sql = candidates_sql(table, state, name, warehouse.dialect, rows)
             found[f"confirmed:{name}"] = confirm(warehouse.query(sql))
     return found
 
 
-def _method(table: TableContract, state: TableState) -> str:
+def _method(table: TableContract, state: TableState, by_block: bool = False) -> str:
     rate = sample_rate(table, state)
     if rate >= 1:
         return "exact (every row)" + (", first scan on record" if history(state).first else "")
     by = "primary key" if any(c.primary_key for c in table.columns) else "row"
+    kind = "hash"
+    if by_block:
+        kind, by = "block", f"blocks of {BLOCK_ROWS:,} rows"
     new = " plus every row synced since the last passing scan" if _new_rows(state, "duckdb") else ""
-    return f"hash sample of {rate:.2%} of rows (by {by}, seed {history(state).seed}){new}"
+    return f"{kind} sample of {rate:.2%} of rows (by {by}, seed {history(state).seed}){new}"
 
 
 def coverage(table: TableContract, state: TableState, profile: Mapping[str, Any]) -> dict[str, Any]:
@@ -283,7 +414,7 @@ def judge(table: TableContract, state: TableState, profile: Mapping[str, Any]) -
     cover = coverage(table, state, profile)
     metadata: dict[str, Any] = {
         "scanned_columns": columns,
-        "scan_method": _method(table, state),
+        "scan_method": _method(table, state, bool(profile.get("by_block"))),
         "pattern_hits": {name: int(profile.get(f"candidates:{name}") or 0) for name in columns},
         "pii_found": {name: sorted(kinds) for name, kinds in found.items()},
         "pii_rows_by_class": found,
