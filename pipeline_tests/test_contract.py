@@ -173,6 +173,11 @@ TYPOS = {
         ("value: {freshness: warn}", "value: {freshnes: warn}"),
         "(did you mean `freshness`?)", ("orders", None),
     ),
+    "table level": (
+        ("  - name: orders\n", "  - name: orders\n    physicalTyp: table\n"),
+        "unknown key `physicalTyp` at schema.1.physicalTyp (did you mean `physicalType`?)",
+        ("orders", None),
+    ),
     "top level": (
         ("team: {name: shop-data}", "teams: {name: shop-data}"),
         "unknown key `teams` at teams (did you mean `team`?)", (None, None),
