@@ -78,8 +78,8 @@ def audited_version(
     """The snapshot version every blocking check of the table passed on; Failure otherwise."""
     if not checks:
         raise Failure(f"{table.to_user_string()} has no blocking contract checks: nothing gates it")
-    latest = {c: judged(instance, c, run_id) for c in checks}
-    problems = _not_passed(latest)
+    latest = verdicts(instance, checks, run_id)
+    problems = not_passed(latest)
     if problems:
         raise Failure("; ".join(problems), metadata={"failing_checks": problems})
     versions = {_version(record) for record in latest.values()}
@@ -121,14 +121,15 @@ def passed_on(
     return missing
 
 
-def not_passed(
+def verdicts(
     instance: DagsterInstance, checks: Sequence[AssetCheckKey], run_id: str
-) -> list[str]:
-    """One line per blocking check whose verdict for this run is not a pass."""
-    return _not_passed({c: judged(instance, c, run_id) for c in checks})
+) -> dict[AssetCheckKey, AssetCheckExecutionRecord | None]:
+    """Each check's verdict that counts for this run (see `judged`)."""
+    return {c: judged(instance, c, run_id) for c in checks}
 
 
-def _not_passed(latest: Mapping[AssetCheckKey, AssetCheckExecutionRecord | None]) -> list[str]:
+def not_passed(latest: Mapping[AssetCheckKey, AssetCheckExecutionRecord | None]) -> list[str]:
+    """One line per blocking check whose verdict is not a pass."""
     problems = []
     for check, record in latest.items():
         if record is None:

@@ -171,11 +171,10 @@ def verify_gate(
     warehouse: Warehouse,
 ) -> list[str]:
     """Refuse unless every blocking check upstream passed and each table read is published."""
-    problems = list(refresh.problems) + gate.not_passed(
-        context.instance, blocking, context.run.run_id
-    )
+    verdicts = gate.verdicts(context.instance, blocking, context.run.run_id)
+    problems = list(refresh.problems) + gate.not_passed(verdicts)
     problems += lookml_judged_elsewhere(
-        context, [c for c in blocking if c.asset_key.path[0] == "lookml"]
+        {c: r for c, r in verdicts.items() if c.asset_key.path[0] == "lookml"}
     )
     versions = []
     for key in refresh.deps:
@@ -196,12 +195,11 @@ def verify_gate(
 
 
 def lookml_judged_elsewhere(
-    context: AssetExecutionContext, checks: Sequence[AssetCheckKey]
+    verdicts: Mapping[AssetCheckKey, gate.AssetCheckExecutionRecord | None],
 ) -> list[str]:
     """Looker checks whose pass was on a branch, or on LookML that has changed since."""
     digest, found = project_digest(lookml_dir()), []
-    for check in checks:
-        record = gate.judged(context.instance, check, context.run.run_id)
+    for check, record in verdicts.items():
         if record is None or record.status != gate.PASSED:
             continue  # not_passed names it already
         judged = gate.record_metadata(record)

@@ -173,7 +173,8 @@ RULES = (
     Rule(
         check_name="data_is_fresh",
         family="freshness",
-        description="The newest _fivetran_synced is within the contract's freshness SLA.",
+        description="The newest _fivetran_synced (with freshnessBy: sync, or Fivetran's last "
+        "successful sync) is within the contract's freshness SLA.",
         applies=lambda table: table.freshness_hours is not None,
         metrics=freshness_metrics,
         judge=judge_freshness,
