@@ -39,7 +39,8 @@ RULE_FAMILIES = ("not_null", "schema", "new_columns", "pii", "pii_scan", "primar
 # another tool and is left alone; every other unknown one refuses to load.
 CONTRACT_PROPERTIES = ("fivetranConnectorId", "publishedSchema")
 TABLE_PROPERTIES = ("freshnessHours", "freshnessBy", "rowCount", "owner", "piiScan", "severity",
-                    "maxDeletedFraction", "blankIsMissing")  # fmt: skip
+                    "maxDeletedFraction", "blankIsMissing", "fullAuditEvery")  # fmt: skip
+FULL_AUDIT_EVERY = 24  # a large table's audits read only new rows, but every 24th reads all
 COLUMN_PROPERTIES = ("piiHandling", "maxNullFraction", "blankIsMissing")
 # The physical type's family, as the ODCS logicalType whose logicalTypeOptions apply to it.
 FAMILY_LOGICAL = {"text": "string", "number": "number", "date": "date", "timestamp": "timestamp",
@@ -103,6 +104,7 @@ class TableContract:
     published_schema: str = ""  # where the audited version is published for Looker
     # The relation the checks read: the audit snapshot while auditing, else the landing table.
     audited: tuple[str, str] | None = None
+    full_audit_every: int = FULL_AUDIT_EVERY  # 1: every audit reads every row
 
     def column(self, name: str) -> ColumnContract | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -409,6 +411,9 @@ def _table(
     pii_scan = custom.get("piiScan", "sample")
     if pii_scan not in ("sample", "exact"):
         raise fail(f"piiScan must be sample or exact, got {pii_scan!r}")
+    every = custom.get("fullAuditEvery", FULL_AUDIT_EVERY)
+    if type(every) is not int or every < 1:
+        raise fail(f"fullAuditEvery must be a whole number of audits, 1 or more, got {every!r}")
     table_owner = custom.get("owner") or owner
     if not isinstance(table_owner, str):
         raise fail(f"owner must be a string, got {table_owner!r}")
@@ -437,6 +442,7 @@ def _table(
             custom.get("maxDeletedFraction"), "maxDeletedFraction", fail
         ),
         quality=_quality(path, obj, [c.name for c in columns]),
+        full_audit_every=every,
     )
 
 

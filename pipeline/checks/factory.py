@@ -15,6 +15,7 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetKey,
+    DagsterInstance,
     MetadataValue,
     multi_asset_check,
 )
@@ -24,6 +25,7 @@ from pipeline import publish, report
 from pipeline.automation import CHECK_CONDITION
 from pipeline.checks import (
     freshness,
+    incremental,
     keys,
     not_null,
     pii,
@@ -116,12 +118,34 @@ def build_table_checks(table: TableContract, connector_id: str | None) -> AssetC
             synced = freshness.last_successful_sync(context.instance, key)
             state_or_error = replace(state_or_error, last_sync=synced)
         subject = table if isinstance(audited, Exception) else audited
-        results = evaluate(subject, selected, warehouse, state_or_error, version=version)
-        yield from report.recorded(context, results, started)
+        plan = None
+        if isinstance(state_or_error, TableState) and not isinstance(audited, Exception):
+            plan = audit_plan(context.instance, key, audited, selected, state_or_error, warehouse)
+        try:
+            results = evaluate(subject, selected, warehouse, state_or_error, version, plan)
+            yield from report.recorded(context, results, started)
+        finally:
+            incremental.release(warehouse, plan)
         if not isinstance(audited, Exception):
             publish.prune(warehouse, table)
 
     return table_contract
+
+
+def audit_plan(
+    instance: DagsterInstance,
+    key: AssetKey,
+    table: TableContract,
+    rules: Sequence[Rule],
+    state: TableState,
+    warehouse: Warehouse,
+) -> incremental.Plan:
+    """Which rules judge only the rows synced since they last passed; all rows if that is unclear."""
+    try:
+        previous = incremental.previous_results(instance, key, rules, table)
+        return incremental.plan(table, rules, state, warehouse, previous)
+    except Exception as error:  # a full audit is always a correct one
+        return incremental.whole(table, state, f"could not plan a delta: {scrub_error(error)}")
 
 
 def table_state(
@@ -172,6 +196,7 @@ def evaluate(
     warehouse: Warehouse,
     state: TableState | Exception | None = None,
     version: str | None = None,
+    plan: incremental.Plan | None = None,
 ) -> Iterator[AssetCheckResult]:
     """Judge every rule; a rule that cannot run fails with its error, never passes."""
     if state is None:
@@ -186,15 +211,25 @@ def evaluate(
                 version,
             )
         return
-    profiles, sql = _profiles(table, rules, state, warehouse)
+    # Rules reading the same relation with the same delta share one profiling query.
+    groups: dict[tuple, list[Rule]] = {}
     for rule in rules:
-        yield _result(
-            table,
-            rule,
-            _judge(table, rule, state, warehouse, profiles[rule.check_name]),
-            sql.get(rule.check_name, ""),
-            version,
-        )
+        subject = plan.subject(rule, table) if plan else table
+        delta = plan.deltas.get(rule.check_name) if plan else None
+        groups.setdefault((subject.relation, delta and delta.since), []).append(rule)
+    judged: dict[str, tuple[Verdict, str]] = {}
+    for group in groups.values():
+        subject = plan.subject(group[0], table) if plan else table
+        seen = plan.state(group[0], table, state) if plan else state
+        profiles, sql = _profiles(subject, group, seen, warehouse)
+        for rule in group:  # each with its own state: its delta carries its last result
+            own = plan.state(rule, table, state) if plan else state
+            verdict = _judge(subject, rule, own, warehouse, profiles[rule.check_name])
+            judged[rule.check_name] = (verdict, sql.get(rule.check_name, ""))
+    for rule in rules:
+        verdict, sql = judged[rule.check_name]
+        audit = plan.record(rule) if plan else None
+        yield _result(table, rule, verdict, sql, version, audit)
 
 
 def _judge(
@@ -241,12 +276,26 @@ def _profiles(
 
 
 def _result(
-    table: TableContract, rule: Rule, verdict: Verdict, sql: str, version: str | None = None
+    table: TableContract,
+    rule: Rule,
+    verdict: Verdict,
+    sql: str,
+    version: str | None = None,
+    audit: dict[str, Any] | None = None,
 ) -> AssetCheckResult:
-    description = verdict.summary if verdict.passed else f"{verdict.summary} (owner: {table.owner})"
+    description = verdict.summary
+    if audit and audit["scope"] == incremental.SINCE_LAST:
+        description += (
+            f" [judged the {audit['rows_judged']:,} rows synced since {audit['since']}; the other "
+            f"{audit['rows'] - audit['rows_judged']:,} passed before]"
+        )
+    if not verdict.passed:
+        description += f" (owner: {table.owner})"
     metadata: dict[str, Any] = {"owner": table.owner, "contract": _shown(table.file)}
     if version:
         metadata[AUDITED_VERSION] = version
+    if audit:
+        metadata[incremental.AUDIT] = MetadataValue.json(audit)
     sql = verdict.metadata.get("sql") or sql  # a rule's own queries, else the shared profile
     for name, value in verdict.metadata.items():
         if name == "sql":

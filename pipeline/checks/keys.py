@@ -5,16 +5,19 @@ a foreign key; text keys with leading or trailing whitespace are reported on the
 """
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from sqlglot import exp
 
+from pipeline.checks.freshness import SYNCED
+from pipeline.checks.incremental import is_new
 from pipeline.checks.live import DELETED, count_live, is_padded, is_text, live
 from pipeline.checks.redact import redact
 from pipeline.checks.rule import Rule, TableState, Verdict
 from pipeline.contract import TableContract, resolve_reference
 from pipeline.warehouse import Warehouse
-from pipeline.warehouse.sql import identifier, table_ref
+from pipeline.warehouse.sql import column, count_where, identifier, table_ref
 from pipeline.warehouse.types import type_family
 
 SAMPLES = 5
@@ -40,21 +43,22 @@ def duplicates_sql(
     dialect: str,
     limit: int | None,
     alive: exp.Expression | None = None,
+    rows: exp.Expression | None = None,
 ) -> str:
+    """Repeated keys among the table's live rows (or among `rows`, live rows already keyed)."""
     # GROUP BY ... HAVING is exact and stays within a small memory limit, where COUNT(DISTINCT) does not.
     cols = [_col(name, dialect) for name in key]
+    keyed = exp.and_(
+        *(exp.Not(this=exp.Is(this=c.copy(), expression=exp.Null())) for c in cols),
+        *([alive] if alive is not None else []),
+    )
     groups = (
         # Positional aliases: a key column named like an alias ("n", "keys") must not collide.
         exp.select(
             *(c.as_(f"k{i}") for i, c in enumerate(cols)), exp.Count(this=exp.Star()).as_("n")
         )
-        .from_(table_ref(*table.relation, dialect))
-        .where(
-            exp.and_(
-                *(exp.Not(this=exp.Is(this=c.copy(), expression=exp.Null())) for c in cols),
-                *([alive] if alive is not None else []),
-            )
-        )
+        .from_(rows if rows is not None else table_ref(*table.relation, dialect))
+        .where(exp.true() if rows is not None else keyed)
         .group_by(*(c.copy() for c in cols))
         .having(exp.GT(this=exp.Count(this=exp.Star()), expression=exp.Literal.number(1)))
     )
@@ -92,7 +96,7 @@ def range_metrics(
 ) -> dict[str, exp.Expression]:
     """Min, max and count of integer keys, from the shared profile."""
     found: dict[str, exp.Expression] = {}
-    for name in _dense_int_keys(table, state, dialect):
+    for name in [] if state.delta else _dense_int_keys(table, state, dialect):
         col = _col(name, dialect)
         found[f"min:{name}"] = exp.Min(this=col)
         found[f"max:{name}"] = exp.Max(this=col.copy())
@@ -131,6 +135,37 @@ def _unique_by_bitmap(
     return sql if warehouse.query(sql)[0]["excess"] == 0 else None
 
 
+def delta_rows(
+    table: TableContract, key: tuple[str, ...], state: TableState, dialect: str
+) -> exp.Expression:
+    """Keys of the live rows synced since the last passing audit, and of the older live rows
+    sharing a key with one of them: the only rows a new duplicate can be among (the older rows'
+    keys were unique when that audit passed)."""
+    delta = state.delta
+    assert delta is not None
+
+    def keyed(alias: str) -> exp.Expression:
+        parts = [
+            exp.Not(this=exp.Is(this=_col(n, dialect, alias), expression=exp.Null())) for n in key
+        ]
+        alive = live(state, dialect, alias)
+        return exp.and_(*parts, *([alive] if alive is not None else []))
+
+    new = exp.select(*(_col(n, dialect, "d") for n in key)).from_(
+        table_ref(*delta.view, dialect).as_("d")
+    )
+    same = exp.and_(
+        *(exp.EQ(this=_col(n, dialect, "d"), expression=_col(n, dialect, "o")) for n in key)
+    )
+    shares = exp.Exists(this=new.copy().where(same))
+    old = (
+        exp.select(*(_col(n, dialect, "o") for n in key))
+        .from_(table_ref(*table.relation, dialect).as_("o"))
+        .where(exp.and_(exp.Not(this=is_new(delta.since, dialect, "o")), keyed("o"), shares))
+    )
+    return exp.union(new.where(keyed("d")), old, distinct=False).subquery("r")
+
+
 def uniqueness_followup(
     table: TableContract, state: TableState, warehouse: Warehouse, profile: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -141,10 +176,14 @@ def uniqueness_followup(
             found[",".join(key)] = {"error": "key column missing"}
             continue
         alive = live(state, dialect)
-        if len(key) == 1 and (proof := _unique_by_bitmap(table, key[0], warehouse, profile, alive)):
+        rows = delta_rows(table, key, state, dialect) if state.delta else None
+        proof = None
+        if rows is None and len(key) == 1:
+            proof = _unique_by_bitmap(table, key[0], warehouse, profile, alive)
+        if proof:
             found[key[0]] = {"duplicate_keys": 0, "duplicate_rows": 0, "sql": proof}
             continue
-        sql = duplicates_sql(table, key, dialect, None, live(state, dialect))
+        sql = duplicates_sql(table, key, dialect, None, alive, rows)
         [summary] = warehouse.query(sql)
         entry = {
             "duplicate_keys": int(summary["keys"]),
@@ -152,7 +191,7 @@ def uniqueness_followup(
             "sql": sql,
         }
         if entry["duplicate_keys"]:
-            rows = warehouse.query(duplicates_sql(table, key, dialect, SAMPLES, alive))
+            rows = warehouse.query(duplicates_sql(table, key, dialect, SAMPLES, alive, rows))
             entry["samples"] = [_sample(table, key, row) for row in rows]
         found[",".join(key)] = entry
     return {"keys": found}  # apart from the profile's key ranges
@@ -262,28 +301,71 @@ def orphans_followup(
 ) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for fk, target in _foreign_keys(table):
+        relation = f"{fk} -> {target}"
         if fk not in state.columns:
-            found[f"{fk} -> {target}"] = {"error": "column missing"}
+            found[relation] = {"error": "column missing"}
             continue
         connector, parent, key = resolve_reference(table.connector, target)
         parent_columns = warehouse.columns(connector, parent)
         dialect = warehouse.dialect
-        parent_live = (
-            live(TableState(columns=parent_columns), dialect, "p")
-            if DELETED in parent_columns
-            else None
-        )
+        parent_state = TableState(columns=parent_columns)
+        parent_live = live(parent_state, dialect, "p") if DELETED in parent_columns else None
         parent_type = parent_columns.get(key.lower())
         types = (state.columns[fk], parent_type) if parent_type else None
-        sql = orphans_sql(table, fk, target, dialect, live(state, dialect, "c"), parent_live, types)
+        parent_rows, whole = _parent_facts(
+            relation, state, parent_state, (connector, parent), warehouse
+        )
+        children = (
+            table if whole or state.delta is None else replace(table, audited=state.delta.view)
+        )
+        sql = orphans_sql(
+            children, fk, target, dialect, live(state, dialect, "c"), parent_live, types
+        )
         [row] = warehouse.query(sql)
         contract = table.column(fk)
-        found[f"{fk} -> {target}"] = {
+        found[relation] = {
             "sql": sql,
             "orphans": int(row["orphans"]),
             "example": redact(row["example"], contract.classification if contract else None),
+            "parent_rows": parent_rows,
         }
+        if state.delta is not None:
+            found[relation]["child_rows_read"] = whole or "synced since the last passing audit"
     return {"foreign_keys": found}
+
+
+def _parent_facts(
+    name: str,
+    state: TableState,
+    parent: TableState,
+    relation: tuple[str, str],
+    warehouse: Warehouse,
+) -> tuple[int, str | None]:
+    """The parent's row count, and why every child row must be read (None: the new ones do).
+
+    Older child rows resolved when the last audit passed; they can only lose their parent if
+    the parent lost rows since: soft-deleted (a newer stamp) or gone (fewer rows than then)."""
+    dialect = warehouse.dialect
+    facts = [exp.Count(this=exp.Star()).as_("n")]
+    delta = state.delta
+    stamped = DELETED in parent.columns and SYNCED in parent.columns
+    if delta is not None and stamped:
+        deleted = exp.EQ(this=column(DELETED, dialect), expression=exp.true())
+        facts.append(count_where(exp.and_(deleted, is_new(delta.since, dialect))).as_("gone"))
+    [row] = warehouse.query(exp.select(*facts).from_(table_ref(*relation, dialect)).sql(dialect))
+    rows = int(row["n"])
+    if delta is None:
+        return rows, None
+    before = (delta.previous.get("foreign_keys") or {}).get(name) or {}
+    if not isinstance(before.get("parent_rows"), int):
+        return rows, "every child row: the last audit recorded no parent row count"
+    if rows < before["parent_rows"]:
+        return rows, f"every child row: the parent lost {before['parent_rows'] - rows:,} rows"
+    if not stamped:
+        return rows, "every child row: the parent has no _fivetran_deleted and _fivetran_synced"
+    if int(row["gone"] or 0):
+        return rows, f"every child row: {int(row['gone']):,} parent rows were deleted since"
+    return rows, None
 
 
 def judge_orphans(table: TableContract, state: TableState, profile: Mapping[str, Any]) -> Verdict:
@@ -354,6 +436,7 @@ RULES = (
         metrics=range_metrics,
         judge=judge_unique,
         followup=uniqueness_followup,
+        incremental=lambda table: "keys",
     ),
     Rule(
         check_name="keys_have_no_surrounding_whitespace",
@@ -362,6 +445,7 @@ RULES = (
         applies=lambda table: any(c.unique or c.references for c in table.columns),
         metrics=whitespace_metrics,
         judge=judge_whitespace,
+        incremental=lambda table: "rows",
     ),
     Rule(
         check_name="foreign_keys_resolve",
@@ -370,5 +454,6 @@ RULES = (
         applies=lambda table: bool(_foreign_keys(table)),
         judge=judge_orphans,
         followup=orphans_followup,
+        incremental=lambda table: "keys",
     ),
 )

@@ -80,4 +80,5 @@ RULE = Rule(
     applies=lambda table: bool(_required(table) or _bounded(table)),
     metrics=metrics,
     judge=judge,
+    incremental=lambda table: None if _bounded(table) else "rows",  # a share needs every row
 )

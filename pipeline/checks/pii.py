@@ -175,6 +175,8 @@ RULES = (
         metrics=metrics,
         followup=samples,
         judge=judge,
+        # A sampled check keeps re-sampling old rows; an exact one has read them all already.
+        incremental=lambda table: "rows" if table.pii_scan == "exact" else None,
     ),
     Rule(
         check_name="fivetran_config_matches_contract",

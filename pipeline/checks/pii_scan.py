@@ -227,7 +227,7 @@ def probe_sql(
     ]
     select = exp.select(*distinct).from_(table_ref(*table.relation, dialect))
     rate = SAMPLE_ROWS / max(rows, 1)
-    block = _blocks(rows, rate, dialect)
+    block = None if state.delta else _blocks(rows, rate, dialect)  # a delta's view has no rowid
     if block is not None and rate < 1:
         select = select.where(in_sample([block], rate, dialect, history(state).seed))
     return select.sql(dialect)
@@ -451,4 +451,6 @@ RULE = Rule(
     metrics=metrics,
     followup=candidates,
     judge=judge,
+    # A sampled scan keeps re-sampling old rows; an exact one has read them all already.
+    incremental=lambda table: "rows" if table.pii_scan == "exact" else None,
 )

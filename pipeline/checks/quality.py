@@ -44,7 +44,20 @@ def _rule(q: QualityRule) -> Rule:
         followup=partial(_followup, q) if q.metric in ("duplicateValues", "sql") else None,
         judge=partial(_judge, q),
         fixed_severity=q.severity,
+        incremental=lambda table: "rows" if _zero_only(q) else None,
     )
+
+
+def _zero_only(q: QualityRule) -> bool:
+    """A row count that passes exactly when no row fails: rows that passed need no re-reading."""
+    bounded_above = q.operator in (
+        "mustBe",
+        "mustBeLessThan",
+        "mustBeLessOrEqualTo",
+        "mustBeBetween",
+    )
+    row_local = q.metric in ("nullValues", "missingValues", "invalidValues")
+    return row_local and q.unit == "rows" and bounded_above and q.holds(0) and not q.holds(1)
 
 
 def _as_text(name: str, state: TableState, dialect: str) -> exp.Expression:
@@ -240,4 +253,5 @@ OPTIONS_RULE = Rule(
     applies=lambda table: any(c.options for c in table.columns),
     metrics=_options_metrics,
     judge=_judge_options,
+    incremental=lambda table: "rows",
 )

@@ -13,6 +13,16 @@ from pipeline.warehouse import Warehouse
 
 
 @dataclass(frozen=True)
+class Delta:
+    """The rows synced since a rule's last passing audit, and what that audit recorded."""
+
+    since: datetime  # the last passing audit's watermark: rows synced at or after it are new
+    view: tuple[str, str]  # (schema, view) holding exactly those rows of the audited version
+    rows: int  # how many there are
+    previous: Mapping[str, Any] = field(default_factory=dict)  # the last passing result's metadata
+
+
+@dataclass(frozen=True)
 class TableState:
     """What is known about the landed table before profiling it."""
 
@@ -25,6 +35,8 @@ class TableState:
     renamed: Mapping[str, str] = field(default_factory=dict)
     # When Fivetran last finished a successful sync of the table (its latest materialization)
     last_sync: datetime | None = None
+    # Set when the rule judges only the rows synced since its last passing audit
+    delta: Delta | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,10 @@ class Rule:
     default_severity: str = "error"
     needs_fivetran_config: bool = False
     fixed_severity: str | None = None  # the contract's own severity for this one rule
+    # How the rule can judge only the rows synced since its last passing audit: "rows" when its
+    # verdict is "no row fails" (rows that passed need no re-reading), "keys" when it compares
+    # the new rows with the rest (uniqueness, foreign keys), None when it needs every row.
+    incremental: Callable[[TableContract], str | None] = lambda table: None
 
     def severity(self, table: TableContract) -> str:
         return self.fixed_severity or table.severity.get(self.family, self.default_severity)

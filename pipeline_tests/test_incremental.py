@@ -1,0 +1,294 @@
+"""Scope: audits that judge only the rows synced since the last passing audit, on DuckDB: the
+same verdicts as a full pass on defects in the new rows, and every case that must read all rows."""
+
+import textwrap
+from dataclasses import replace
+
+import pytest
+from dagster import AssetCheckKey, AssetKey, DagsterInstance
+
+from pipeline.checks import incremental
+from pipeline.checks.factory import evaluate, table_rules, table_state
+from pipeline.contract import load_contracts
+from pipeline.sandbox import source_edits
+from pipeline.warehouse import DuckDBWarehouse
+from pipeline_tests.gate import run_gate
+
+CONTRACT = """
+apiVersion: v3.0.2
+kind: DataContract
+id: shop
+name: shop
+version: 1.0.0
+status: active
+schema:
+  - name: accounts
+    properties:
+      - {name: id, physicalType: BIGINT, primaryKey: true}
+  - name: orders
+    customProperties:
+      - {property: piiScan, value: exact}
+      - {property: fullAuditEvery, value: EVERY}
+      - {property: freshnessHours, value: 240}
+    properties:
+      - {name: id, physicalType: BIGINT, primaryKey: true}
+      - name: account_id
+        physicalType: BIGINT
+        required: true
+        relationships: [{type: foreignKey, to: accounts.id}]
+      - name: email
+        physicalType: VARCHAR
+        classification: email
+        customProperties: [{property: piiHandling, value: hashed}]
+      - name: status
+        physicalType: VARCHAR
+        quality: [{metric: invalidValues, mustBe: 0, arguments: {validValues: [paid, open]}}]
+      - {name: notes, physicalType: VARCHAR}
+"""
+ROWS = 2_000
+HASH = "sha256(id::VARCHAR)"
+# Each defect lands in new rows only (synced now); the rule that must catch it.
+DEFECTS = {
+    "null required": ("(9001, NULL, {hash}, 'paid', 'ok')", "required_columns_are_not_null"),
+    "key taken by an old row": ("(17, 1, {hash}, 'paid', 'ok')", "keys_are_unique"),
+    "key twice in the sync": (
+        "(9001, 1, {hash}, 'paid', 'ok'), (9001, 2, {hash}, 'open', 'ok')",
+        "keys_are_unique",
+    ),
+    "orphan": ("(9001, 777, {hash}, 'paid', 'ok')", "foreign_keys_resolve"),
+    "unhashed email": ("(9001, 1, 'jane@example.com', 'paid', 'ok')", "pii_arrives_as_contracted"),
+    "invalid value": ("(9001, 1, {hash}, 'bogus', 'ok')", "quality_status_invalid_values"),
+    "pii in free text": (
+        "(9001, 1, {hash}, 'paid', 'ssn 078-05-1120')",
+        "no_pii_in_unclassified_columns",
+    ),
+}
+
+
+@pytest.fixture(autouse=True)
+def small_tables_too(monkeypatch):
+    monkeypatch.setattr(incremental, "MIN_ROWS", 100)
+
+
+@pytest.fixture
+def shop(tmp_path, duck):
+    return contract(tmp_path, duck, every=24)
+
+
+def contract(tmp_path, duck, every):
+    (tmp_path / "c").mkdir(exist_ok=True)
+    (tmp_path / "c" / "shop.yaml").write_text(
+        textwrap.dedent(CONTRACT).replace("EVERY", str(every))
+    )
+    table = load_contracts(tmp_path / "c")["shop"].tables["orders"]
+    duck.execute(
+        [
+            "CREATE SCHEMA IF NOT EXISTS shop",
+            "CREATE OR REPLACE TABLE shop.accounts AS SELECT i AS id, "
+            "now() - INTERVAL 3 DAY AS _fivetran_synced, false AS _fivetran_deleted "
+            "FROM range(1, 11) t(i)",
+            "CREATE OR REPLACE TABLE shop.orders AS SELECT i AS id, 1 + i % 10 AS account_id, "
+            f"sha256(i::VARCHAR) AS email, 'paid' AS status, 'note ' || i AS notes, "
+            # Older syncs, one stamp per row: rows stamped at the watermark are read again.
+            "now() - INTERVAL 2 DAY - i * INTERVAL 1 SECOND AS _fivetran_synced, "
+            f"false AS _fivetran_deleted FROM range({ROWS}) t(i)",
+        ]
+    )
+    return table
+
+
+def sync(duck, changed=20, rows=""):
+    """An incremental sync: `changed` old rows updated, `rows` (SQL tuples) inserted, now."""
+    statements = [
+        f"UPDATE shop.orders SET status = 'open', _fivetran_synced = now() WHERE id < {changed}"
+    ]
+    if rows:
+        hashed = rows.format(hash=f"sha256('{HASH}')")
+        statements.append(
+            "INSERT INTO shop.orders SELECT *, now(), false FROM (VALUES " + hashed + ")"
+        )
+    duck.execute(statements)
+
+
+def audit(table, duck, previous=None):
+    """Every rule judged as the check does: planned against `previous` results, views released."""
+    rules = [r for r in table_rules(table) if not r.needs_fivetran_config]  # no Fivetran here
+    state = table_state(table, rules, duck, None, None)
+    plan = incremental.plan(table, rules, state, duck, previous or {})
+    try:
+        return {r.check_name: r for r in evaluate(table, rules, duck, state, None, plan)}
+    finally:
+        incremental.release(duck, plan)
+
+
+def as_previous(results):
+    return {
+        name: incremental.Previous(r.passed, {k: v.value for k, v in r.metadata.items()})
+        for name, r in results.items()
+    }
+
+
+def scope(result):
+    return result.metadata[incremental.AUDIT].value
+
+
+def test_a_delta_audit_judges_only_new_rows_and_passes_the_watermark_on(shop, duck):
+    first = audit(shop, duck)
+    assert all(r.passed for r in first.values()), [r.description for r in first.values() if not r.passed]
+    assert scope(first["keys_are_unique"])["why_every_row"] == "no earlier audit on record"
+    sync(duck, changed=20)
+    second = audit(shop, duck, as_previous(first))
+    assert all(r.passed for r in second.values())
+    keys = scope(second["keys_are_unique"])
+    assert keys["scope"] == incremental.SINCE_LAST
+    assert keys["since"] == scope(first["keys_are_unique"])["watermark"]
+    assert keys["rows_judged"] == 20 and keys["rows"] == ROWS
+    assert "judged the 20 rows synced since" in second["keys_are_unique"].description
+    # Freshness and volume read every row, each time.
+    assert scope(second["data_is_fresh"])["scope"] == incremental.EVERY_ROW
+    sync(duck, changed=5)
+    third = audit(shop, duck, as_previous(second))
+    assert scope(third["keys_are_unique"])["since"] == keys["watermark"]
+    assert scope(third["keys_are_unique"])["delta_passes"] == 2
+
+
+@pytest.mark.parametrize("defect", DEFECTS)
+def test_a_defect_in_new_rows_gets_the_verdicts_of_a_full_pass(shop, duck, defect):
+    first = audit(shop, duck)
+    rows, rule = DEFECTS[defect]
+    sync(duck, changed=20, rows=rows)
+    delta = audit(shop, duck, as_previous(first))
+    full = audit(shop, duck)
+    assert scope(delta[rule])["scope"] == incremental.SINCE_LAST
+    assert not delta[rule].passed, delta[rule].description
+    assert {n: r.passed for n, r in delta.items()} == {n: r.passed for n, r in full.items()}
+
+
+def test_after_a_failed_audit_every_row_is_read_again(shop, duck):
+    first = audit(shop, duck)
+    sync(duck, rows=DEFECTS["null required"][0])
+    failed = audit(shop, duck, as_previous(first))
+    assert not failed["required_columns_are_not_null"].passed
+    again = audit(shop, duck, as_previous(failed))
+    assert not again["required_columns_are_not_null"].passed  # the old bad row is still there
+    assert scope(again["required_columns_are_not_null"])["why_every_row"] == (
+        "the last audit did not pass"
+    )
+    assert scope(again["keys_are_unique"])["scope"] == incremental.SINCE_LAST
+
+
+def test_rows_backdated_behind_the_watermark_are_not_taken_as_audited(shop, duck):
+    """A row written with an old `_fivetran_synced` (not by Fivetran) falls outside the delta;
+    the row count gives it away and every row is read, so its null is found."""
+    first = audit(shop, duck)
+    duck.execute(
+        [
+            "INSERT INTO shop.orders VALUES (9001, NULL, 'x', 'paid', 'ok', "
+            "now() - INTERVAL 5 DAY, false)"
+        ]
+    )
+    second = audit(shop, duck, as_previous(first))
+    result = second["required_columns_are_not_null"]
+    assert not result.passed
+    assert scope(result)["why_every_row"] == "1 rows appeared behind the last audit's watermark"
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ("UPDATE shop.orders SET _fivetran_synced = now()", "every row was synced again"),
+        ("ALTER TABLE shop.orders ADD COLUMN coupon VARCHAR", "the table's columns changed"),
+        ("UPDATE shop.orders SET _fivetran_synced = now() WHERE id < 1500", "most rows were"),
+    ],
+)
+def test_changes_that_read_every_row_again(shop, duck, change, why):
+    first = audit(shop, duck)
+    duck.execute([change])
+    second = audit(shop, duck, as_previous(first))
+    assert scope(second["keys_are_unique"])["why_every_row"].startswith(why)
+
+
+def test_a_contract_change_reads_every_row_again(shop, duck):
+    first = audit(shop, duck)
+    sync(duck)
+    changed = replace(shop, description="now with a description")
+    second = audit(changed, duck, as_previous(first))
+    assert scope(second["keys_are_unique"])["why_every_row"] == (
+        "the contract changed since the last audit"
+    )
+
+
+def test_every_nth_audit_reads_every_row(tmp_path, duck):
+    table = contract(tmp_path, duck, every=3)
+    results, scopes = {}, []
+    for _ in range(5):
+        results = audit(table, duck, as_previous(results) if results else None)
+        scopes.append(scope(results["keys_are_unique"])["scope"])
+        sync(duck)
+    full, delta = incremental.EVERY_ROW, incremental.SINCE_LAST
+    assert scopes == [full, delta, delta, full, delta]
+
+
+def test_an_old_child_whose_parent_was_deleted_since_is_an_orphan(shop, duck):
+    """Child rows that resolved before lose their parent when Fivetran soft-deletes it: the
+    foreign-key rule then reads every child row, not only the new ones."""
+    first = audit(shop, duck)
+    duck.execute(
+        ["UPDATE shop.accounts SET _fivetran_deleted = true, _fivetran_synced = now() WHERE id = 3"]
+    )
+    second = audit(shop, duck, as_previous(first))
+    result = second["foreign_keys_resolve"]
+    assert not result.passed and "200 rows point nowhere" in result.description
+    [entry] = result.metadata["foreign_keys"].value.values()
+    assert entry["child_rows_read"] == "every child row: 1 parent rows were deleted since"
+
+
+def test_a_parent_losing_rows_reads_every_child(shop, duck):
+    first = audit(shop, duck)
+    duck.execute(["DELETE FROM shop.accounts WHERE id = 4"])
+    second = audit(shop, duck, as_previous(first))
+    assert not second["foreign_keys_resolve"].passed
+    [entry] = second["foreign_keys_resolve"].metadata["foreign_keys"].value.values()
+    assert entry["child_rows_read"] == "every child row: the parent lost 1 rows"
+
+
+def test_the_delta_views_are_dropped(shop, duck):
+    first = audit(shop, duck)
+    sync(duck)
+    audit(shop, duck, as_previous(first))
+    views = duck.query("SELECT view_name FROM duckdb_views() WHERE NOT internal")
+    assert views == []
+
+
+def test_the_gate_reads_its_watermark_from_dagster_and_catches_a_defect_in_a_sync(
+    isolated_data_dir, monkeypatch
+):
+    """End to end through the sandbox: the third run's audit of crm.deals judges only the rows
+    synced since the second run's audit (its watermark read back from Dagster's check records),
+    and one of them breaks the contract. The sandbox stamps a whole sync alike, so the second
+    run, whose watermark stamps every row, reads every row."""
+    monkeypatch.setattr(incremental, "MIN_ROWS", 1_000)
+    instance = DagsterInstance.ephemeral()
+    assert run_gate(instance=instance).success
+    warehouse = DuckDBWarehouse(path=str(isolated_data_dir / "warehouse.duckdb"))
+    ids = [r["id"] for r in warehouse.query('SELECT "id" FROM "crm"."deals" ORDER BY 1 LIMIT 2')]
+    source_edits.edit_source("crm_sandbox", "deals", upsert=[{"id": ids[0], "notes": "updated"}])
+    assert run_gate(instance=instance).success
+    source_edits.edit_source("crm_sandbox", "deals", upsert=[{"id": ids[1], "stage": None}])
+    third = run_gate(instance=instance)
+    assert not third.success
+    deals = AssetKey(["fivetran", "crm", "deals"])
+    found = {e.check_name: e for e in third.get_asset_check_evaluations() if e.asset_key == deals}
+    not_null = found["required_columns_are_not_null"]
+    assert not not_null.passed and "stage: 1 of 2 rows null" in not_null.description
+    audit = not_null.metadata[incremental.AUDIT].value
+    assert audit["scope"] == incremental.SINCE_LAST and audit["rows_judged"] == 2
+    assert found["keys_are_unique"].passed
+    assert found["keys_are_unique"].metadata[incremental.AUDIT].value["rows_judged"] == 2
+    [record] = instance.event_log_storage.get_asset_check_execution_history(
+        AssetCheckKey(deals, "keys_are_unique"), limit=1
+    )
+    assert record.run_id == third.run_id
+    # Nothing of it reached the published table Looker reads.
+    [row] = warehouse.query('SELECT count(*) AS n FROM "crm_published"."deals" WHERE "stage" IS NULL')
+    assert row["n"] == 0
