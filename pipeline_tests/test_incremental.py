@@ -134,7 +134,9 @@ def scope(result):
 
 def test_a_delta_audit_judges_only_new_rows_and_passes_the_watermark_on(shop, duck):
     first = audit(shop, duck)
-    assert all(r.passed for r in first.values()), [r.description for r in first.values() if not r.passed]
+    assert all(r.passed for r in first.values()), [
+        r.description for r in first.values() if not r.passed
+    ]
     assert scope(first["keys_are_unique"])["why_every_row"] == "no earlier audit on record"
     sync(duck, changed=20)
     second = audit(shop, duck, as_previous(first))
@@ -290,5 +292,7 @@ def test_the_gate_reads_its_watermark_from_dagster_and_catches_a_defect_in_a_syn
     )
     assert record.run_id == third.run_id
     # Nothing of it reached the published table Looker reads.
-    [row] = warehouse.query('SELECT count(*) AS n FROM "crm_published"."deals" WHERE "stage" IS NULL')
+    [row] = warehouse.query(
+        'SELECT count(*) AS n FROM "crm_published"."deals" WHERE "stage" IS NULL'
+    )
     assert row["n"] == 0
