@@ -4,6 +4,7 @@ same verdicts as a full pass on defects in the new rows, and every case that mus
 import textwrap
 from dataclasses import replace
 
+import pandas as pd
 import pytest
 from dagster import AssetCheckKey, AssetKey, DagsterInstance
 
@@ -296,3 +297,40 @@ def test_the_gate_reads_its_watermark_from_dagster_and_catches_a_defect_in_a_syn
         'SELECT count(*) AS n FROM "crm_published"."deals" WHERE "stage" IS NULL'
     )
     assert row["n"] == 0
+
+
+def test_a_delta_audit_runs_as_snowflake_sql(tmp_path, snowflake):
+    """The delta's view, the facts and the new-against-old key queries in Snowflake's dialect
+    (fakesnow): a duplicate key arriving in the sync is found by the delta audit."""
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "shop.yaml").write_text(textwrap.dedent(CONTRACT).replace("EVERY", "24"))
+    table = load_contracts(tmp_path / "c")["shop"].tables["orders"]
+    old = pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=2)
+    accounts = pd.DataFrame(
+        {"id": range(1, 11), "_fivetran_synced": old, "_fivetran_deleted": False}
+    )
+    snowflake.write_table("shop", "accounts", accounts)
+    orders = pd.DataFrame(
+        {
+            "id": range(300),
+            "account_id": [1 + i % 10 for i in range(300)],
+            "email": ["a" * 64] * 300,
+            "status": "paid",
+            "notes": "ok",
+            "_fivetran_synced": [old - pd.Timedelta(seconds=i) for i in range(300)],
+            "_fivetran_deleted": False,
+        }
+    )
+    snowflake.write_table("shop", "orders", orders)
+    first = audit(table, snowflake)
+    assert first["keys_are_unique"].passed, first["keys_are_unique"].description
+    snowflake.execute(
+        [
+            'INSERT INTO "SHOP"."ORDERS" VALUES '
+            f"(17, 1, '{'b' * 64}', 'paid', 'ok', CURRENT_TIMESTAMP(), FALSE)"
+        ]
+    )
+    second = audit(table, snowflake, as_previous(first))
+    keys = second["keys_are_unique"]
+    assert scope(keys)["scope"] == incremental.SINCE_LAST and scope(keys)["rows_judged"] == 2
+    assert not keys.passed and "1 values repeated over 2 rows" in keys.description

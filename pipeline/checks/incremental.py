@@ -142,7 +142,7 @@ def plan(
     base = whole(table, state)
     sinces = sorted({w for p in previous.values() if (w := _watermark(p)) is not None})
     facts = warehouse.query(_facts_sql(table, state, sinces, dialect))[0]
-    rows, watermark = int(facts["rows"]), facts["watermark"]
+    rows, watermark = int(facts["total"]), facts["newest"]
     deltas, reasons, passes = {}, {}, {}
     views: dict[datetime, tuple[str, str]] = {}
     for rule in rules:
@@ -245,8 +245,8 @@ def _facts_sql(
     if (cutoff := future_cutoff(state, dialect)) is not None:  # a future stamp is no watermark
         newest = exp.Case(ifs=[exp.If(this=exp.LTE(this=synced, expression=cutoff), true=synced)])
     select = exp.select(
-        exp.Count(this=exp.Star()).as_("rows"),
-        exp.Max(this=newest.copy()).as_("watermark"),
+        exp.Count(this=exp.Star()).as_("total"),  # not "rows": reserved in Snowflake
+        exp.Max(this=newest.copy()).as_("newest"),
         *(count_where(_stamped(s, exp.LT, dialect)).as_(f"kept{i}") for i, s in enumerate(sinces)),
         *(
             count_where(_stamped(s, exp.LTE, dialect)).as_(f"through{i}")
