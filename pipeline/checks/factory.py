@@ -141,6 +141,8 @@ def audit_plan(
     warehouse: Warehouse,
 ) -> incremental.Plan:
     """Which rules judge only the rows synced since they last passed; all rows if that is unclear."""
+    if why := incremental.too_small(state):  # no history to read
+        return incremental.whole(table, state, why)
     try:
         previous = incremental.previous_results(instance, key, rules, table)
         return incremental.plan(table, rules, state, warehouse, previous)

@@ -134,14 +134,11 @@ def plan(
     previous: Mapping[str, Previous | None],
 ) -> Plan:
     """Decide, rule by rule, whether it judges a delta; create the views of the deltas."""
-    dialect = warehouse.dialect
-    if not _is_timestamp(state):
-        return whole(table, state, f"no {SYNCED} timestamp column")
-    if (state.row_estimate or 0) < MIN_ROWS:
-        return whole(table, state, f"under {MIN_ROWS:,} rows: every row is read")
+    if why := too_small(state):
+        return whole(table, state, why)
     base = whole(table, state)
     sinces = sorted({w for p in previous.values() if (w := _watermark(p)) is not None})
-    facts = warehouse.query(_facts_sql(table, state, sinces, dialect))[0]
+    facts = warehouse.query(_facts_sql(table, state, sinces, warehouse.dialect))[0]
     rows, watermark = int(facts["total"]), facts["newest"]
     deltas, reasons, passes = {}, {}, {}
     views: dict[datetime, tuple[str, str]] = {}
@@ -163,6 +160,15 @@ def plan(
         deltas[rule.check_name] = Delta(since, views[since], rows - counts[0], last.metadata)
     return replace(base, rows=rows, watermark=watermark, deltas=deltas, reasons=reasons,
                    passes=passes)  # fmt: skip
+
+
+def too_small(state: TableState) -> str | None:
+    """Why no rule of the table judges a delta, whatever its history; None when one may."""
+    if not _is_timestamp(state):
+        return f"no {SYNCED} timestamp column"
+    if (state.row_estimate or 0) < MIN_ROWS:
+        return f"under {MIN_ROWS:,} rows: every row is read"
+    return None
 
 
 def release(warehouse: Warehouse, plan: Plan | None) -> None:

@@ -369,6 +369,8 @@ def candidates(
 
 def _method(table: TableContract, state: TableState, by_block: bool = False) -> str:
     rate = sample_rate(table, state)
+    if rate >= 1 and state.delta:
+        return "exact (every row synced since the last passing audit)"
     if rate >= 1:
         return "exact (every row)" + (", first scan on record" if history(state).first else "")
     by = "primary key" if any(c.primary_key for c in table.columns) else "row"
