@@ -148,8 +148,8 @@ def plan(
         last = previous.get(rule.check_name)
         since = _watermark(last)
         i = sinces.index(since) if since in sinces else None
-        counts = (int(facts[f"kept{i}"]), int(facts[f"through{i}"])) if i is not None else (0, 0)
-        why = _why_every_row(last, base, table.full_audit_every, rows, *counts)
+        kept = int(facts[f"kept{i}"]) if i is not None else 0
+        why = _why_every_row(last, base, table.full_audit_every, rows, kept)
         if why:
             reasons[rule.check_name] = why
             continue
@@ -157,7 +157,7 @@ def plan(
         passes[rule.check_name] = int(audit.get("delta_passes") or 0) + 1
         if since not in views:
             views[since] = _create_view(warehouse, table, state, since, len(views))
-        deltas[rule.check_name] = Delta(since, views[since], rows - counts[0], last.metadata)
+        deltas[rule.check_name] = Delta(since, views[since], rows - kept, last.metadata)
     return replace(base, rows=rows, watermark=watermark, deltas=deltas, reasons=reasons,
                    passes=passes)  # fmt: skip
 
@@ -180,11 +180,11 @@ def release(warehouse: Warehouse, plan: Plan | None) -> None:
 
 
 def _why_every_row(
-    last: Previous | None, base: Plan, full_every: int, rows: int, kept: int, through: int
+    last: Previous | None, base: Plan, full_every: int, rows: int, kept: int
 ) -> str | None:
     """Why the rule must read every row; None when the rows synced since its last pass do.
 
-    `kept`: rows synced before that pass's watermark, `through`: those and the rows synced at it.
+    `kept`: the rows stamped at or before that pass's watermark, which it judged.
     """
     if last is None:
         return "no earlier audit on record"
@@ -200,12 +200,12 @@ def _why_every_row(
     if int(audit.get("delta_passes") or 0) + 1 >= full_every:
         return f"every {full_every}th audit reads every row (fullAuditEvery)"
     before = int(audit.get("rows") or 0)
-    if before and not through:
+    if before and not kept:
         return "every row was synced again (a Fivetran re-sync)"
-    if through > before:  # every row then was stamped at or before it, or in the future
-        return f"{through - before:,} rows appeared behind the last audit's watermark"
+    if kept > before:  # every row then was stamped at or before it (or in the future)
+        return f"{kept - before:,} rows appeared behind the last audit's watermark"
     if (rows - kept) * 2 > rows:
-        return "most rows were synced at or after the last audit's watermark"
+        return "most rows were synced since the last audit"
     return None
 
 
@@ -226,21 +226,21 @@ def _is_timestamp(state: TableState) -> bool:
 
 
 def is_new(since: datetime, dialect: str, alias: str | None = None) -> exp.Expression:
-    """Rows synced at or after `since` (a batch stamped at the watermark may have landed only in
-    part), and rows without a stamp: the rows not proven audited."""
-    return exp.Not(this=_stamped(since, exp.LT, dialect, alias))
+    """Rows synced after `since`, and rows without a stamp: the rows not proven audited.
 
-
-def _stamped(
-    since: datetime, compare: type[exp.Binary], dialect: str, alias: str | None = None
-) -> exp.Expression:
-    """`_fivetran_synced <compare> since`: false (not NULL) for a row without a stamp."""
+    Strictly after: Fivetran writes a batch in one transaction, so the rows stamped at the
+    watermark were all in the audited version (and `>=` would re-read the previous sync's rows,
+    scattered over every block of a first load). Written so DuckDB prunes blocks by their zone
+    maps (a COALESCE here made it read all of `_fivetran_synced`)."""
     synced = column(SYNCED, dialect)
     if alias:
         synced.set("table", exp.to_identifier(alias))
     kind = "TIMESTAMPTZ" if since.tzinfo else "TIMESTAMP"
     stamp = exp.cast(literal(since.isoformat()), kind, dialect=dialect)
-    return exp.Coalesce(this=compare(this=synced, expression=stamp), expressions=[exp.false()])
+    either = exp.or_(
+        exp.GT(this=synced, expression=stamp), exp.Is(this=synced.copy(), expression=exp.Null())
+    )
+    return exp.Paren(this=either)  # sqlglot writes NOT over an OR without parentheses
 
 
 def _facts_sql(
@@ -253,9 +253,8 @@ def _facts_sql(
     select = exp.select(
         exp.Count(this=exp.Star()).as_("total"),  # not "rows": reserved in Snowflake
         exp.Max(this=newest.copy()).as_("newest"),
-        *(count_where(_stamped(s, exp.LT, dialect)).as_(f"kept{i}") for i, s in enumerate(sinces)),
         *(
-            count_where(_stamped(s, exp.LTE, dialect)).as_(f"through{i}")
+            count_where(exp.Not(this=is_new(s, dialect))).as_(f"kept{i}")
             for i, s in enumerate(sinces)
         ),
     )
