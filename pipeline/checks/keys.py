@@ -176,14 +176,14 @@ def uniqueness_followup(
             found[",".join(key)] = {"error": "key column missing"}
             continue
         alive = live(state, dialect)
-        rows = delta_rows(table, key, state, dialect) if state.delta else None
+        scope = delta_rows(table, key, state, dialect) if state.delta else None
         proof = None
-        if rows is None and len(key) == 1:
+        if scope is None and len(key) == 1:
             proof = _unique_by_bitmap(table, key[0], warehouse, profile, alive)
         if proof:
             found[key[0]] = {"duplicate_keys": 0, "duplicate_rows": 0, "sql": proof}
             continue
-        sql = duplicates_sql(table, key, dialect, None, alive, rows)
+        sql = duplicates_sql(table, key, dialect, None, alive, scope)
         [summary] = warehouse.query(sql)
         entry = {
             "duplicate_keys": int(summary["keys"]),
@@ -191,7 +191,7 @@ def uniqueness_followup(
             "sql": sql,
         }
         if entry["duplicate_keys"]:
-            rows = warehouse.query(duplicates_sql(table, key, dialect, SAMPLES, alive, rows))
+            rows = warehouse.query(duplicates_sql(table, key, dialect, SAMPLES, alive, scope))
             entry["samples"] = [_sample(table, key, row) for row in rows]
         found[",".join(key)] = entry
     return {"keys": found}  # apart from the profile's key ranges
