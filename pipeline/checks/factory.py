@@ -91,16 +91,25 @@ def build_connector_checks(
     def connector_contract(
         context: AssetCheckExecutionContext, warehouse: Warehouse, fivetran: FivetranWorkspace
     ):
+        started = time.monotonic()
         config = ConnectorConfig(fivetran, connector_id) if connector_id else None
-        for table in tables:
-            key = fivetran_key(table.connector, table.name)
-            selected = [
+        selected = {
+            table.name: [
                 r
                 for r in rules[table.name]
-                if AssetCheckKey(key, r.check_name) in context.selected_asset_check_keys
+                if AssetCheckKey(fivetran_key(table.connector, table.name), r.check_name)
+                in context.selected_asset_check_keys
             ]
-            if selected:
-                yield from check_table(context, table, selected, warehouse, config)
+            for table in tables
+        }
+        results = (
+            result
+            for table in tables
+            if selected[table.name]
+            for result in check_table(context, table, selected[table.name], warehouse, config)
+        )
+        # Recorded as one stream: the run's report is rebuilt once per step, not once per table.
+        yield from report.recorded(context, results, started)
 
     return connector_contract
 
@@ -112,9 +121,8 @@ def check_table(
     warehouse: Warehouse,
     config: ConnectorConfig | None,
 ) -> Iterator[AssetCheckResult]:
-    """Snapshot one landed table, judge the selected rules on the snapshot, record the results."""
+    """Snapshot one landed table and judge the selected rules on the snapshot."""
     key = fivetran_key(table.connector, table.name)
-    started = time.monotonic()
     version = publish.new_version(context.run.run_id)
     try:
         audited: TableContract | Exception = publish.snapshot(warehouse, table, version)
@@ -138,8 +146,7 @@ def check_table(
         synced = freshness.last_successful_sync(context.instance, key)
         state_or_error = replace(state_or_error, last_sync=synced)
     subject = table if isinstance(audited, Exception) else audited
-    results = evaluate(subject, selected, warehouse, state_or_error, version=version)
-    yield from report.recorded(context, results, started)
+    yield from evaluate(subject, selected, warehouse, state_or_error, version=version)
     if not isinstance(audited, Exception):
         publish.prune(warehouse, table)
 
