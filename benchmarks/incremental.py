@@ -72,7 +72,7 @@ def audit(table, rules, warehouse, previous) -> tuple[dict[str, Any], float, flo
     """One audit as the check runs it (plan, evaluate, release): results, wall and CPU seconds."""
     WHOLE[0] = 0.0
     started, cpu = time.perf_counter(), time.process_time()
-    state = table_state(table, rules, warehouse, None, None)
+    state = table_state(table, rules, warehouse)
     plan = incremental.plan(table, rules, state, warehouse, previous)
     try:
         results = {r.check_name: r for r in evaluate(table, rules, warehouse, state, None, plan)}

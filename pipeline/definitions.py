@@ -13,7 +13,7 @@ from dagster_fivetran.translator import FivetranMetadataSet
 
 from pipeline import environment
 from pipeline.automation import automation_sensor, gate_job, gate_schedule
-from pipeline.checks.factory import build_table_checks, fivetran_key
+from pipeline.checks.factory import build_connector_checks, fivetran_key
 from pipeline.contract import Contract, ContractError, TableContract, load_contracts
 from pipeline.fivetran import ContractTranslator, build_connector_assets
 from pipeline.gate import GateIndex
@@ -26,7 +26,7 @@ from pipeline.lookml_model import (
     lookml_key,
     lookml_models,
 )
-from pipeline.published import build_publish_asset, published_key
+from pipeline.published import build_publish_assets, published_key
 from pipeline.run_end import gate_executor
 
 
@@ -56,9 +56,11 @@ def build_definitions() -> Definitions:
     refreshes = [wire_refresh(r, contracts, published) for r in load_refreshes()]
     checks = contract_checks(contracts, fivetran_assets)
     contract_gate = GateIndex.build(fivetran_assets, checks)
+    by_connector: dict[str, list[TableContract]] = {}
+    for table in published.values():
+        by_connector.setdefault(table.connector, []).append(table)
     publish_assets = [
-        build_publish_asset(t, contract_gate.blocking.get(fivetran_key(t.connector, t.name), ()))
-        for t in published.values()
+        build_publish_assets(tables, contract_gate.blocking) for tables in by_connector.values()
     ]
     # One lookml/<model> per model, between the published tables and the model's refreshes.
     models = lookml_models(refreshes)
@@ -121,7 +123,9 @@ def contract_checks(
                     f"connector {contract.connector!r} does not sync this table",
                     table.name,
                 )
-            checks.append(build_table_checks(table, connector_ids[contract.connector]))
+        if contract.tables:
+            tables = list(contract.tables.values())
+            checks.append(build_connector_checks(tables, connector_ids[contract.connector]))
     return checks
 
 

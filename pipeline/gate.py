@@ -147,6 +147,14 @@ def refuse(what: str, problems: list[str]) -> Failure:
     )
 
 
+def combined(refusals: Sequence[Failure]) -> Failure:
+    """One Failure for several refusals of one step, each on its own line."""
+    return Failure(
+        "\n".join(f.description or "" for f in refusals),
+        metadata={"held_back_by": [f.description or "" for f in refusals]},
+    )
+
+
 def record_metadata(record: AssetCheckExecutionRecord) -> Mapping:
     evaluation = record.event.dagster_event.event_specific_data if record.event else None
     return getattr(evaluation, "metadata", None) or {}

@@ -38,10 +38,12 @@ def summarize(instance: DagsterInstance, run_id: str, graph: "BaseAssetGraph") -
                 failed_steps.append({"step": event.step_key, "error": reason})
     failed = [_failed_check(evaluation, graph) for evaluation in checks if not evaluation.passed]
     blocking = {(c["asset_key"], c["check_name"]): c for c in failed if c["blocking"]}
+    # A failed blocking check fails its whole step: it holds back what reads any asset checked there.
+    checked_with = {(a, c): _checked_together(graph, a, c) for a, c in blocking}
     held_back = []
     for key in sorted(planned - done, key=lambda k: k.to_user_string()):
         upstream = {k.to_user_string() for k in graph.get_ancestor_asset_keys(key)}
-        by = sorted(f"{a} {c}" for a, c in blocking if a in upstream)
+        by = sorted(f"{a} {c}" for a, c in blocking if checked_with[(a, c)] & upstream)
         if by:
             held_back.append({"asset_key": key.to_user_string(), "held_back_by": by})
     return {
@@ -51,6 +53,14 @@ def summarize(instance: DagsterInstance, run_id: str, graph: "BaseAssetGraph") -
         "failed_steps": failed_steps,
         "exit_code": exit_code_meaning(bool(blocking), failed_steps, len(held_back)),
     }
+
+
+def _checked_together(graph: "BaseAssetGraph", asset: str, check: str) -> set[str]:
+    """The assets whose checks run in the same step as this check (itself if unknown)."""
+    key = AssetCheckKey(AssetKey.from_user_string(asset), check)
+    if key not in graph.asset_check_keys or not hasattr(graph, "assets_def_for_key"):
+        return {asset}
+    return {k.asset_key.to_user_string() for k in graph.assets_def_for_key(key).check_keys}
 
 
 def _failed_check(evaluation: Any, graph: "BaseAssetGraph") -> dict[str, Any]:

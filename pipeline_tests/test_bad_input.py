@@ -196,7 +196,7 @@ def land_hostile(warehouse, schema: str, child: str, names: tuple[str, ...], **c
 
 def judge_all(warehouse, table: TableContract, hashed_in_fivetran: bool = True) -> dict:
     """Every rule of RULES, with Fivetran's column config as a matching fake."""
-    state = table_state(table, RULES, warehouse, None, None)
+    state = table_state(table, RULES, warehouse)
     config = {
         c.name: {"enabled": c.pii_handling != "blocked", "hashed": hashed_in_fivetran and c.is_pii}
         for c in table.columns

@@ -95,13 +95,19 @@ def test_cli_exit_code_follows_blocking_checks(tmp_path, monkeypatch, defects, c
             "fivetran/payments/charges required_columns_are_not_null (ERROR, blocking; owner team:payments-data)\n    id: 12 of 10000 rows null"
             in summary
         )
-        assert "Held back by checks (7):" in summary  # 2 publishes, 2 LookML models, 3 refreshes
+        # Both connectors' 6 publishes (each connector is checked in one step), 2 LookML models,
+        # 3 refreshes.
+        assert "Held back by checks (11):" in summary
+        assert (
+            "published/payments/customers by fivetran/payments/charges "
+            "required_columns_are_not_null" in summary
+        )
         assert (
             "looker/revenue_by_customer by fivetran/payments/charges required_columns_are_not_null"
             in summary
         )
         assert "Exit code 1 (Dagster prints 'Materialization failed.')" in summary
-        assert tags["tollgate/result"] == "failed" and tags["tollgate/held_back"] == "7"
+        assert tags["tollgate/result"] == "failed" and tags["tollgate/held_back"] == "11"
         # Selecting only the Looker refreshes afterwards does not open the gate.
         again = materialize(home, defects, dagster_cli("key:looker/*"))
         assert again.returncode != 0, again.stdout[-3000:]

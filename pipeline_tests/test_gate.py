@@ -20,6 +20,11 @@ def looker_calls() -> list[str]:
     return [f"{r['method']} {r['path']}" for r in looker_api.requests_seen()]
 
 
+def evaluations_of(result, connector: str, table: str) -> list:
+    key = AssetKey(["fivetran", connector, table])
+    return [e for e in result.get_asset_check_evaluations() if e.asset_key == key]
+
+
 def test_clean_run_lands_checks_and_refreshes_looker():
     result = run_gate()
     assert result.success
@@ -52,13 +57,41 @@ def test_null_ids_fail_the_check_and_hold_looker_back(monkeypatch):
     done = materialized(result)
     assert done >= FIVETRAN_KEYS  # the data landed; only what reads it is held back
     assert not done & LOOKER_KEYS
-    held = {AssetKey(["published", "payments", "charges"]), AssetKey(["published", "crm", "deals"])}
-    assert done & PUBLISHED_KEYS == PUBLISHED_KEYS - held
+    # Each connector's tables are checked in one step, which the failed check fails: in this
+    # run nothing of either connector is published, the clean tables' checks passing regardless.
+    assert not done & PUBLISHED_KEYS
+    clean = evaluations_of(result, "payments", "customers")
+    assert clean and all(e.passed for e in clean)
     assert {e.step_key for e in result.get_step_failure_events()} == {
-        "payments__charges__contract",
-        "crm__deals__contract",
+        "payments__contract",
+        "crm__contract",
     }
     started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
     assert not any(step.startswith("looker") for step in started)
-    assert not {"publish__payments__charges", "publish__crm__deals"} & started
+    assert not {"publish__payments", "publish__crm"} & started
     assert not any(c.startswith(("PATCH", "GET /api/4.0/derived_table")) for c in looker_calls())
+
+
+def test_an_error_in_one_tables_check_fails_its_rules_not_its_connectors_other_tables(
+    monkeypatch,
+):
+    """One step checks a connector's tables: an unexpected error while checking one of them
+    (here reading its sync history) fails that table's rules with the error, and the next tables
+    of the connector are still checked. Before, the error ended the step there."""
+    from pipeline.checks import factory
+
+    real = factory.freshness.last_successful_sync
+
+    def broken_for_contacts(instance, key):
+        if key == AssetKey(["fivetran", "crm", "contacts"]):
+            raise RuntimeError("event log unavailable")
+        return real(instance, key)
+
+    monkeypatch.setattr(factory.freshness, "last_successful_sync", broken_for_contacts)
+    result = run_gate()
+    assert not result.success
+    contacts = evaluations_of(result, "crm", "contacts")
+    assert contacts and not any(e.passed for e in contacts)
+    assert all("the check could not run: event log unavailable" in e.description for e in contacts)
+    deals = evaluations_of(result, "crm", "deals")  # checked after contacts, in the same step
+    assert deals and all(e.passed for e in deals)

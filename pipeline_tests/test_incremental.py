@@ -114,7 +114,7 @@ def sync(duck, changed=20, rows=""):
 def audit(table, duck, previous=None):
     """Every rule judged as the check does: planned against `previous` results, views released."""
     rules = [r for r in table_rules(table) if not r.needs_fivetran_config]  # no Fivetran here
-    state = table_state(table, rules, duck, None, None)
+    state = table_state(table, rules, duck)
     plan = incremental.plan(table, rules, state, duck, previous or {})
     try:
         return {r.check_name: r for r in evaluate(table, rules, duck, state, None, plan)}

@@ -12,7 +12,7 @@ from pipeline import publish
 from pipeline.contract import load_contracts
 from pipeline.definitions import build_definitions
 from pipeline.looker_lineage import LOOKML_DIR
-from pipeline.sandbox import looker_api, source_edits
+from pipeline.sandbox import fivetran_api, looker_api, source_edits
 from pipeline.settings import duckdb_path
 from pipeline.warehouse import DuckDBWarehouse
 from pipeline_tests.gate import LOOKER_KEYS, materialized, run_gate
@@ -21,6 +21,7 @@ CHARGES = AssetKey(["fivetran", "payments", "charges"])
 CUSTOMERS = AssetKey(["fivetran", "payments", "customers"])
 PUBLISHED_CHARGES = AssetKey(["published", "payments", "charges"])
 PUBLISHED_CUSTOMERS = AssetKey(["published", "payments", "customers"])
+CRM_TABLES = ("companies", "contacts", "deals")
 FAST_PDT = {"ops": {"looker__revenue_by_customer": {"config": {"poll_interval_seconds": 0.05}}}}
 
 
@@ -113,6 +114,40 @@ def test_a_partial_selection_after_a_failed_check_refuses(monkeypatch, selected)
     assert "owner: team:payments-data" in messages
     assert refresh_calls()[seen:] == []  # Looker never heard of it
     assert fingerprint("payments_published.charges") == before
+
+
+def test_a_failed_table_holds_back_its_connector_only_in_that_run(monkeypatch):
+    """A connector's tables are checked in one step: one failed table fails it, so none of the
+    connector is published in that run. Each table's own verdict still decides its publish."""
+    instance = DagsterInstance.ephemeral()
+    monkeypatch.setenv("TOLLGATE_SANDBOX_DEFECTS", "missing_column")  # payments.charges only
+    result = run_gate(FAST_PDT, instance)
+    assert not result.success
+    published = {k for k in materialized(result) if k.path[0] == "published"}
+    assert published == {AssetKey(["published", "crm", t]) for t in CRM_TABLES}
+    job = build_definitions().resolve_implicit_global_asset_job_def()
+    again = job.get_subset(
+        asset_selection={PUBLISHED_CUSTOMERS, PUBLISHED_CHARGES}, asset_check_selection=set()
+    ).execute_in_process(instance=instance, raise_on_error=False)
+    assert not again.success
+    assert materialized(again) == {PUBLISHED_CUSTOMERS}  # its checks passed in the failed run
+    [failure] = again.get_step_failure_events()
+    assert failure.step_key == "publish__payments"
+    assert (
+        "Refusing to publish payments_published.charges" in failure.step_failure_data.error.message
+    )
+
+    # The connector's contract step reads Fivetran's schema config once, not once per table.
+    checks = {
+        k
+        for k in job.asset_layer.asset_graph.asset_check_keys
+        if k.asset_key.path[1:2] == ["payments"]
+    }
+    started = len(fivetran_api.requests_seen())
+    rerun = job.get_subset(asset_selection=set(), asset_check_selection=checks)
+    assert not rerun.execute_in_process(instance=instance, raise_on_error=False).success
+    reads = [r for r in fivetran_api.requests_seen()[started:] if r["path"].endswith("/schemas")]
+    assert [r["path"] for r in reads] == ["/v1/connectors/payments_sandbox/schemas"]
 
 
 def test_rows_landing_after_the_audit_began_are_not_published():

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from dagster import AssetCheckSeverity
 
-from pipeline.checks.factory import build_table_checks, evaluate, table_rules
+from pipeline.checks.factory import build_connector_checks, evaluate, table_rules
 from pipeline.contract import load_contracts
 
 CONTRACT = """
@@ -158,7 +158,7 @@ def test_a_sql_rule_answering_a_decimal_is_judged(tmp_path, duck, threshold, pas
 def test_check_names_are_valid_dagster_names_and_carry_severity(tmp_path, duck):
     rules = "{name: 'Rows: at least 1 (really!)', metric: rowCount, mustBeGreaterThan: 0, severity: info}"
     table = orders(tmp_path, duck, rules=rules)
-    checks = build_table_checks(table, None)
+    checks = build_connector_checks([table], None)
     specs = {spec.name: spec for spec in checks.check_specs}
     assert "quality_rows_at_least_1_really" in specs
     assert specs["quality_rows_at_least_1_really"].blocking is False  # info: a warning
@@ -179,7 +179,7 @@ def test_the_tables_quality_severity_applies_to_rules_that_state_none(tmp_path, 
     (tmp_path / "c").mkdir()
     (tmp_path / "c" / "shop.yaml").write_text(text)
     table = load_contracts(tmp_path / "c")["shop"].tables["orders"]
-    specs = {spec.name: spec for spec in build_table_checks(table, None).check_specs}
+    specs = {spec.name: spec for spec in build_connector_checks([table], None).check_specs}
     assert specs["quality_rows_one"].blocking is False
     assert specs["quality_rows_two"].blocking is True
 

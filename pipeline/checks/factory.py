@@ -1,4 +1,4 @@
-"""One @multi_asset_check per contracted table: profile once, then every rule judges its slice."""
+"""One @multi_asset_check per connector; per table, profile once, then every rule judges its slice."""
 
 import re
 import time
@@ -34,7 +34,7 @@ from pipeline.checks import (
     scan_history,
     schema,
 )
-from pipeline.checks.fivetran_config import fetch_column_config
+from pipeline.checks.fivetran_config import ConnectorConfig
 from pipeline.checks.profile import run_profile
 from pipeline.checks.redact import scrub_error
 from pipeline.checks.rule import Rule, TableState, Verdict
@@ -63,73 +63,119 @@ def table_rules(table: TableContract) -> list[Rule]:
     return [rule for rule in RULES if rule.applies(table)] + quality.rules(table)
 
 
-def build_table_checks(table: TableContract, connector_id: str | None) -> AssetChecksDefinition:
-    """The contract checks of one table; ERROR rules block whatever reads the table."""
-    rules = table_rules(table)
-    key = fivetran_key(table.connector, table.name)
+def build_connector_checks(
+    tables: Sequence[TableContract], connector_id: str | None
+) -> AssetChecksDefinition:
+    """The contract checks of one connector's tables, one step; ERROR rules block their readers."""
+    rules = {table.name: table_rules(table) for table in tables}
     specs = [
         AssetCheckSpec(
             rule.check_name,
-            asset=key,
+            asset=fivetran_key(table.connector, table.name),
             blocking=rule.severity(table) == "error",
             description=f"{rule.description} Owner: {table.owner}.",
             automation_condition=CHECK_CONDITION,
         )
-        for rule in rules
+        for table in tables
+        for rule in rules[table.name]
     ]
+    connector = tables[0].connector
 
+    # One step per connector, not per table: each step costs a process launch and Dagster's
+    # bookkeeping (benchmarks/README.md). A failed blocking check fails the step, so in that run
+    # the connector's other tables are held back with it; every publish still verifies its own.
     @multi_asset_check(
         specs=specs,
-        name=f"{safe_name(table.connector)}__{safe_name(table.name)}__contract",
-        description=f"Contract checks for {table.connector}.{table.name}, owned by {table.owner}.",
+        name=f"{safe_name(connector)}__contract",
+        description=f"Contract checks for the tables of {connector}, one result per rule.",
         can_subset=True,
     )
-    def table_contract(
+    def connector_contract(
         context: AssetCheckExecutionContext, warehouse: Warehouse, fivetran: FivetranWorkspace
     ):
-        selected = [
-            r
-            for r in rules
-            if AssetCheckKey(key, r.check_name) in context.selected_asset_check_keys
-        ]
         started = time.monotonic()
-        version = publish.new_version(context.run.run_id)
-        try:
-            audited: TableContract | Exception = publish.snapshot(warehouse, table, version)
-        except Exception as error:  # fail closed: nothing frozen means nothing audited
-            audited = RuntimeError(f"could not snapshot the landed table for audit: {error}")
-        context.log.info(
-            f"Checking {table.connector}.{table.name} as {publish.AUDIT_SCHEMA} version "
-            f"{version}: {len(selected)} rules"
+        config = ConnectorConfig(fivetran, connector_id) if connector_id else None
+        selected = {
+            table.name: [
+                r
+                for r in rules[table.name]
+                if AssetCheckKey(fivetran_key(table.connector, table.name), r.check_name)
+                in context.selected_asset_check_keys
+            ]
+            for table in tables
+        }
+        results = (
+            result
+            for table in tables
+            if selected[table.name]
+            for result in _guarded(context, table, selected[table.name], warehouse, config)
         )
-        state_or_error = (
-            audited
-            if isinstance(audited, Exception)
-            else table_state(audited, selected, warehouse, fivetran, connector_id)
-        )
-        pii_rules = any(r.family in ("pii", "pii_scan") for r in selected)
-        if pii_rules and isinstance(state_or_error, TableState):  # seed, last passing scan
-            scan = AssetCheckKey(key, pii_scan.RULE.check_name)
-            history = scan_history.read(context.instance, scan, context.run.run_id)
-            state_or_error = replace(state_or_error, pii_history=history)
-        if isinstance(state_or_error, TableState) and any(
-            r.family == "freshness" for r in selected
-        ):
-            synced = freshness.last_successful_sync(context.instance, key)
-            state_or_error = replace(state_or_error, last_sync=synced)
-        subject = table if isinstance(audited, Exception) else audited
-        plan = None
-        if isinstance(state_or_error, TableState) and not isinstance(audited, Exception):
-            plan = audit_plan(context.instance, key, audited, selected, state_or_error, warehouse)
-        try:
-            results = evaluate(subject, selected, warehouse, state_or_error, version, plan)
-            yield from report.recorded(context, results, started)
-        finally:
-            incremental.release(warehouse, plan)
-        if not isinstance(audited, Exception):
-            publish.prune(warehouse, table)
+        # Recorded as one stream: the run's report is rebuilt once per step, not once per table.
+        yield from report.recorded(context, results, started)
 
-    return table_contract
+    return connector_contract
+
+
+def _guarded(
+    context: AssetCheckExecutionContext,
+    table: TableContract,
+    selected: Sequence[Rule],
+    warehouse: Warehouse,
+    config: ConnectorConfig | None,
+) -> Iterator[AssetCheckResult]:
+    """One table's results; an unexpected error fails its rules not yet judged, not the step."""
+    judged: set[str] = set()
+    try:
+        for result in check_table(context, table, selected, warehouse, config):
+            judged.add(result.check_name)
+            yield result
+    except Exception as error:  # the connector's other tables are still checked
+        verdict = Verdict(False, f"the check could not run: {scrub_error(error)}")
+        context.log.error(f"{table.connector}.{table.name}: {verdict.summary}")
+        yield from (_result(table, r, verdict, "") for r in selected if r.check_name not in judged)
+
+
+def check_table(
+    context: AssetCheckExecutionContext,
+    table: TableContract,
+    selected: Sequence[Rule],
+    warehouse: Warehouse,
+    config: ConnectorConfig | None,
+) -> Iterator[AssetCheckResult]:
+    """Snapshot one landed table and judge the selected rules on the snapshot."""
+    key = fivetran_key(table.connector, table.name)
+    version = publish.new_version(context.run.run_id)
+    try:
+        audited: TableContract | Exception = publish.snapshot(warehouse, table, version)
+    except Exception as error:  # fail closed: nothing frozen means nothing audited
+        audited = RuntimeError(f"could not snapshot the landed table for audit: {error}")
+    context.log.info(
+        f"Checking {table.connector}.{table.name} as {publish.AUDIT_SCHEMA} version "
+        f"{version}: {len(selected)} rules"
+    )
+    state_or_error = (
+        audited
+        if isinstance(audited, Exception)
+        else table_state(audited, selected, warehouse, config)
+    )
+    pii_rules = any(r.family in ("pii", "pii_scan") for r in selected)
+    if pii_rules and isinstance(state_or_error, TableState):  # seed, last passing scan
+        scan = AssetCheckKey(key, pii_scan.RULE.check_name)
+        history = scan_history.read(context.instance, scan, context.run.run_id)
+        state_or_error = replace(state_or_error, pii_history=history)
+    if isinstance(state_or_error, TableState) and any(r.family == "freshness" for r in selected):
+        synced = freshness.last_successful_sync(context.instance, key)
+        state_or_error = replace(state_or_error, last_sync=synced)
+    subject = table if isinstance(audited, Exception) else audited
+    plan = None
+    if isinstance(state_or_error, TableState) and not isinstance(audited, Exception):
+        plan = audit_plan(context.instance, key, audited, selected, state_or_error, warehouse)
+    try:
+        yield from evaluate(subject, selected, warehouse, state_or_error, version, plan)
+    finally:
+        incremental.release(warehouse, plan)
+    if not isinstance(audited, Exception):
+        publish.prune(warehouse, table)
 
 
 def audit_plan(
@@ -154,8 +200,7 @@ def table_state(
     table: TableContract,
     rules: Sequence[Rule],
     warehouse: Warehouse,
-    fivetran: FivetranWorkspace | None,
-    connector_id: str | None,
+    config: ConnectorConfig | None = None,
 ) -> TableState | Exception:
     """Columns, size estimate and (when a rule needs it) Fivetran's column config."""
     try:
@@ -172,16 +217,16 @@ def table_state(
         for name in landed
         if name.lower() in spelled and name != _landed_spelling(spelled[name.lower()], warehouse)
     }
-    config = None
-    if fivetran is not None and connector_id and any(r.needs_fivetran_config for r in rules):
+    fivetran_columns = None
+    if config is not None and any(r.needs_fivetran_config for r in rules):
         try:
-            config = fetch_column_config(fivetran, connector_id, table.name)
+            fivetran_columns = config.columns(table.name)
         except Exception:  # the config rule fails on None; the others judge the data alone
-            config = None
+            fivetran_columns = None
     return TableState(
         columns=columns,
         row_estimate=estimate,
-        fivetran_columns=config,
+        fivetran_columns=fivetran_columns,
         pii_history=scan_history.unseeded(),
         renamed=renamed,
     )
@@ -202,7 +247,7 @@ def evaluate(
 ) -> Iterator[AssetCheckResult]:
     """Judge every rule; a rule that cannot run fails with its error, never passes."""
     if state is None:
-        state = table_state(table, rules, warehouse, None, None)
+        state = table_state(table, rules, warehouse)
     if isinstance(state, Exception):
         for rule in rules:
             yield _result(
