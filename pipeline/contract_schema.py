@@ -8,11 +8,14 @@ import types
 import typing
 from collections.abc import Iterator
 from functools import cache
+from importlib.metadata import version
 from typing import Any
 
 import jsonschema
 import pydantic
 from open_data_contract_standard.model import OpenDataContractStandard
+
+from pipeline import load_cache
 
 Path = tuple[str | int, ...]  # a location in the YAML: ("schema", 1, "properties", 0, "required")
 
@@ -123,7 +126,25 @@ def _objects(node: Any) -> Iterator[dict[str, Any]]:
 
 def schema_error(raw: dict[str, Any]) -> jsonschema.ValidationError | None:
     """The most relevant violation of ODCS's published JSON Schema, or None."""
-    return jsonschema.exceptions.best_match(_validator().iter_errors(raw))
+    # A pass is kept under a digest of the document itself (its repr tells str, int, float, bool
+    # and None apart), the schema and the validator, so only this very document skips the walk.
+    digest = load_cache.key(_validator_fingerprint(), repr(raw))
+    if load_cache.get("odcs_valid", digest) is True:
+        return None
+    error = jsonschema.exceptions.best_match(_validator().iter_errors(raw))
+    if error is None:
+        load_cache.put("odcs_valid", digest, True)
+    return error
+
+
+@cache
+def _validator_fingerprint() -> str:
+    """What a verdict depends on besides the document: jsonschema, its draft and the schema."""
+    validator = _validator()
+    return load_cache.key(
+        f"jsonschema {version('jsonschema')} {type(validator).__name__}",
+        json.dumps(validator.schema, sort_keys=True),
+    )
 
 
 @cache

@@ -1,15 +1,19 @@
-"""Scope: what loading keeps on disk (parsed LookML) is found only by
+"""Scope: what loading keeps on disk (parsed LookML, passed JSON Schema checks) is found only by
 content: a changed file is read again, never served from the cache."""
 
 import os
+import textwrap
 
+import jsonschema
 import lkml
 import pytest
 import yaml
 
 from pipeline import lookml_project
+from pipeline.contract import ContractError, load_contracts
 from pipeline.looker import load_refreshes
 from pipeline.settings import cache_dir
+from pipeline_tests.test_contract import GOOD
 
 MODEL = (
     'connection: "warehouse"\ninclude: "/views/*.view.lkml"\ndatagroup: etl {}\npersist_with: etl\n'
@@ -60,3 +64,28 @@ def test_unreadable_cache_entries_are_parsed_again(tmp_path, lkml_calls):
         entry.write_text("{not json")
     assert reads(tmp_path, "charges") == ("payments_published.charges",)
     assert len(lkml_calls) == 4
+
+
+def write_contract(tmp_path, text: str):
+    path = tmp_path / "contracts" / "shop.yaml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    os.utime(path, (1_000_000_000, 1_000_000_000))
+    return path.parent
+
+
+def test_a_passed_contract_skips_the_schema_walk_only_while_unchanged(tmp_path, monkeypatch):
+    good = write_contract(tmp_path, GOOD)
+    assert load_contracts(good)["shop"].tables["orders"].column("customer_id").references
+    walks = []
+    real = jsonschema.exceptions.best_match
+    monkeypatch.setattr(jsonschema.exceptions, "best_match", lambda e: walks.append(1) or real(e))
+    load_contracts(good)
+    assert walks == []  # the same contract again: its pass is remembered
+    # A typo only ODCS's JSON Schema catches, in the same file with the same size and time.
+    typo = GOOD.replace("type: foreignKey", "type: foreignKye")
+    with pytest.raises(ContractError, match=r"relationships\.0\.type: 'foreignKye' is not one of"):
+        load_contracts(write_contract(tmp_path, typo))
+    assert walks == [1]
+    with pytest.raises(ContractError, match="foreignKye"):  # a failure is never remembered
+        load_contracts(write_contract(tmp_path, typo))
