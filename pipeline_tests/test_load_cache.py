@@ -89,3 +89,21 @@ def test_a_passed_contract_skips_the_schema_walk_only_while_unchanged(tmp_path, 
     assert walks == [1]
     with pytest.raises(ContractError, match="foreignKye"):  # a failure is never remembered
         load_contracts(write_contract(tmp_path, typo))
+
+
+def test_a_changed_contract_is_parsed_again(tmp_path):
+    assert load_contracts(write_contract(tmp_path, GOOD))["shop"].owner == "team:shop-data"
+    renamed = GOOD.replace("team: {name: shop-data}", "team: {name: shop-date}")
+    assert load_contracts(write_contract(tmp_path, renamed))["shop"].owner == "team:shop-date"
+
+
+def test_yaml_that_json_cannot_hold_exactly_is_not_kept(tmp_path):
+    # Another tool's property with an integer key: JSON would bring it back as the string "1".
+    other = "- {property: sizes, value: {1: small}, vendor: acme}"
+    text = GOOD.replace(
+        "team: {name: shop-data}", f"team: {{name: shop-data}}\ncustomProperties:\n  {other}"
+    )
+    load_contracts(write_contract(tmp_path, text))
+    assert not list((cache_dir() / "contract_yaml").glob("*.json"))
+    load_contracts(write_contract(tmp_path, GOOD))
+    assert len(list((cache_dir() / "contract_yaml").glob("*.json"))) == 1
