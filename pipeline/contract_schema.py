@@ -47,9 +47,9 @@ def unknown_keys(raw: dict[str, Any]) -> Iterator[UnknownKey]:
 
 
 def _walk(value: Any, annotation: Any, path: Path) -> Iterator[UnknownKey]:
-    model = _model_in(annotation, value)
-    if model is not None and isinstance(value, dict):
-        fields = {(f.alias or name): f.annotation for name, f in model.model_fields.items()}
+    model = _model_in(annotation) if isinstance(value, dict) else None
+    if model is not None:
+        fields = _fields(model)
         for key, item in value.items():
             if key not in fields:
                 yield UnknownKey((*path, key), str(key), fields)
@@ -77,15 +77,20 @@ def _resolve(annotation: Any) -> Any:
     return annotation
 
 
-def _model_in(annotation: Any, value: Any) -> type[pydantic.BaseModel] | None:
-    if not isinstance(value, dict):
-        return None
+@cache
+def _fields(model: type[pydantic.BaseModel]) -> dict[str, Any]:
+    return {(f.alias or name): f.annotation for name, f in model.model_fields.items()}
+
+
+@cache
+def _model_in(annotation: Any) -> type[pydantic.BaseModel] | None:
     for member in map(_resolve, _members(annotation)):
         if isinstance(member, type) and issubclass(member, pydantic.BaseModel):
             return member
     return None
 
 
+@cache
 def _list_item(annotation: Any) -> Any:
     for member in map(_resolve, _members(annotation)):
         if typing.get_origin(member) is list:
@@ -173,8 +178,10 @@ def logical_type_option_keys() -> dict[str, frozenset[str]]:
 
 
 def with_logical_types(raw: dict[str, Any], inferred: dict[Path, str]) -> dict[str, Any]:
-    """A copy of the contract where properties with options but no logicalType get one inferred
-    from their physicalType, so the schema checks their logicalTypeOptions too."""
+    """The contract where properties with options but no logicalType get one inferred from their
+    physicalType (in a copy), so the schema checks their logicalTypeOptions too."""
+    if not inferred:
+        return raw
     patched = copy.deepcopy(raw)
     for path, logical in inferred.items():
         node: Any = patched
