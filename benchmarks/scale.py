@@ -66,8 +66,9 @@ def env_for(code: Path, data: Path, home: Path, scale: str | None) -> dict[str, 
 
 def load_time(code: Path, data: Path, scale: str | None) -> dict:
     env = env_for(code, data, data, scale)
+    # From the code's own folder: `python -c` puts the working directory first on sys.path.
     done = subprocess.run(
-        [sys.executable, "-c", LOAD], env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-c", LOAD], cwd=code, env=env, capture_output=True, text=True, check=True
     )
     return eval(done.stdout.strip().splitlines()[-1])  # our own dict literal
 
