@@ -1,5 +1,6 @@
 """Load ODCS v3 data contracts (one YAML per connector) into plain, validated objects."""
 
+import json
 import os
 import re
 from dataclasses import dataclass, field, replace
@@ -15,6 +16,7 @@ from open_data_contract_standard.model import (
     SchemaProperty,
 )
 
+from pipeline import load_cache
 from pipeline.contract_quality import METRICS, QualityError, QualityRule, parse_options, parse_rules
 from pipeline.contract_schema import (
     UnknownKey,
@@ -135,6 +137,33 @@ _Loader.yaml_implicit_resolvers = {
 }
 
 
+# Everything a parse depends on besides the text: the parser's version, base and configuration.
+_LOADER = repr(
+    (
+        yaml.__version__,
+        [base.__qualname__ for base in _Loader.__mro__],
+        _Loader.yaml_implicit_resolvers,
+        {tag: f"{f.__module__}.{f.__qualname__}" for tag, f in _Loader.yaml_constructors.items()},
+    )
+)
+
+
+def _parse_yaml(text: str) -> Any:
+    """The YAML document, kept on disk as JSON under the text's digest when JSON holds it exactly."""
+    digest = load_cache.key(_LOADER, text)
+    cached = load_cache.get("contract_yaml", digest)
+    if cached is not None:
+        return cached
+    raw = yaml.load(text, Loader=_Loader)
+    try:
+        stored = json.dumps(raw)
+    except (TypeError, ValueError):  # dates, bytes, sets: parsed again each time
+        return raw
+    if repr(json.loads(stored)) == repr(raw):  # not when JSON would turn a 1: key into "1"
+        load_cache.put("contract_yaml", digest, raw)
+    return raw
+
+
 def contracts_dir() -> Path:
     """TOLLGATE_CONTRACTS_DIR, else those generated for TOLLGATE_SANDBOX_SCALE, else the shipped."""
     from pipeline.sandbox import scale  # generates its contracts on first use
@@ -163,7 +192,7 @@ def load_contracts(folder: Path | None = None) -> dict[str, Contract]:
 def load_contract(path: Path) -> Contract:
     """Parse one ODCS file; raise ContractError naming file, table and column on any problem."""
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+        raw = _parse_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         raise ContractError(path, f"is not valid YAML: {error}") from None
     if not isinstance(raw, dict):

@@ -8,11 +8,14 @@ import types
 import typing
 from collections.abc import Iterator
 from functools import cache
+from importlib.metadata import version
 from typing import Any
 
 import jsonschema
 import pydantic
 from open_data_contract_standard.model import OpenDataContractStandard
+
+from pipeline import load_cache
 
 Path = tuple[str | int, ...]  # a location in the YAML: ("schema", 1, "properties", 0, "required")
 
@@ -44,9 +47,9 @@ def unknown_keys(raw: dict[str, Any]) -> Iterator[UnknownKey]:
 
 
 def _walk(value: Any, annotation: Any, path: Path) -> Iterator[UnknownKey]:
-    model = _model_in(annotation, value)
-    if model is not None and isinstance(value, dict):
-        fields = {(f.alias or name): f.annotation for name, f in model.model_fields.items()}
+    model = _model_in(annotation) if isinstance(value, dict) else None
+    if model is not None:
+        fields = _fields(model)
         for key, item in value.items():
             if key not in fields:
                 yield UnknownKey((*path, key), str(key), fields)
@@ -74,15 +77,20 @@ def _resolve(annotation: Any) -> Any:
     return annotation
 
 
-def _model_in(annotation: Any, value: Any) -> type[pydantic.BaseModel] | None:
-    if not isinstance(value, dict):
-        return None
+@cache
+def _fields(model: type[pydantic.BaseModel]) -> dict[str, Any]:
+    return {(f.alias or name): f.annotation for name, f in model.model_fields.items()}
+
+
+@cache
+def _model_in(annotation: Any) -> type[pydantic.BaseModel] | None:
     for member in map(_resolve, _members(annotation)):
         if isinstance(member, type) and issubclass(member, pydantic.BaseModel):
             return member
     return None
 
 
+@cache
 def _list_item(annotation: Any) -> Any:
     for member in map(_resolve, _members(annotation)):
         if typing.get_origin(member) is list:
@@ -123,7 +131,25 @@ def _objects(node: Any) -> Iterator[dict[str, Any]]:
 
 def schema_error(raw: dict[str, Any]) -> jsonschema.ValidationError | None:
     """The most relevant violation of ODCS's published JSON Schema, or None."""
-    return jsonschema.exceptions.best_match(_validator().iter_errors(raw))
+    # A pass is kept under a digest of the document itself (its repr tells str, int, float, bool
+    # and None apart), the schema and the validator, so only this very document skips the walk.
+    digest = load_cache.key(_validator_fingerprint(), repr(raw))
+    if load_cache.get("odcs_valid", digest) is True:
+        return None
+    error = jsonschema.exceptions.best_match(_validator().iter_errors(raw))
+    if error is None:
+        load_cache.put("odcs_valid", digest, True)
+    return error
+
+
+@cache
+def _validator_fingerprint() -> str:
+    """What a verdict depends on besides the document: jsonschema, its draft and the schema."""
+    validator = _validator()
+    return load_cache.key(
+        f"jsonschema {version('jsonschema')} {type(validator).__name__}",
+        json.dumps(validator.schema, sort_keys=True),
+    )
 
 
 @cache
@@ -152,8 +178,10 @@ def logical_type_option_keys() -> dict[str, frozenset[str]]:
 
 
 def with_logical_types(raw: dict[str, Any], inferred: dict[Path, str]) -> dict[str, Any]:
-    """A copy of the contract where properties with options but no logicalType get one inferred
-    from their physicalType, so the schema checks their logicalTypeOptions too."""
+    """The contract where properties with options but no logicalType get one inferred from their
+    physicalType (in a copy), so the schema checks their logicalTypeOptions too."""
+    if not inferred:
+        return raw
     patched = copy.deepcopy(raw)
     for path, logical in inferred.items():
         node: Any = patched

@@ -102,10 +102,10 @@ def contract_checks(
     contracts: dict[str, Contract], fivetran_assets: list[AssetsDefinition]
 ) -> list[AssetChecksDefinition]:
     """Checks for every contracted table the Fivetran workspace syncs."""
+    # Each Fivetran multi-asset syncs one connector: its first spec names it.
+    firsts = [next(iter(assets_def.specs)) for assets_def in fivetran_assets]
     connector_ids = {
-        spec.key.path[1]: FivetranMetadataSet.extract(spec.metadata).connector_id
-        for assets_def in fivetran_assets
-        for spec in assets_def.specs
+        spec.key.path[1]: FivetranMetadataSet.extract(spec.metadata).connector_id for spec in firsts
     }
     synced = synced_keys(fivetran_assets)
     checks = []

@@ -43,13 +43,16 @@ class ContractTranslator(DagsterFivetranTranslator):
 
     def __init__(self, contracts: Mapping[str, Contract]):
         self.contracts = contracts
+        folder = contracts_dir().resolve()
+        self.folder = str(
+            folder.relative_to(REPO_ROOT) if folder.is_relative_to(REPO_ROOT) else folder
+        )
 
     # dagster-fivetran keeps the translator in every spec's metadata and reads it back when it
     # syncs; as a path it shows in the UI as the contracts it translates from, instead of
-    # "[ContractTranslator] (unserializable)".
+    # "[ContractTranslator] (unserializable)". Dagster asks once per spec: the folder is known.
     def __fspath__(self) -> str:
-        folder = contracts_dir().resolve()
-        return str(folder.relative_to(REPO_ROOT) if folder.is_relative_to(REPO_ROOT) else folder)
+        return self.folder
 
     def get_asset_spec(self, props: FivetranConnectorTableProps) -> AssetSpec:
         spec = super().get_asset_spec(props)
@@ -69,7 +72,8 @@ class ContractTranslator(DagsterFivetranTranslator):
             description=table_contract.description or f"{props.connector_name}.{table}",
             tags={"contract": props.connector_name},
             freshness_policy=freshness_policy(table_contract),
-        ).merge_attributes(metadata={COLUMN_SCHEMA: column_schema(table_contract)})
+            metadata={**spec.metadata, COLUMN_SCHEMA: column_schema(table_contract)},
+        )
 
 
 GROUPS_PAGE_SIZE = 1000  # the most Fivetran's list endpoints return per page

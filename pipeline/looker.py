@@ -30,7 +30,7 @@ from pipeline.checks.factory import fivetran_key
 from pipeline.contract import TableContract
 from pipeline.looker_lineage import lookml_dir, refreshes_file, resolve_refresh
 from pipeline.looker_sql import BRANCH_VARIABLE, branch
-from pipeline.lookml_project import LOOKML_DIGEST, project_digest
+from pipeline.lookml_project import LOOKML_DIGEST, Project, project_digest
 from pipeline.warehouse import Warehouse
 
 
@@ -83,6 +83,7 @@ def load_refreshes(path: Path | None = None, project: Path | None = None) -> lis
         for name, settings in (config.get("connections") or {}).items()
         if (settings or {}).get("default_schema")
     }
+    lookml = Project(project or lookml_dir())  # read once for every refresh
     refreshes = []
     for entry in config["refreshes"]:
         datagroup = (
@@ -92,7 +93,7 @@ def load_refreshes(path: Path | None = None, project: Path | None = None) -> lis
         )
         pdt = (entry["pdt"]["model"], entry["pdt"]["view"]) if "pdt" in entry else None
         try:
-            lineage = resolve_refresh(project or lookml_dir(), datagroup, pdt, default_schemas)
+            lineage = resolve_refresh(lookml, datagroup, pdt, default_schemas)
         except (LookupError, FileNotFoundError) as error:
             raise ValueError(f"{path}: refresh {entry['name']!r}: {error}") from None
         # `reads` adds tables the LookML does not show; it never removes one LookML reads.

@@ -11,7 +11,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.optimizer.scope import traverse_scope
 
-from pipeline.lookml_project import Model, load_model, origin
+from pipeline.lookml_project import Model, Project, origin
 
 LOOKML_DIR = Path(__file__).parent / "lookml"
 REFRESHES_FILE = Path(__file__).parent / "looker_refreshes.yaml"
@@ -57,7 +57,7 @@ class RefreshLineage:
 
 
 def resolve_refresh(
-    project: Path,
+    project: Project,
     datagroup: tuple[str, str] | None,
     pdt: tuple[str, str] | None,
     default_schemas: Mapping[str, str],
@@ -66,13 +66,13 @@ def resolve_refresh(
     models = {start[0] for start in (datagroup, pdt) if start}
     if len(models) != 1:
         raise LookupError(f"a refresh names one model, got {sorted(models) or 'none'}")
-    model = load_model(project, models.pop())
+    model = project.model(models.pop())
     default_schema = default_schemas.get(model.connection)
     walk = _Walk(model, default_schema)
     if datagroup:
         if datagroup[1] not in model.datagroups:
             raise LookupError(
-                f"{project}: model {model.name!r} defines no datagroup {datagroup[1]!r}"
+                f"{project.folder}: model {model.name!r} defines no datagroup {datagroup[1]!r}"
             )
         for name, explore in model.explores.items():
             cached = explore.get("persist_with", model.persist_with) == datagroup[1]
@@ -83,7 +83,7 @@ def resolve_refresh(
                 walk.view(name, f"{origin(view)}: datagroup_trigger")
     if pdt:
         if pdt[1] not in model.views:
-            raise LookupError(f"{project}: model {model.name!r} includes no view {pdt[1]!r}")
+            raise LookupError(f"{project.folder}: model {model.name!r} includes no view {pdt[1]!r}")
         walk.view(pdt[1], f"{model.file}: pdt")
     return RefreshLineage(
         tables=frozenset(walk.tables),

@@ -3,15 +3,19 @@
 import glob
 import hashlib
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import lkml
 
+from pipeline import load_cache
+
 # Lists of named sub-objects that refinements and extends merge by name instead of replacing.
 NAMED_LISTS = ("dimensions", "dimension_groups", "measures", "filters", "parameters", "joins")
 KINDS = ("views", "explores")
+LKML_VERSION = version("lkml")  # the parser is part of what a parse is cached under
 
 
 @dataclass
@@ -36,76 +40,97 @@ def origin(props: dict[str, Any], key: str | None = None) -> str:
 
 def load_model(project: Path, name: str) -> Model:
     """Read `<name>.model.lkml` and every file it includes, transitively, as Looker would."""
-    if not project.is_dir():
-        raise FileNotFoundError(f"LookML project folder {project} does not exist")
-    found = sorted(project.rglob(f"{name}.model.lkml"))
-    if len(found) != 1:
-        raise LookupError(
-            f"{project}: no model file {name}.model.lkml"
-            if not found
-            else f"{project}: model {name!r} is defined in {len(found)} files"
-        )
-    reader = _Reader(project)
-    model_file = found[0].relative_to(project).as_posix()
-    files = reader.included(model_file)
-    if not files:
-        raise LookupError(f"{project}: {reader.problems[0]}")  # the model file did not parse
-    doc = reader.docs[model_file]
-    model = Model(name, model_file, doc.get("connection", ""), doc.get("persist_with"))
-    model.problems.extend(reader.problems)
-    objects: dict[str, list[dict[str, Any]]] = {kind: [] for kind in KINDS}
-    for file in files:
-        for kind in KINDS:
-            objects[kind].extend(_tagged(obj, file) for obj in reader.docs[file].get(kind, []))
-        model.datagroups |= {d["name"] for d in reader.docs[file].get("datagroups", [])}
-        model.tests |= {t["name"] for t in reader.docs[file].get("tests", [])}
-    for kind in KINDS:
-        assembled = _assemble(kind[:-1], objects[kind], model.problems)
-        setattr(model, kind, assembled)
-    return model
+    return Project(project).model(name)
 
 
-class _Reader:
-    """Parses the project's .lkml files once each and follows `include:` like Looker."""
+class Project:
+    """A LookML project folder: its model files found in one walk, each file parsed at most once."""
 
-    def __init__(self, project: Path):
-        self.project = project
+    def __init__(self, folder: Path):
+        self.folder = folder
         self.docs: dict[str, dict[str, Any]] = {}
-        self.problems: list[str] = []
+        self.errors: dict[str, str] = {}  # file -> why it could not be parsed
+        self.models: dict[str, Model] = {}
 
-    def included(self, start: str) -> list[str]:
+    @cached_property
+    def model_files(self) -> dict[str, list[Path]]:
+        """Model name -> the files defining it, anywhere in the project."""
+        found: dict[str, list[Path]] = {}
+        for path in sorted(self.folder.rglob("*.model.lkml")):
+            found.setdefault(path.name.removesuffix(".model.lkml"), []).append(path)
+        return found
+
+    def model(self, name: str) -> Model:
+        """The model as Looker assembles it (built once per Project)."""
+        if name not in self.models:
+            self.models[name] = self._assemble(name)
+        return self.models[name]
+
+    def _assemble(self, name: str) -> Model:
+        project = self.folder
+        if not project.is_dir():
+            raise FileNotFoundError(f"LookML project folder {project} does not exist")
+        found = self.model_files.get(name, [])
+        if len(found) != 1:
+            raise LookupError(
+                f"{project}: no model file {name}.model.lkml"
+                if not found
+                else f"{project}: model {name!r} is defined in {len(found)} files"
+            )
+        problems: list[str] = []
+        model_file = found[0].relative_to(project).as_posix()
+        files = self.included(model_file, problems)
+        if not files:
+            raise LookupError(f"{project}: {problems[0]}")  # the model file did not parse
+        doc = self.docs[model_file]
+        model = Model(name, model_file, doc.get("connection", ""), doc.get("persist_with"))
+        model.problems.extend(problems)
+        objects: dict[str, list[dict[str, Any]]] = {kind: [] for kind in KINDS}
+        for file in files:
+            for kind in KINDS:
+                objects[kind].extend(_tagged(obj, file) for obj in self.docs[file].get(kind, []))
+            model.datagroups |= {d["name"] for d in self.docs[file].get("datagroups", [])}
+            model.tests |= {t["name"] for t in self.docs[file].get("tests", [])}
+        for kind in KINDS:
+            assembled = _assemble(kind[:-1], objects[kind], model.problems)
+            setattr(model, kind, assembled)
+        return model
+
+    def included(self, start: str, problems: list[str]) -> list[str]:
         """`start` and every file it includes, transitively, in include order."""
         order: list[str] = []
 
         def visit(file: str) -> None:
-            if file in order or not self._parse(file):
+            if file in order or not self._parse(file, problems):
                 return
             order.append(file)
             for pattern in self.docs[file].get("includes", []):
-                for match in self._matches(file, pattern):
+                for match in self._matches(file, pattern, problems):
                     visit(match)
 
         visit(start)
         return order
 
-    def _parse(self, file: str) -> bool:
-        if file not in self.docs:
+    def _parse(self, file: str, problems: list[str]) -> bool:
+        if file not in self.docs and file not in self.errors:
             try:
-                self.docs[file] = _parsed((self.project / file).read_text(encoding="utf-8"))
+                self.docs[file] = _parsed((self.folder / file).read_text(encoding="utf-8"))
             except Exception as error:  # a file we cannot read could define anything
-                self.problems.append(f"{file}: LookML could not be parsed: {error}")
-                return False
+                self.errors[file] = f"{file}: LookML could not be parsed: {error}"
+        if file in self.errors:
+            problems.append(self.errors[file])
+            return False
         return True
 
-    def _matches(self, file: str, pattern: str) -> list[str]:
+    def _matches(self, file: str, pattern: str, problems: list[str]) -> list[str]:
         if pattern.startswith("//"):
-            self.problems.append(
+            problems.append(
                 f"{file}: include {pattern!r} imports another project, which is not resolved"
             )
             return []
-        base = self.project if pattern.startswith("/") else (self.project / file).parent
+        base = self.folder if pattern.startswith("/") else (self.folder / file).parent
         # Looker lets an include leave out `.lkml` (views, explores) or `.lookml` (dashboards).
-        root = self.project.resolve()
+        root = self.folder.resolve()
         found = {
             (base / match).resolve()
             for suffix in ("", ".lkml", ".lookml")
@@ -113,14 +138,19 @@ class _Reader:
         }
         matches = sorted(p.relative_to(root).as_posix() for p in found if p.is_relative_to(root))
         if not matches:
-            self.problems.append(f"{file}: include {pattern!r} matches no file")
+            problems.append(f"{file}: include {pattern!r} matches no file")
         return [m for m in matches if m.endswith(".lkml")]  # dashboards define no views
 
 
 @lru_cache(maxsize=4096)
 def _parsed(text: str) -> dict[str, Any]:
-    """lkml's parse of one file's text (parsing dominates; callers never mutate the result)."""
-    return lkml.load(text)
+    """lkml's parse of one file's text, kept by its digest (callers never mutate the result)."""
+    digest = load_cache.key(f"lkml {LKML_VERSION}", text)
+    doc = load_cache.get("lkml", digest)
+    if doc is None:
+        doc = lkml.load(text)
+        load_cache.put("lkml", digest, doc)
+    return doc
 
 
 def _tagged(obj: dict[str, Any], file: str) -> dict[str, Any]:

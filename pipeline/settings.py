@@ -28,3 +28,8 @@ def reports_dir() -> Path:
     path = Path(os.environ.get("TOLLGATE_REPORTS_DIR") or data_dir() / "reports")
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def cache_dir() -> Path:
+    """Folder for results of loading kept under a digest of their inputs (<data dir>/cache)."""
+    return data_dir() / "cache"

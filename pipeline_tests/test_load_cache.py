@@ -1,0 +1,109 @@
+"""Scope: what loading keeps on disk (parsed LookML, passed JSON Schema checks) is found only by
+content: a changed file is read again, never served from the cache."""
+
+import os
+import textwrap
+
+import jsonschema
+import lkml
+import pytest
+import yaml
+
+from pipeline import lookml_project
+from pipeline.contract import ContractError, load_contracts
+from pipeline.looker import load_refreshes
+from pipeline.settings import cache_dir
+from pipeline_tests.test_contract import GOOD
+
+MODEL = (
+    'connection: "warehouse"\ninclude: "/views/*.view.lkml"\ndatagroup: etl {}\npersist_with: etl\n'
+)
+VIEW = "view: charges {\n  sql_table_name: payments_published.%s ;;\n}\nexplore: charges {}\n"
+
+
+def reads(tmp_path, table: str) -> tuple[str, ...]:
+    """The tables the project's one refresh reads, with `charges` reading `table`, in a fresh
+    process as far as LookML goes (nothing parsed in memory)."""
+    project = tmp_path / "lookml"
+    (project / "views").mkdir(parents=True, exist_ok=True)
+    (project / "m.model.lkml").write_text(MODEL)
+    view = project / "views" / "charges.view.lkml"
+    view.write_text(VIEW % table)
+    os.utime(view, (1_000_000_000, 1_000_000_000))  # same size and time for every `table`
+    config = tmp_path / "looker_refreshes.yaml"
+    config.write_text(
+        yaml.safe_dump({"refreshes": [{"name": "r", "datagroup": {"model": "m", "name": "etl"}}]})
+    )
+    lookml_project._parsed.cache_clear()
+    [refresh] = load_refreshes(config, project)
+    return refresh.reads
+
+
+@pytest.fixture
+def lkml_calls(monkeypatch):
+    """Every text lkml parses, in order."""
+    calls = []
+    real = lkml.load
+    monkeypatch.setattr(lkml, "load", lambda text: calls.append(text) or real(text))
+    return calls
+
+
+def test_parsed_lookml_is_kept_and_served_by_content(tmp_path, lkml_calls):
+    assert reads(tmp_path, "charges") == ("payments_published.charges",)
+    assert len(lkml_calls) == 2  # the model and the view, parsed once
+    assert reads(tmp_path, "charges") == ("payments_published.charges",)
+    assert len(lkml_calls) == 2  # a new process reads both from the cache
+    # Same path, size and modification time, other content: parsed again, the new table read.
+    assert reads(tmp_path, "refunds") == ("payments_published.refunds",)
+    assert lkml_calls[2:] == [VIEW % "refunds"]
+
+
+def test_unreadable_cache_entries_are_parsed_again(tmp_path, lkml_calls):
+    reads(tmp_path, "charges")
+    for entry in (cache_dir() / "lkml").iterdir():
+        entry.write_text("{not json")
+    assert reads(tmp_path, "charges") == ("payments_published.charges",)
+    assert len(lkml_calls) == 4
+
+
+def write_contract(tmp_path, text: str):
+    path = tmp_path / "contracts" / "shop.yaml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    os.utime(path, (1_000_000_000, 1_000_000_000))
+    return path.parent
+
+
+def test_a_passed_contract_skips_the_schema_walk_only_while_unchanged(tmp_path, monkeypatch):
+    good = write_contract(tmp_path, GOOD)
+    assert load_contracts(good)["shop"].tables["orders"].column("customer_id").references
+    walks = []
+    real = jsonschema.exceptions.best_match
+    monkeypatch.setattr(jsonschema.exceptions, "best_match", lambda e: walks.append(1) or real(e))
+    load_contracts(good)
+    assert walks == []  # the same contract again: its pass is remembered
+    # A typo only ODCS's JSON Schema catches, in the same file with the same size and time.
+    typo = GOOD.replace("type: foreignKey", "type: foreignKye")
+    with pytest.raises(ContractError, match=r"relationships\.0\.type: 'foreignKye' is not one of"):
+        load_contracts(write_contract(tmp_path, typo))
+    assert walks == [1]
+    with pytest.raises(ContractError, match="foreignKye"):  # a failure is never remembered
+        load_contracts(write_contract(tmp_path, typo))
+
+
+def test_a_changed_contract_is_parsed_again(tmp_path):
+    assert load_contracts(write_contract(tmp_path, GOOD))["shop"].owner == "team:shop-data"
+    renamed = GOOD.replace("team: {name: shop-data}", "team: {name: shop-date}")
+    assert load_contracts(write_contract(tmp_path, renamed))["shop"].owner == "team:shop-date"
+
+
+def test_yaml_that_json_cannot_hold_exactly_is_not_kept(tmp_path):
+    # Another tool's property with an integer key: JSON would bring it back as the string "1".
+    other = "- {property: sizes, value: {1: small}, vendor: acme}"
+    text = GOOD.replace(
+        "team: {name: shop-data}", f"team: {{name: shop-data}}\ncustomProperties:\n  {other}"
+    )
+    load_contracts(write_contract(tmp_path, text))
+    assert not list((cache_dir() / "contract_yaml").glob("*.json"))
+    load_contracts(write_contract(tmp_path, GOOD))
+    assert len(list((cache_dir() / "contract_yaml").glob("*.json"))) == 1
