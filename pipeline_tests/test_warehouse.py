@@ -32,3 +32,29 @@ def test_rewrite_replaces_the_table(duck):
     duck.write_table("crm", "deals", FRAME)
     duck.write_table("crm", "deals", FRAME.head(1))
     assert duck.query('SELECT COUNT(*) AS n FROM "crm"."deals"') == [{"n": 1}]
+
+
+def test_a_session_opens_the_file_once_and_holds_it(duck, monkeypatch):
+    """Opening a DuckDB file reads its whole catalog, so a table's checks share one connection;
+    other threads (and processes) wait for the file until the session ends."""
+    import threading
+
+    import duckdb
+
+    duck.write_table("crm", "deals", FRAME)
+    opened = []
+    real_connect = duckdb.connect
+    monkeypatch.setattr(
+        duckdb, "connect", lambda *a, **k: opened.append(a) or real_connect(*a, **k)
+    )
+    done = threading.Event()
+    with duck.session():
+        for _ in range(5):
+            assert duck.query('SELECT COUNT(*) AS n FROM "crm"."deals"') == [{"n": 3}]
+        duck.execute(['CREATE VIEW "crm"."v" AS SELECT 1 AS x'])
+        other = threading.Thread(target=lambda: (duck.query("SELECT 1 AS x"), done.set()))
+        other.start()
+        assert not done.wait(timeout=1)  # the other thread waits for the file
+        assert len(opened) == 1
+    other.join(timeout=120)
+    assert done.is_set() and len(opened) == 2

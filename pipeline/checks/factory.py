@@ -167,15 +167,18 @@ def check_table(
         synced = freshness.last_successful_sync(context.instance, key)
         state_or_error = replace(state_or_error, last_sync=synced)
     subject = table if isinstance(audited, Exception) else audited
-    plan = None
-    if isinstance(state_or_error, TableState) and not isinstance(audited, Exception):
-        plan = audit_plan(context.instance, key, audited, selected, state_or_error, warehouse)
-    try:
-        yield from evaluate(subject, selected, warehouse, state_or_error, version, plan)
-    finally:
-        incremental.release(warehouse, plan)
-    if not isinstance(audited, Exception):
-        publish.prune(warehouse, table)
+    # One connection for the table's queries; no call to a sandbox server (which may land data
+    # through this warehouse) happens inside it.
+    with warehouse.session():
+        plan = None
+        if isinstance(state_or_error, TableState) and not isinstance(audited, Exception):
+            plan = audit_plan(context.instance, key, audited, selected, state_or_error, warehouse)
+        try:
+            yield from evaluate(subject, selected, warehouse, state_or_error, version, plan)
+        finally:
+            incremental.release(warehouse, plan)
+        if not isinstance(audited, Exception):
+            publish.prune(warehouse, table)
 
 
 def audit_plan(

@@ -1,6 +1,8 @@
 """The one small interface every warehouse backend implements."""
 
 from abc import abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pandas as pd
@@ -30,6 +32,11 @@ class Warehouse(ConfigurableResource):
     @abstractmethod
     def write_table(self, schema: str, table: str, frame: pd.DataFrame) -> None:
         """Replace schema.table with the frame's rows (used by the sandbox to land a sync)."""
+
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        """Run this thread's queries inside the block on one connection, where that is cheaper."""
+        yield
 
     def columns(self, schema: str, table: str) -> dict[str, str]:
         """Lower-case column name -> upper-case type name, in table order; TableNotFound when absent."""

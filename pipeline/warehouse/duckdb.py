@@ -1,6 +1,7 @@
 """Embedded DuckDB warehouse: one file, one process at a time."""
 
 import fcntl
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,6 +12,9 @@ import pandas as pd
 
 from pipeline.warehouse.base import Warehouse
 from pipeline.warehouse.sql import identifier
+
+# (file, thread) -> the connection a session holds open
+_SESSIONS: dict[tuple[str, int], duckdb.DuckDBPyConnection] = {}
 
 
 class DuckDBWarehouse(Warehouse):
@@ -26,7 +30,32 @@ class DuckDBWarehouse(Warehouse):
         return "duckdb"
 
     @contextmanager
+    def session(self) -> Iterator[None]:
+        """Hold one connection, and the file lock, for this thread's queries inside the block:
+        opening the file reads its whole catalog (130 ms a query with 3,000 tables, measured),
+        far more than a check's small queries. Other processes and threads wait meanwhile."""
+        if (self.path, threading.get_ident()) in _SESSIONS:
+            yield
+            return
+        with self._open() as conn:
+            _SESSIONS[(self.path, threading.get_ident())] = conn
+            try:
+                yield
+            finally:
+                del _SESSIONS[(self.path, threading.get_ident())]
+
+    @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """This thread's session connection, else one opened for the caller alone."""
+        held = _SESSIONS.get((self.path, threading.get_ident()))
+        if held is not None:
+            yield held
+            return
+        with self._open() as conn:
+            yield conn
+
+    @contextmanager
+    def _open(self) -> Iterator[duckdb.DuckDBPyConnection]:
         # DuckDB lets one process open a file at a time, readers included, so every process
         # (multiprocess steps, overlapping runs, the sandbox) takes an exclusive file lock first.
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
