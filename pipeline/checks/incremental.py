@@ -1,9 +1,9 @@
 """Audit what a sync changed: rules judge the rows synced since their last passing audit.
 
-A rule whose verdict is "no row fails" reads only the rows whose `_fivetran_synced` is at or
-after the watermark of its last passing audit (kept in that check result's own metadata): every
-older row is one that audit passed, untouched since (Fivetran moves `_fivetran_synced` on every
-row it writes). Uniqueness and foreign keys compare the new rows with the rest. Every row is read
+A rule whose verdict is "no row fails" reads only the rows whose `_fivetran_synced` is after the
+watermark of its last passing audit (kept in that check result's own metadata): every other row
+is one that audit passed, untouched since (Fivetran moves `_fivetran_synced` on every row it
+writes). Uniqueness and foreign keys compare the new rows with the rest. Every row is read
 again after a missing or failed audit, a contract or column change, a Fivetran re-sync, rows
 appearing behind the watermark, and every `fullAuditEvery`-th audit.
 """
