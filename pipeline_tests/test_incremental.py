@@ -122,13 +122,6 @@ def audit(table, duck, previous=None):
         incremental.release(duck, plan)
 
 
-def as_previous(results):
-    return {
-        name: incremental.Previous(r.passed, {k: v.value for k, v in r.metadata.items()})
-        for name, r in results.items()
-    }
-
-
 def scope(result):
     return result.metadata[incremental.AUDIT].value
 
@@ -140,7 +133,7 @@ def test_a_delta_audit_judges_only_new_rows_and_passes_the_watermark_on(shop, du
     ]
     assert scope(first["keys_are_unique"])["why_every_row"] == "no earlier audit on record"
     sync(duck, changed=20)
-    second = audit(shop, duck, as_previous(first))
+    second = audit(shop, duck, incremental.previous_of(first))
     assert all(r.passed for r in second.values())
     keys = scope(second["keys_are_unique"])
     assert keys["scope"] == incremental.SINCE_LAST
@@ -150,9 +143,9 @@ def test_a_delta_audit_judges_only_new_rows_and_passes_the_watermark_on(shop, du
     # Freshness and volume read every row, each time.
     assert scope(second["data_is_fresh"])["scope"] == incremental.EVERY_ROW
     sync(duck, changed=5)
-    second = audit(shop, duck, as_previous(second))
-    assert scope(second["keys_are_unique"])["since"] == keys["watermark"]
-    assert scope(second["keys_are_unique"])["delta_passes"] == 2
+    third = audit(shop, duck, incremental.previous_of(second))
+    assert scope(third["keys_are_unique"])["since"] == keys["watermark"]
+    assert scope(third["keys_are_unique"])["delta_passes"] == 2
 
 
 @pytest.mark.parametrize("defect", DEFECTS)
@@ -160,7 +153,7 @@ def test_a_defect_in_new_rows_gets_the_verdicts_of_a_full_pass(shop, duck, defec
     first = audit(shop, duck)
     rows, rule = DEFECTS[defect]
     sync(duck, changed=20, rows=rows)
-    delta = audit(shop, duck, as_previous(first))
+    delta = audit(shop, duck, incremental.previous_of(first))
     full = audit(shop, duck)
     assert scope(delta[rule])["scope"] == incremental.SINCE_LAST
     assert not delta[rule].passed, delta[rule].description
@@ -170,9 +163,9 @@ def test_a_defect_in_new_rows_gets_the_verdicts_of_a_full_pass(shop, duck, defec
 def test_after_a_failed_audit_every_row_is_read_again(shop, duck):
     first = audit(shop, duck)
     sync(duck, rows=DEFECTS["null required"][0])
-    failed = audit(shop, duck, as_previous(first))
+    failed = audit(shop, duck, incremental.previous_of(first))
     assert not failed["required_columns_are_not_null"].passed
-    again = audit(shop, duck, as_previous(failed))
+    again = audit(shop, duck, incremental.previous_of(failed))
     assert not again["required_columns_are_not_null"].passed  # the old bad row is still there
     assert scope(again["required_columns_are_not_null"])["why_every_row"] == (
         "the last audit did not pass"
@@ -190,7 +183,7 @@ def test_rows_backdated_behind_the_watermark_are_not_taken_as_audited(shop, duck
             "now() - INTERVAL 5 DAY, false)"
         ]
     )
-    second = audit(shop, duck, as_previous(first))
+    second = audit(shop, duck, incremental.previous_of(first))
     result = second["required_columns_are_not_null"]
     assert not result.passed
     assert scope(result)["why_every_row"] == "1 rows appeared behind the last audit's watermark"
@@ -210,7 +203,7 @@ def test_rows_backdated_behind_the_watermark_are_not_taken_as_audited(shop, duck
 def test_changes_that_read_every_row_again(shop, duck, change, why):
     first = audit(shop, duck)
     duck.execute([change])
-    second = audit(shop, duck, as_previous(first))
+    second = audit(shop, duck, incremental.previous_of(first))
     assert scope(second["keys_are_unique"])["why_every_row"].startswith(why)
 
 
@@ -218,7 +211,7 @@ def test_a_contract_change_reads_every_row_again(shop, duck):
     first = audit(shop, duck)
     sync(duck)
     changed = replace(shop, description="now with a description")
-    second = audit(changed, duck, as_previous(first))
+    second = audit(changed, duck, incremental.previous_of(first))
     assert scope(second["keys_are_unique"])["why_every_row"] == (
         "the contract changed since the last audit"
     )
@@ -228,7 +221,7 @@ def test_every_nth_audit_reads_every_row(tmp_path, duck):
     table = contract(tmp_path, duck, every=3)
     results, scopes = {}, []
     for _ in range(5):
-        results = audit(table, duck, as_previous(results) if results else None)
+        results = audit(table, duck, incremental.previous_of(results) if results else None)
         scopes.append(scope(results["keys_are_unique"])["scope"])
         sync(duck)
     full, delta = incremental.EVERY_ROW, incremental.SINCE_LAST
@@ -242,7 +235,7 @@ def test_an_old_child_whose_parent_was_deleted_since_is_an_orphan(shop, duck):
     duck.execute(
         ["UPDATE shop.accounts SET _fivetran_deleted = true, _fivetran_synced = now() WHERE id = 3"]
     )
-    second = audit(shop, duck, as_previous(first))
+    second = audit(shop, duck, incremental.previous_of(first))
     result = second["foreign_keys_resolve"]
     assert not result.passed and "200 rows point nowhere" in result.description
     [entry] = result.metadata["foreign_keys"].value.values()
@@ -252,7 +245,7 @@ def test_an_old_child_whose_parent_was_deleted_since_is_an_orphan(shop, duck):
 def test_a_parent_losing_rows_reads_every_child(shop, duck):
     first = audit(shop, duck)
     duck.execute(["DELETE FROM shop.accounts WHERE id = 4"])
-    second = audit(shop, duck, as_previous(first))
+    second = audit(shop, duck, incremental.previous_of(first))
     assert not second["foreign_keys_resolve"].passed
     [entry] = second["foreign_keys_resolve"].metadata["foreign_keys"].value.values()
     assert entry["child_rows_read"] == "every child row: the parent lost 1 rows"
@@ -261,7 +254,7 @@ def test_a_parent_losing_rows_reads_every_child(shop, duck):
 def test_the_delta_views_are_dropped(shop, duck):
     first = audit(shop, duck)
     sync(duck)
-    audit(shop, duck, as_previous(first))
+    audit(shop, duck, incremental.previous_of(first))
     views = duck.query("SELECT view_name FROM duckdb_views() WHERE NOT internal")
     assert views == []
 
@@ -330,7 +323,7 @@ def test_a_delta_audit_runs_as_snowflake_sql(tmp_path, snowflake):
             f"(17, 1, '{'b' * 64}', 'paid', 'ok', CURRENT_TIMESTAMP(), FALSE)"
         ]
     )
-    second = audit(table, snowflake, as_previous(first))
+    second = audit(table, snowflake, incremental.previous_of(first))
     keys = second["keys_are_unique"]
     assert scope(keys)["scope"] == incremental.SINCE_LAST and scope(keys)["rows_judged"] == 1
     assert not keys.passed and "1 values repeated over 2 rows" in keys.description

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from dagster import AssetCheckKey, AssetKey, DagsterInstance
+from dagster import AssetCheckKey, AssetCheckResult, AssetKey, DagsterInstance
 
 # dagster 1.13 filters check history by this status but does not export it at the top level.
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from sqlglot import exp
 
+from pipeline.checks import scan_history
 from pipeline.checks.freshness import SYNCED, future_cutoff
 from pipeline.checks.rule import Delta, Rule, TableState
 from pipeline.contract import TableContract
@@ -103,6 +104,14 @@ def schema_digest(state: TableState) -> str:
     return hashlib.sha256(repr(sorted(state.columns.items())).encode()).hexdigest()[:16]
 
 
+def previous_of(results: Mapping[str, AssetCheckResult]) -> dict[str, Previous]:
+    """Results as the next audit reads them back, without Dagster's records (tests, benchmarks)."""
+    return {
+        name: Previous(r.passed, {k: getattr(v, "value", v) for k, v in r.metadata.items()})
+        for name, r in results.items()
+    }
+
+
 def previous_results(
     instance: DagsterInstance, key: AssetKey, rules: Sequence[Rule], table: TableContract
 ) -> dict[str, Previous | None]:
@@ -114,15 +123,11 @@ def previous_results(
         records = instance.event_log_storage.get_asset_check_execution_history(
             AssetCheckKey(key, rule.check_name), limit=1, status=_COMPLETED
         )
-        event = records[0].event if records else None
-        evaluation = (
-            event.dagster_event.event_specific_data if event and event.dagster_event else None
-        )
-        if evaluation is None or not hasattr(evaluation, "passed"):
-            found[rule.check_name] = Previous(False, {}) if records else None
+        if not records:
+            found[rule.check_name] = None
             continue
-        meta = {name: getattr(value, "value", value) for name, value in evaluation.metadata.items()}
-        found[rule.check_name] = Previous(bool(evaluation.passed), meta)
+        passed = records[0].status == AssetCheckExecutionRecordStatus.SUCCEEDED
+        found[rule.check_name] = Previous(passed, scan_history.values(records[0]) or {})
     return found
 
 

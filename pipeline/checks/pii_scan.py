@@ -121,9 +121,14 @@ def _separate(state: TableState, dialect: str) -> bool:
     return dialect == "duckdb" and (state.row_estimate or 0) > SAMPLE_ROWS
 
 
-def _blocks(rows: int | None, rate: float, dialect: str) -> exp.Expression | None:
-    """A sample of whole blocks (DuckDB's row ids) when it spans enough of them."""
-    if dialect != "duckdb" or not rows or rows * min(rate, 1) < MIN_BLOCKS * BLOCK_ROWS:
+def _blocks(
+    state: TableState, rows: int | None, rate: float, dialect: str
+) -> exp.Expression | None:
+    """A sample of whole blocks (DuckDB's row ids) when it spans enough of them; never on a
+    delta's view, which has no row ids."""
+    if dialect != "duckdb" or state.delta or not rows:
+        return None
+    if rows * min(rate, 1) < MIN_BLOCKS * BLOCK_ROWS:
         return None
     return exp.IntDiv(this=exp.column("rowid"), expression=exp.Literal.number(BLOCK_ROWS))
 
@@ -131,7 +136,7 @@ def _blocks(rows: int | None, rate: float, dialect: str) -> exp.Expression | Non
 def _keys(
     table: TableContract, state: TableState, dialect: str, rows: int | None = None
 ) -> list[exp.Expression]:
-    block = _blocks(rows, sample_rate(table, state), dialect)
+    block = _blocks(state, rows, sample_rate(table, state), dialect)
     if block is not None:
         return [block]
     texts = [_text(name, state, dialect) for name in scanned_columns(table, state)]
@@ -227,7 +232,7 @@ def probe_sql(
     ]
     select = exp.select(*distinct).from_(table_ref(*table.relation, dialect))
     rate = SAMPLE_ROWS / max(rows, 1)
-    block = None if state.delta else _blocks(rows, rate, dialect)  # a delta's view has no rowid
+    block = _blocks(state, rows, rate, dialect)
     if block is not None and rate < 1:
         select = select.where(in_sample([block], rate, dialect, history(state).seed))
     return select.sql(dialect)
@@ -278,7 +283,7 @@ def counts(
         found |= {f"candidates:{name}": int(row[f"m{i}"] or 0) for i, name in enumerate(per_row)}
         if (rate := sample_rate(table, state)) < 1:
             found["rows_scanned"] = int(row["rows_scanned"])
-            found["by_block"] = _blocks(rows, rate, dialect) is not None
+            found["by_block"] = _blocks(state, rows, rate, dialect) is not None
     return found
 
 

@@ -4,11 +4,15 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from dagster import AssetCheckKey, DagsterInstance
 
 # dagster 1.13 filters check history by this status but does not export it at the top level.
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.storage.asset_check_execution_record import (
+    AssetCheckExecutionRecord,
+    AssetCheckExecutionRecordStatus,
+)
 
 
 @dataclass(frozen=True)
@@ -32,16 +36,23 @@ def seed_of(run_id: str) -> int:
     return int(hashlib.sha256(run_id.encode()).hexdigest()[:8], 16) % 2**31
 
 
+def values(record: AssetCheckExecutionRecord) -> dict[str, Any] | None:
+    """An evaluation's metadata as plain values; None when the record holds no evaluation."""
+    event = record.event
+    evaluation = event.dagster_event.event_specific_data if event and event.dagster_event else None
+    if evaluation is None or not hasattr(evaluation, "metadata"):
+        return None
+    return {name: getattr(value, "value", value) for name, value in evaluation.metadata.items()}
+
+
 def read(instance: DagsterInstance, check: AssetCheckKey, run_id: str) -> ScanHistory:
     """This run's seed, and the metadata of the check's latest passing evaluation."""
     records = instance.event_log_storage.get_asset_check_execution_history(
         check, limit=1, status={AssetCheckExecutionRecordStatus.SUCCEEDED}
     )
-    event = records[0].event if records else None
-    evaluation = event.dagster_event.event_specific_data if event and event.dagster_event else None
-    if evaluation is None:
+    meta = values(records[0]) if records else None
+    if meta is None:
         return ScanHistory(seed=seed_of(run_id), first=True)
-    meta = {name: getattr(value, "value", value) for name, value in evaluation.metadata.items()}
     coverage = meta.get("coverage")
     if not isinstance(coverage, dict):  # a pass that recorded no coverage: scan everything
         return ScanHistory(seed=seed_of(run_id), first=True)
