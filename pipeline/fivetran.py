@@ -148,9 +148,14 @@ class GateFivetranWorkspace(FivetranWorkspace):
         landed = set()
         try:
             with open_warehouse() as warehouse:
-                for event in super().sync_and_poll(context=context, config=config):
-                    landed.add(event.asset_key)
-                    yield _readable(event, warehouse)
+                # dagster-fivetran calls the API before its first event: once the events are
+                # in hand, nothing lands any more and the row counts can share one connection.
+                events = list(super().sync_and_poll(context=context, config=config))
+                with warehouse.session():
+                    readable = [_readable(event, warehouse) for event in events]
+            for event in readable:
+                landed.add(event.asset_key)
+                yield event
         except Failure as failure:
             raise Failure(
                 f"{failure.description} Fivetran says: {_reasons(failure)}",

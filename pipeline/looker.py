@@ -178,18 +178,19 @@ def verify_gate(
         {c: r for c, r in verdicts.items() if c.asset_key.path[0] == "lookml"}
     )
     versions = []
-    for key in refresh.deps:
-        table = published[key]
-        version = publish.published_version(warehouse, table)
-        where = f"{table.published_schema}.{table.name}"
-        if version is None:
-            problems.append(f"{where} has never been published (owner: {table.owner})")
-            continue
-        versions.append(f"{where}@{version}")
-        source = fivetran_key(table.connector, table.name)
-        problems += gate.passed_on(
-            context.instance, [c for c in blocking if c.asset_key == source], version
-        )
+    with warehouse.session():  # one connection for every table's published version
+        for key in refresh.deps:
+            table = published[key]
+            version = publish.published_version(warehouse, table)
+            where = f"{table.published_schema}.{table.name}"
+            if version is None:
+                problems.append(f"{where} has never been published (owner: {table.owner})")
+                continue
+            versions.append(f"{where}@{version}")
+            source = fivetran_key(table.connector, table.name)
+            problems += gate.passed_on(
+                context.instance, [c for c in blocking if c.asset_key == source], version
+            )
     if problems:
         raise gate.refuse(f"refresh looker/{refresh.name}", problems)
     return versions

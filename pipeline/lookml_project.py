@@ -114,7 +114,7 @@ class Project:
     def _parse(self, file: str, problems: list[str]) -> bool:
         if file not in self.docs and file not in self.errors:
             try:
-                self.docs[file] = _parsed((self.folder / file).read_text(encoding="utf-8"))
+                self.docs[file] = parsed((self.folder / file).read_text(encoding="utf-8"))
             except Exception as error:  # a file we cannot read could define anything
                 self.errors[file] = f"{file}: LookML could not be parsed: {error}"
         if file in self.errors:
@@ -143,7 +143,7 @@ class Project:
 
 
 @lru_cache(maxsize=4096)
-def _parsed(text: str) -> dict[str, Any]:
+def parsed(text: str) -> dict[str, Any]:
     """lkml's parse of one file's text, kept by its digest (callers never mutate the result)."""
     digest = load_cache.key(f"lkml {LKML_VERSION}", text)
     doc = load_cache.get("lkml", digest)

@@ -195,6 +195,13 @@ def deleted_rows_filtered(
     lineage: Model, contracts: Mapping[str, Contract], warehouse: Warehouse
 ) -> Outcome:
     """Each explore over a table with _fivetran_deleted excludes deleted rows."""
+    with warehouse.session():  # one connection for every table's columns
+        return _deleted_rows_filtered(lineage, contracts, warehouse)
+
+
+def _deleted_rows_filtered(
+    lineage: Model, contracts: Mapping[str, Contract], warehouse: Warehouse
+) -> Outcome:
     findings, checked = [], []
     for explore in explores(lineage):
         names = aliases(explore)

@@ -78,7 +78,9 @@ def publish_table(
     except Failure as failure:
         raise gate.refuse(f"publish {where}", [failure.description or ""]) from None
     count = row_count_query(table.published_schema, table.name, warehouse.dialect)
-    changed = publish.publish(warehouse, table, version, context.run.run_id)
+    with warehouse.session():  # one connection for the table's queries
+        changed = publish.publish(warehouse, table, version, context.run.run_id)
+        rows = int(warehouse.query(count)[0]["row_count"])
     context.log.info(
         f"Published {where} = {publish.AUDIT_SCHEMA}.{publish.snapshot_name(table, version)}"
         if changed
@@ -89,6 +91,6 @@ def publish_table(
         metadata={
             "version": version,
             "published_as": where,
-            "dagster/row_count": int(warehouse.query(count)[0]["row_count"]),
+            "dagster/row_count": rows,
         },
     )

@@ -145,31 +145,34 @@ def check_table(
     """Snapshot one landed table and judge the selected rules on the snapshot."""
     key = fivetran_key(table.connector, table.name)
     version = publish.new_version(context.run.run_id)
-    try:
-        audited: TableContract | Exception = publish.snapshot(warehouse, table, version)
-    except Exception as error:  # fail closed: nothing frozen means nothing audited
-        audited = RuntimeError(f"could not snapshot the landed table for audit: {error}")
     context.log.info(
         f"Checking {table.connector}.{table.name} as {publish.AUDIT_SCHEMA} version "
         f"{version}: {len(selected)} rules"
     )
-    state_or_error = (
-        audited
-        if isinstance(audited, Exception)
-        else table_state(audited, selected, warehouse, config)
-    )
-    pii_rules = any(r.family in ("pii", "pii_scan") for r in selected)
-    if pii_rules and isinstance(state_or_error, TableState):  # seed, last passing scan
-        scan = AssetCheckKey(key, pii_scan.RULE.check_name)
-        history = scan_history.read(context.instance, scan, context.run.run_id)
-        state_or_error = replace(state_or_error, pii_history=history)
-    if isinstance(state_or_error, TableState) and any(r.family == "freshness" for r in selected):
-        synced = freshness.last_successful_sync(context.instance, key)
-        state_or_error = replace(state_or_error, last_sync=synced)
-    subject = table if isinstance(audited, Exception) else audited
-    # One connection for the table's queries; no call to a sandbox server (which may land data
-    # through this warehouse) happens inside it.
+    fivetran = fivetran_columns(table, selected, config)
+    # One connection for all of the table's queries; no call to a sandbox server (which may land
+    # data through this warehouse) happens inside it, so Fivetran's config is read before.
     with warehouse.session():
+        try:
+            audited: TableContract | Exception = publish.snapshot(warehouse, table, version)
+        except Exception as error:  # fail closed: nothing frozen means nothing audited
+            audited = RuntimeError(f"could not snapshot the landed table for audit: {error}")
+        state_or_error = (
+            audited
+            if isinstance(audited, Exception)
+            else table_state(audited, selected, warehouse, fivetran)
+        )
+        pii_rules = any(r.family in ("pii", "pii_scan") for r in selected)
+        if pii_rules and isinstance(state_or_error, TableState):  # seed, last passing scan
+            scan = AssetCheckKey(key, pii_scan.RULE.check_name)
+            history = scan_history.read(context.instance, scan, context.run.run_id)
+            state_or_error = replace(state_or_error, pii_history=history)
+        if isinstance(state_or_error, TableState) and any(
+            r.family == "freshness" for r in selected
+        ):
+            synced = freshness.last_successful_sync(context.instance, key)
+            state_or_error = replace(state_or_error, last_sync=synced)
+        subject = table if isinstance(audited, Exception) else audited
         plan = None
         if isinstance(state_or_error, TableState) and not isinstance(audited, Exception):
             plan = audit_plan(context.instance, key, audited, selected, state_or_error, warehouse)
@@ -179,6 +182,18 @@ def check_table(
             incremental.release(warehouse, plan)
         if not isinstance(audited, Exception):
             publish.prune(warehouse, table)
+
+
+def fivetran_columns(
+    table: TableContract, rules: Sequence[Rule], config: ConnectorConfig | None
+) -> dict[str, Mapping[str, Any]] | None:
+    """Fivetran's column config for the table when a rule needs it; None if it cannot be read."""
+    if config is None or not any(r.needs_fivetran_config for r in rules):
+        return None
+    try:
+        return config.columns(table.name)
+    except Exception:  # the config rule fails on None; the others judge the data alone
+        return None
 
 
 def audit_plan(
@@ -203,9 +218,9 @@ def table_state(
     table: TableContract,
     rules: Sequence[Rule],
     warehouse: Warehouse,
-    config: ConnectorConfig | None = None,
+    fivetran: dict[str, Mapping[str, Any]] | None = None,
 ) -> TableState | Exception:
-    """Columns, size estimate and (when a rule needs it) Fivetran's column config."""
+    """Columns and size estimate of the landed table, with Fivetran's column config if read."""
     try:
         landed = warehouse.landed_columns(*table.relation)
         estimate = warehouse.row_estimate(*table.relation)
@@ -220,16 +235,10 @@ def table_state(
         for name in landed
         if name.lower() in spelled and name != _landed_spelling(spelled[name.lower()], warehouse)
     }
-    fivetran_columns = None
-    if config is not None and any(r.needs_fivetran_config for r in rules):
-        try:
-            fivetran_columns = config.columns(table.name)
-        except Exception:  # the config rule fails on None; the others judge the data alone
-            fivetran_columns = None
     return TableState(
         columns=columns,
         row_estimate=estimate,
-        fivetran_columns=fivetran_columns,
+        fivetran_columns=fivetran,
         pii_history=scan_history.unseeded(),
         renamed=renamed,
     )

@@ -9,9 +9,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import lkml
-
 from pipeline.looker_lineage import lookml_dir
+from pipeline.lookml_project import parsed
 from pipeline.settings import sandbox_dir
 
 PERSISTENCE = ("datagroup_trigger", "sql_trigger_value", "persist_for", "interval_trigger")
@@ -69,14 +68,16 @@ def project() -> Project:
 def _signature(root: Path) -> tuple[tuple[str, int, int], ...]:
     """Files with their change times: an edited project is read again, an unchanged one is not."""
     files = sorted(p for p in root.rglob("*") if p.suffix in (".lkml", ".lookml"))
-    return tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+    return tuple((str(p), (stat := p.stat()).st_mtime_ns, stat.st_size) for p in files)
 
 
 @cache
 def _read(root: Path, branch: str, signature: tuple[tuple[str, int, int], ...]) -> Project:
     files = [Path(path) for path, _, _ in signature]
+    # The pipeline's own parse, kept by text digest: a step forked after the definitions were
+    # built has every file parsed already, so answering a request parses nothing.
     docs = {
-        p.relative_to(root).as_posix(): lkml.load(p.read_text(encoding="utf-8"))
+        p.relative_to(root).as_posix(): parsed(p.read_text(encoding="utf-8"))
         for p in files
         if p.suffix == ".lkml"
     }

@@ -105,8 +105,8 @@ def revoke_token(token: str) -> None:
         state["tokens"].pop(_token_key(token), None)
 
 
-def _datagroup(state: dict[str, Any], datagroup_id: str) -> dict[str, Any]:
-    model, name = project().datagroups[datagroup_id]
+def _datagroup(state: dict[str, Any], datagroup_id: str, key: tuple[str, str]) -> dict[str, Any]:
+    model, name = key
     saved = state["datagroups"].get(datagroup_id, {})
     return {
         "can": {"show": True, "update": True},
@@ -124,19 +124,23 @@ def _datagroup(state: dict[str, Any], datagroup_id: str) -> dict[str, Any]:
 
 def datagroups() -> list[dict[str, Any]]:
     state = disk.read_json(_folder() / "state.json", _new_state())
-    return [_datagroup(state, datagroup_id) for datagroup_id in project().datagroups]
+    return [_datagroup(state, i, key) for i, key in project().datagroups.items()]
 
 
 def datagroup(datagroup_id: str) -> dict[str, Any]:
-    if datagroup_id not in project().datagroups:
+    key = _datagroup_key(datagroup_id)
+    return _datagroup(disk.read_json(_folder() / "state.json", _new_state()), datagroup_id, key)
+
+
+def _datagroup_key(datagroup_id: str) -> tuple[str, str]:
+    if (key := project().datagroups.get(datagroup_id)) is None:
         raise NotFound(f"Datagroup {datagroup_id} not found")
-    return _datagroup(disk.read_json(_folder() / "state.json", _new_state()), datagroup_id)
+    return key
 
 
 def update_datagroup(datagroup_id: str, body: dict[str, Any]) -> dict[str, Any]:
     """Apply a WriteDatagroup (stale_before, triggered_at); Looker refuses times in the future."""
-    if datagroup_id not in project().datagroups:
-        raise NotFound(f"Datagroup {datagroup_id} not found")
+    key = _datagroup_key(datagroup_id)
     now = int(time.time())
     changes = {f: body[f] for f in ("stale_before", "triggered_at") if body.get(f) is not None}
     for field, value in changes.items():
@@ -144,7 +148,7 @@ def update_datagroup(datagroup_id: str, body: dict[str, Any]) -> dict[str, Any]:
             raise Invalid(field, "must be a UNIX timestamp, not in the future")
     with _edit_state() as state:
         state["datagroups"].setdefault(datagroup_id, {}).update(changes, trigger_check_at=now)
-        return _datagroup(state, datagroup_id)
+        return _datagroup(state, datagroup_id, key)
 
 
 def start_build(model: str, view: str) -> dict[str, Any]:
