@@ -124,3 +124,21 @@ def test_each_table_opens_the_warehouse_file_once_per_step(monkeypatch):
         "verify_gate": len(LOOKER_KEYS),
         "deleted_rows_filtered": len(LOOKML_KEYS),
     }
+
+
+def test_check_results_reach_dagster_after_the_warehouse_file_is_released(monkeypatch):
+    """DuckDB lets one process at a time open the file: a table's results are stored by Dagster
+    (two SQLite writes each) after its checks let go of the file, not while other steps wait."""
+    from pipeline import report
+    from pipeline.warehouse import duckdb
+
+    held = []
+    real = report._record
+
+    def spy(*args):
+        held.append(bool(duckdb._SESSIONS))
+        return real(*args)
+
+    monkeypatch.setattr(report, "_record", spy)
+    assert run_gate().success
+    assert len(held) > len(FIVETRAN_KEYS) and not any(held)

@@ -143,7 +143,6 @@ def check_table(
     config: ConnectorConfig | None,
 ) -> Iterator[AssetCheckResult]:
     """Snapshot one landed table and judge the selected rules on the snapshot."""
-    key = fivetran_key(table.connector, table.name)
     version = publish.new_version(context.run.run_id)
     context.log.info(
         f"Checking {table.connector}.{table.name} as {publish.AUDIT_SCHEMA} version "
@@ -151,37 +150,56 @@ def check_table(
     )
     fivetran = fivetran_columns(table, selected, config)
     # One connection for all of the table's queries; no call to a sandbox server (which may land
-    # data through this warehouse) happens inside it, so Fivetran's config is read before.
-    with warehouse.session():
-        try:
-            audited: TableContract | Exception = publish.snapshot(warehouse, table, version)
-        except Exception as error:  # fail closed: nothing frozen means nothing audited
-            audited = RuntimeError(f"could not snapshot the landed table for audit: {error}")
-        state_or_error = (
-            audited
-            if isinstance(audited, Exception)
-            else table_state(audited, selected, warehouse, fivetran)
-        )
-        pii_rules = any(r.family in ("pii", "pii_scan") for r in selected)
-        if pii_rules and isinstance(state_or_error, TableState):  # seed, last passing scan
-            scan = AssetCheckKey(key, pii_scan.RULE.check_name)
-            history = scan_history.read(context.instance, scan, context.run.run_id)
-            state_or_error = replace(state_or_error, pii_history=history)
-        if isinstance(state_or_error, TableState) and any(
-            r.family == "freshness" for r in selected
-        ):
-            synced = freshness.last_successful_sync(context.instance, key)
-            state_or_error = replace(state_or_error, last_sync=synced)
-        subject = table if isinstance(audited, Exception) else audited
-        plan = None
-        if isinstance(state_or_error, TableState) and not isinstance(audited, Exception):
-            plan = audit_plan(context.instance, key, audited, selected, state_or_error, warehouse)
-        try:
-            yield from evaluate(subject, selected, warehouse, state_or_error, version, plan)
-        finally:
-            incremental.release(warehouse, plan)
-        if not isinstance(audited, Exception):
-            publish.prune(warehouse, table)
+    # data through this warehouse) happens inside it, so Fivetran's config is read before. The
+    # results reach Dagster (two SQLite writes each) after it, so other steps' queries need not
+    # wait for this step's bookkeeping; those judged before an error are still reported.
+    judged: list[AssetCheckResult] = []
+    try:
+        with warehouse.session():
+            judged.extend(_audit(context, table, selected, warehouse, fivetran, version))
+    except Exception:
+        yield from judged
+        raise
+    yield from judged
+
+
+def _audit(
+    context: AssetCheckExecutionContext,
+    table: TableContract,
+    selected: Sequence[Rule],
+    warehouse: Warehouse,
+    fivetran: dict[str, Mapping[str, Any]] | None,
+    version: str,
+) -> Iterator[AssetCheckResult]:
+    """Freeze the landed table as `version` and judge the rules on it; prune old snapshots."""
+    key = fivetran_key(table.connector, table.name)
+    try:
+        audited: TableContract | Exception = publish.snapshot(warehouse, table, version)
+    except Exception as error:  # fail closed: nothing frozen means nothing audited
+        audited = RuntimeError(f"could not snapshot the landed table for audit: {error}")
+    state_or_error = (
+        audited
+        if isinstance(audited, Exception)
+        else table_state(audited, selected, warehouse, fivetran)
+    )
+    pii_rules = any(r.family in ("pii", "pii_scan") for r in selected)
+    if pii_rules and isinstance(state_or_error, TableState):  # seed, last passing scan
+        scan = AssetCheckKey(key, pii_scan.RULE.check_name)
+        history = scan_history.read(context.instance, scan, context.run.run_id)
+        state_or_error = replace(state_or_error, pii_history=history)
+    if isinstance(state_or_error, TableState) and any(r.family == "freshness" for r in selected):
+        synced = freshness.last_successful_sync(context.instance, key)
+        state_or_error = replace(state_or_error, last_sync=synced)
+    subject = table if isinstance(audited, Exception) else audited
+    plan = None
+    if isinstance(state_or_error, TableState) and not isinstance(audited, Exception):
+        plan = audit_plan(context.instance, key, audited, selected, state_or_error, warehouse)
+    try:
+        yield from evaluate(subject, selected, warehouse, state_or_error, version, plan)
+    finally:
+        incremental.release(warehouse, plan)
+    if not isinstance(audited, Exception):
+        publish.prune(warehouse, table)
 
 
 def fivetran_columns(
