@@ -126,19 +126,29 @@ def test_each_table_opens_the_warehouse_file_once_per_step(monkeypatch):
     }
 
 
-def test_check_results_reach_dagster_after_the_warehouse_file_is_released(monkeypatch):
-    """DuckDB lets one process at a time open the file: a table's results are stored by Dagster
-    (two SQLite writes each) after its checks let go of the file, not while other steps wait."""
+def test_dagster_records_are_read_and_written_outside_the_warehouse_file(monkeypatch):
+    """DuckDB lets one process at a time open the file: a table's checks read what Dagster
+    recorded (last sync, PII scan history) before they open it, and their results are stored
+    (two SQLite writes each) after they let go of it, not while other steps wait for it."""
     from pipeline import report
+    from pipeline.checks import factory
     from pipeline.warehouse import duckdb
 
-    held = []
-    real = report._record
+    held: dict[str, list[bool]] = {}
 
-    def spy(*args):
-        held.append(bool(duckdb._SESSIONS))
-        return real(*args)
+    def spy(module, name):
+        real = getattr(module, name)
 
-    monkeypatch.setattr(report, "_record", spy)
+        def spied(*args):
+            held.setdefault(name, []).append(bool(duckdb._SESSIONS))
+            return real(*args)
+
+        monkeypatch.setattr(module, name, spied)
+
+    spy(report, "_record")
+    spy(factory.freshness, "last_successful_sync")
+    spy(factory.scan_history, "read")
     assert run_gate().success
-    assert len(held) > len(FIVETRAN_KEYS) and not any(held)
+    assert len(held["_record"]) > len(FIVETRAN_KEYS)
+    assert len(held["last_successful_sync"]) == len(held["read"]) == len(FIVETRAN_KEYS)
+    assert not any(any(calls) for calls in held.values())

@@ -149,14 +149,16 @@ def check_table(
         f"{version}: {len(selected)} rules"
     )
     fivetran = fivetran_columns(table, selected, config)
+    known = recorded_facts(context, table, selected)
     # One connection for all of the table's queries; no call to a sandbox server (which may land
-    # data through this warehouse) happens inside it, so Fivetran's config is read before. The
-    # results reach Dagster (two SQLite writes each) after it, so other steps' queries need not
-    # wait for this step's bookkeeping; those judged before an error are still reported.
+    # data through this warehouse) happens inside it, so Fivetran's config is read before. What
+    # Dagster recorded is read before too, and the results reach Dagster (two SQLite writes each)
+    # after it: other steps' queries need not wait for this step's bookkeeping. Results judged
+    # before an error are still reported.
     judged: list[AssetCheckResult] = []
     try:
         with warehouse.session():
-            judged.extend(_audit(context, table, selected, warehouse, fivetran, version))
+            judged.extend(_audit(context, table, selected, warehouse, version, fivetran, known))
     except Exception:
         yield from judged
         raise
@@ -168,8 +170,9 @@ def _audit(
     table: TableContract,
     selected: Sequence[Rule],
     warehouse: Warehouse,
-    fivetran: dict[str, Mapping[str, Any]] | None,
     version: str,
+    fivetran: dict[str, Mapping[str, Any]] | None,
+    known: Mapping[str, Any],
 ) -> Iterator[AssetCheckResult]:
     """Freeze the landed table as `version` and judge the rules on it; prune old snapshots."""
     key = fivetran_key(table.connector, table.name)
@@ -182,14 +185,8 @@ def _audit(
         if isinstance(audited, Exception)
         else table_state(audited, selected, warehouse, fivetran)
     )
-    pii_rules = any(r.family in ("pii", "pii_scan") for r in selected)
-    if pii_rules and isinstance(state_or_error, TableState):  # seed, last passing scan
-        scan = AssetCheckKey(key, pii_scan.RULE.check_name)
-        history = scan_history.read(context.instance, scan, context.run.run_id)
-        state_or_error = replace(state_or_error, pii_history=history)
-    if isinstance(state_or_error, TableState) and any(r.family == "freshness" for r in selected):
-        synced = freshness.last_successful_sync(context.instance, key)
-        state_or_error = replace(state_or_error, last_sync=synced)
+    if isinstance(state_or_error, TableState):
+        state_or_error = replace(state_or_error, **known)
     subject = table if isinstance(audited, Exception) else audited
     plan = None
     if isinstance(state_or_error, TableState) and not isinstance(audited, Exception):
@@ -200,6 +197,20 @@ def _audit(
         incremental.release(warehouse, plan)
     if not isinstance(audited, Exception):
         publish.prune(warehouse, table)
+
+
+def recorded_facts(
+    context: AssetCheckExecutionContext, table: TableContract, selected: Sequence[Rule]
+) -> dict[str, Any]:
+    """What the rules need from Dagster's records: the PII scan's history, the last sync."""
+    key = fivetran_key(table.connector, table.name)
+    known: dict[str, Any] = {}
+    if any(r.family in ("pii", "pii_scan") for r in selected):  # seed, last passing scan
+        scan = AssetCheckKey(key, pii_scan.RULE.check_name)
+        known["pii_history"] = scan_history.read(context.instance, scan, context.run.run_id)
+    if any(r.family == "freshness" for r in selected):
+        known["last_sync"] = freshness.last_successful_sync(context.instance, key)
+    return known
 
 
 def fivetran_columns(
