@@ -58,3 +58,28 @@ def test_a_session_opens_the_file_once_and_holds_it(duck, monkeypatch):
         assert len(opened) == 1
     other.join(timeout=120)
     assert done.is_set() and len(opened) == 2
+
+
+def test_a_snowflake_session_logs_in_once(snowflake, monkeypatch):
+    """Each Snowflake connection logs in again: a table's checks share one, and what they write
+    is committed as it would be on a connection of its own."""
+    import importlib
+
+    connector = importlib.import_module("snowflake.connector")
+    snowflake.write_table("crm", "deals", FRAME)
+    opened = []
+    real_connect = connector.connect
+    monkeypatch.setattr(
+        connector, "connect", lambda *a, **k: opened.append(k) or real_connect(*a, **k)
+    )
+    count = 'SELECT COUNT(*) AS n FROM "CRM"."DEALS"'
+    with snowflake.session():
+        for _ in range(3):
+            assert snowflake.query(count) == [{"n": 3}]
+        snowflake.execute(['CREATE OR REPLACE TABLE "CRM"."KEPT" AS SELECT 1 AS X'])
+        with pytest.raises(Exception, match="NOWHERE"):
+            snowflake.query('SELECT * FROM "CRM"."NOWHERE"')
+        assert snowflake.query(count) == [{"n": 3}]  # an error leaves the session usable
+        assert len(opened) == 1
+    assert snowflake.query('SELECT X FROM "CRM"."KEPT"') == [{"x": 1}]
+    assert len(opened) == 2

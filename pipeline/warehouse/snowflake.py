@@ -1,5 +1,8 @@
 """Snowflake warehouse through dagster-snowflake's SnowflakeResource."""
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pandas as pd
@@ -8,6 +11,9 @@ from dagster_snowflake import SnowflakeResource
 from pipeline.warehouse.base import Warehouse
 from pipeline.warehouse.snowflake_dialect import check_statement
 from pipeline.warehouse.sql import identifier
+
+# (warehouse, thread) -> the connection a session holds open
+_SESSIONS: dict[tuple[int, int], Any] = {}
 
 
 class SnowflakeWarehouse(Warehouse):
@@ -19,9 +25,41 @@ class SnowflakeWarehouse(Warehouse):
     def dialect(self) -> str:
         return "snowflake"
 
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        """Hold one connection for this thread's queries inside the block: each new connection
+        logs in to Snowflake again, which costs more than a check's small queries."""
+        key = (id(self), threading.get_ident())
+        if key in _SESSIONS:
+            yield
+            return
+        with self.snowflake.get_connection() as conn:
+            _SESSIONS[key] = conn
+            try:
+                yield
+            finally:
+                del _SESSIONS[key]
+
+    @contextmanager
+    def _connection(self) -> Iterator[Any]:
+        """This thread's session connection, else one opened for the caller alone."""
+        held = _SESSIONS.get((id(self), threading.get_ident()))
+        if held is None:
+            with self.snowflake.get_connection() as conn:
+                yield conn
+            return
+        try:
+            yield held
+        except BaseException:
+            if not self.snowflake.autocommit:
+                held.rollback()
+            raise
+        if not self.snowflake.autocommit:  # as a connection of its own would at its close
+            held.commit()
+
     def query(self, sql: str) -> list[dict[str, Any]]:
         check_statement(sql)  # fakesnow runs on DuckDB: Snowflake's own rules are applied here
-        with self.snowflake.get_connection() as conn:
+        with self._connection() as conn:
             cursor = conn.cursor()
             cursor.execute(sql)
             names = [d[0].lower() for d in cursor.description or []]
@@ -32,7 +70,7 @@ class SnowflakeWarehouse(Warehouse):
         # any prefix leaves readers on a complete table (publish.py).
         for statement in statements:
             check_statement(statement)  # all of them before the first runs
-        with self.snowflake.get_connection() as conn:
+        with self._connection() as conn:
             cursor = conn.cursor()
             for statement in statements:
                 cursor.execute(statement)
@@ -47,7 +85,7 @@ class SnowflakeWarehouse(Warehouse):
         rows = [
             tuple(_bindable(v) for v in row) for row in frame.astype(object).itertuples(index=False)
         ]
-        with self.snowflake.get_connection() as conn:
+        with self._connection() as conn:
             cursor = conn.cursor()
             cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
             cursor.execute(f"CREATE OR REPLACE TABLE {target} ({columns})")
