@@ -1,10 +1,10 @@
 """The LookML project as the Looker sandbox serves it: models, explores, datagroups, PDT views."""
 
+import fnmatch
 import hashlib
 import os
 import threading
 from dataclasses import dataclass
-from fnmatch import fnmatch
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -87,7 +87,8 @@ def _read(root: Path, branch: str, signature: tuple[tuple[str, int, int], ...]) 
         if file.endswith(".model.lkml"):
             name = Path(file).name.removesuffix(".model.lkml")
             patterns = [p.lstrip("/") for p in doc.get("includes", [])]
-            files_in = [f for f in docs if any(fnmatch(f, p) for p in patterns)]
+            matched = {f for p in patterns for f in fnmatch.filter(docs, p)}
+            files_in = [f for f in docs if f in matched]
             included = [v for f in files_in for v in views.get(f, [])]
             models[name] = Model(
                 name=name,
