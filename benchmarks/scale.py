@@ -15,6 +15,9 @@ Everything runs as users run it, in fresh processes: `dagster asset materialize 
              beyond its own work
   per step:  launch (STEP_WORKER_STARTING to STEP_START: process start, definitions, resources)
              and the step's body (STEP_START to STEP_SUCCESS/FAILURE)
+`--postgres` keeps Dagster's runs and events in a throwaway PostgreSQL cluster on 127.0.0.1 (as
+production does; `pip install dagster-postgres`, PostgreSQL's server binaries on PATH) instead of
+SQLite, so Dagster's own bookkeeping can be told apart from tollgate's.
 `--compare DIR` runs the definitions load and the warm `make run` also with the code in DIR (e.g.
 `git archive main`), in the same benchmark run, so the two can be compared as a ratio on an
 equally busy machine; `--loads N` repeats the loads, interleaved, and keeps each code's best.
@@ -26,13 +29,18 @@ import json
 import os
 import platform
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
+
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -77,11 +85,16 @@ def total(load: dict) -> float:
     return load["import"] + load["build"] + load["resolve"]
 
 
-def gate(code: Path, work: Path, scale: str | None, select: str = "*") -> dict:
+def gate(
+    code: Path, work: Path, scale: str | None, select: str = "*", storage: dict | None = None
+) -> dict:
     """One `dagster asset materialize` in `work` (reused: a second call is the warm run)."""
     home = work / "home"
     home.mkdir(parents=True, exist_ok=True)
-    shutil.copy(code / "dagster.yaml", home / "dagster.yaml")
+    instance = yaml.safe_load((code / "dagster.yaml").read_text())
+    if storage:
+        instance["storage"] = storage
+    (home / "dagster.yaml").write_text(yaml.safe_dump(instance))
     env = env_for(code, work / "data", home, scale)
     started = time.perf_counter()
     done = subprocess.run(
@@ -144,6 +157,32 @@ def run_records(home: Path, data: Path, env: dict[str, str]) -> dict:
     }
 
 
+@contextmanager
+def postgres() -> Iterator[dict]:
+    """Dagster's `storage:` block for a throwaway PostgreSQL cluster on 127.0.0.1."""
+    folder = Path(tempfile.mkdtemp(prefix="tollgate-pg-"))
+    as_owner = []
+    if os.geteuid() == 0:  # initdb refuses root: the cluster belongs to the postgres user
+        shutil.chown(folder, "postgres")
+        as_owner = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    run = lambda *cmd: subprocess.run([*as_owner, *cmd], check=True, capture_output=True)  # noqa: E731
+    run("initdb", "-D", str(folder / "data"), "-U", "dagster", "--auth=trust")
+    run("pg_ctl", "-D", str(folder / "data"), "-l", str(folder / "log"), "-w", "-t", "600",
+        "-o", f"-h 127.0.0.1 -p {port} -k {folder}", "start")  # fmt: skip
+    try:
+        run("createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "dagster", "dagster")
+        yield {"postgres": {"postgres_db": {
+            "hostname": "127.0.0.1", "port": port, "username": "dagster", "password": "",
+            "db_name": "dagster", "scheme": "postgresql+psycopg2",  # psycopg2: what it installs
+        }}}  # fmt: skip
+    finally:
+        run("pg_ctl", "-D", str(folder / "data"), "-m", "fast", "stop")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def machine() -> str:
     cpu = next(
         (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
@@ -165,6 +204,7 @@ def main() -> None:
     parser.add_argument("--compare", type=Path, help="a copy of other code (e.g. main) to compare")
     parser.add_argument("--loads", type=int, default=1, help="rounds of definitions loads")
     parser.add_argument("--no-sample", action="store_true", help="skip the warm `make run`")
+    parser.add_argument("--postgres", action="store_true", help="Dagster storage in PostgreSQL")
     parser.add_argument("--keep", type=Path, help="work folder to keep (default: a temp folder)")
     args = parser.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="tollgate-scale-"))
@@ -191,7 +231,8 @@ def main() -> None:
         best = {name: min(runs, key=total) for name, runs in loads.items()}
         row = {"tables": tables, "scale": scale, "load": best["warm"], "loads": best}
         if tables in gate_sizes:
-            row["gate"] = gate(REPO, folder, scale, args.gate_select)
+            with postgres() if args.postgres else nullcontext() as storage:
+                row["gate"] = gate(REPO, folder, scale, args.gate_select, storage)
         rows.append(row)
         print(f"<!-- {json.dumps(row)} -->", flush=True)
 
@@ -213,7 +254,8 @@ def main() -> None:
 
     gates = [row for row in rows if "gate" in row]
     if gates:
-        print(f"\nGate (`--select '{args.gate_select}'`), cold: the sandbox lands every table.\n")
+        print(f"\nGate (`--select '{args.gate_select}'`), cold: the sandbox lands every table; "
+              f"Dagster storage: {'PostgreSQL' if args.postgres else 'SQLite'}.\n")  # fmt: skip
         print(
             "| tables | checked | steps | wall (s) | run (s) | queries (s) | work (s) | "
             "overhead per table (core-s) | step launch, median (s) | step body, median (s) |"
