@@ -41,10 +41,24 @@ def evaluated(result: ExecuteInProcessResult) -> Counter:
     )
 
 
-def test_clean_run_reports_every_check_with_its_sql_contracts_and_revision(isolated_data_dir):
-    result = run_gate()
+def test_clean_run_reports_every_check_with_its_sql_contracts_and_revision(
+    isolated_data_dir, monkeypatch
+):
+    from pipeline import report as reports
+
+    rebuilds = []
+    real_rebuild = reports.rebuild
+    monkeypatch.setattr(reports, "rebuild", lambda *a: rebuilds.append(a) or real_rebuild(*a))
+    instance = DagsterInstance.ephemeral()
+    result = run_gate(instance=instance)
     assert result.success
     folder = isolated_data_dir / "reports" / result.run_id
+    # Check steps only append their results: a rebuild reads every result of the run so far
+    # (10 s at 12,700 results), so the report is built once, when the run ends.
+    assert rebuilds == [] and (folder / "results.jsonl").exists()
+    assert not (folder / "junit.xml").exists()
+    finish_run(instance, result.run_id, result.job_def)
+    assert len(rebuilds) == 1
     found = cases(folder)
     assert evaluated(result) and Counter((c, n) for c, n, _, _ in found) == evaluated(result)
     assert {outcome for _, _, outcome, _ in found} == {"passed"}
