@@ -141,3 +141,30 @@ def test_the_fivetran_sandbox_never_writes_into_a_real_warehouse(monkeypatch, sn
         monkeypatch.delenv(name)
     set_env(monkeypatch, TOLLGATE_ENV="sandbox", TOLLGATE_SANDBOX_SERVICES="fivetran,looker")
     environment.sandbox_may_write(snowflake)
+
+
+def test_the_documented_postgres_storage_is_valid_config_with_an_installed_driver():
+    """dagster.yaml's comments show the production storage block. Without `scheme`, SQLAlchemy
+    2.1 asks for psycopg 3, which dagster-postgres does not install: the block failed as shown."""
+    import re
+
+    import sqlalchemy
+    import yaml
+    from dagster._config import validate_config
+    from dagster._core.instance.config import dagster_instance_config_schema
+    from dagster_postgres.utils import pg_url_from_config
+
+    from pipeline.settings import REPO_ROOT
+
+    text = (REPO_ROOT / "dagster.yaml").read_text()
+    block = re.search(r"^# storage:\n((?:#  .*\n)+)", text, re.MULTILINE)
+    assert block, "dagster.yaml no longer documents a Postgres storage block"
+    config = yaml.safe_load("storage:\n" + re.sub(r"^# ?", "", block[1], flags=re.MULTILINE))
+    assert validate_config(dagster_instance_config_schema(), config).success
+    settings = {k: "x" for k in ("DAGSTER_PG_HOST", "DAGSTER_PG_USER", "DAGSTER_PG_PASSWORD")}
+    db = {
+        k: settings.get(v["env"], "db") if isinstance(v, dict) else v
+        for k, v in config["storage"]["postgres"]["postgres_db"].items()
+    }
+    engine = sqlalchemy.create_engine(pg_url_from_config({"postgres_db": db}))  # loads the driver
+    assert engine.dialect.driver == "psycopg2"
