@@ -100,8 +100,8 @@ def test_an_error_in_one_tables_check_fails_its_rules_not_its_connectors_other_t
 def test_each_table_opens_the_warehouse_file_once_per_step(monkeypatch):
     """Opening a DuckDB file reads its whole catalog (130 ms a query at 3,000 tables), so each
     step's queries about one table share one connection: the check of a table, its publish, the
-    sync's row counts of a connector, a refresh's published versions, a model's deleted-rows
-    rule. Before, every query of theirs opened the file again."""
+    sync's row counts of a connector (and the sandbox landing them), a refresh's published
+    versions, a model's deleted-rows rule. Before, every query of theirs opened the file again."""
     import traceback
     from collections import Counter
 
@@ -111,7 +111,7 @@ def test_each_table_opens_the_warehouse_file_once_per_step(monkeypatch):
 
     def counting(self):
         names = {frame.name for frame in traceback.extract_stack()}
-        opened.update(c for c in (*callers, "deleted_rows_filtered") if c in names)
+        opened.update(c for c in (*callers, "deleted_rows_filtered", "land") if c in names)
         return real_open(self)
 
     monkeypatch.setattr(DuckDBWarehouse, "_open", counting)
@@ -121,6 +121,7 @@ def test_each_table_opens_the_warehouse_file_once_per_step(monkeypatch):
         "check_table": len(FIVETRAN_KEYS),
         "publish_table": len(PUBLISHED_KEYS),
         "sync_and_poll": 2,  # connectors
+        "land": 2,  # the Fivetran sandbox landing each connector's tables
         "verify_gate": len(LOOKER_KEYS),
         "deleted_rows_filtered": len(LOOKML_KEYS),
     }

@@ -201,14 +201,15 @@ def land(src, target, defects, folder, historical: bool, scope) -> None:
     synced_at = pd.Timestamp(datetime.now(UTC))
     edits = disk.read_json(source_edits.edits_file(folder), {}).get(src.connector_id)
     frames = src.land(defects, synced_at.to_pydatetime(), edits)
-    for table, fresh in frames.items():
-        if scope is not None and table not in scope.get(src.schema, []):
-            continue  # a table re-sync touches only the tables it names
-        memory = folder / "landed" / src.connector_id / f"{table}.parquet"
-        previous = None if historical else incremental.read_landed(memory)
-        merged = incremental.merge(previous, fresh, synced_at, src.tables[table].key)
-        target.write_table(src.schema, table, merged)
-        incremental.remember(memory, merged)
+    with target.session():  # one connection for the connector's tables, each its own write
+        for table, fresh in frames.items():
+            if scope is not None and table not in scope.get(src.schema, []):
+                continue  # a table re-sync touches only the tables it names
+            memory = folder / "landed" / src.connector_id / f"{table}.parquet"
+            previous = None if historical else incremental.read_landed(memory)
+            merged = incremental.merge(previous, fresh, synced_at, src.tables[table].key)
+            target.write_table(src.schema, table, merged)
+            incremental.remember(memory, merged)
 
 
 def _stamp(moment: datetime) -> str:
