@@ -7,6 +7,26 @@ __all__ = ["defs"]
 
 @cache
 def _defs():
+    import gc
+
+    # Loading allocates about 600,000 objects at 1,000 tables, nearly all kept for the life of
+    # the process; the cyclic GC's full passes over them, repeated as the heap grew, took about
+    # 2 s of the load. So it is paused while importing and building, and what was built moves
+    # to the permanent generation (as the gc docs advise before forking; the run's forkserver
+    # preloads this), which later passes skip. Cycles dropped while building stay unfreed
+    # (80,000 objects, 7 MB at 1,000 tables): cheaper than the 0.4 s a collection first costs.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        defs = _build()
+        gc.freeze()
+        return defs
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _build():
     import warnings
 
     from dagster import BetaWarning, PreviewWarning

@@ -4,6 +4,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.optimizer.scope import traverse_scope
 
+from pipeline import load_cache
 from pipeline.lookml_project import Model, Project, origin
 
 LOOKML_DIR = Path(__file__).parent / "lookml"
@@ -178,7 +180,29 @@ class _Walk:
 
 def sql_sources(sql: str) -> tuple[set[tuple[str, str]], set[str]]:
     """(schema, table) pairs a SELECT reads (schema '' when unqualified; CTEs are not tables),
-    and the views it names through ${view.SQL_TABLE_NAME}."""
+    and the views it names through ${view.SQL_TABLE_NAME}; kept on disk, as is UnresolvedSql."""
+    # Parsing was half of reading the LookML (1,000 views: 0.3 s); the answer depends only on
+    # the SQL, sqlglot's version and this module's code, which the digest covers.
+    digest = load_cache.key(_code_fingerprint(), sql)
+    found = load_cache.get("sql_sources", digest)
+    if found is None:
+        try:
+            tables, views = _sql_sources(sql)
+            found = {"tables": sorted(tables), "views": sorted(views)}
+        except UnresolvedSql as error:
+            found = {"error": str(error)}
+        load_cache.put("sql_sources", digest, found)
+    if "error" in found:
+        raise UnresolvedSql(found["error"])
+    return {(schema, table) for schema, table in found["tables"]}, set(found["views"])
+
+
+@cache
+def _code_fingerprint() -> str:
+    return load_cache.key(f"sqlglot {sqlglot.__version__}", Path(__file__).read_text())
+
+
+def _sql_sources(sql: str) -> tuple[set[tuple[str, str]], set[str]]:
     tables: set[tuple[str, str]] = set()
     views: set[str] = set()
     for statement in parse_sql(sql):

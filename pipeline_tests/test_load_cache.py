@@ -1,17 +1,20 @@
-"""Scope: what loading keeps on disk (parsed LookML, passed JSON Schema checks) is found only by
-content: a changed file is read again, never served from the cache."""
+"""Scope: what loading keeps on disk (parsed LookML, the tables its SQL reads, passed JSON Schema
+checks) is found only by content: a changed file is read again, never served from the cache."""
 
 import os
 import textwrap
+from pathlib import Path
 
 import jsonschema
 import lkml
 import pytest
+import sqlglot
 import yaml
 
-from pipeline import lookml_project
+from pipeline import looker_lineage, lookml_project
 from pipeline.contract import ContractError, load_contracts
 from pipeline.looker import load_refreshes
+from pipeline.looker_lineage import UnresolvedSql, sql_sources
 from pipeline.settings import cache_dir
 from pipeline_tests.test_contract import GOOD
 
@@ -127,3 +130,57 @@ def test_yaml_that_json_cannot_hold_exactly_is_not_kept(tmp_path):
     assert not list((cache_dir() / "contract_yaml").glob("*.json"))
     load_contracts(write_contract(tmp_path, GOOD))
     assert len(list((cache_dir() / "contract_yaml").glob("*.json"))) == 1
+
+
+@pytest.fixture
+def sqlglot_parses(monkeypatch):
+    """Every SQL text sqlglot parses, in order (once per dialect tried)."""
+    calls = []
+    real = sqlglot.parse
+    monkeypatch.setattr(sqlglot, "parse", lambda sql, **kw: calls.append(sql) or real(sql, **kw))
+    return calls
+
+
+def test_the_tables_sql_reads_are_kept_and_served_by_content(sqlglot_parses):
+    sql = "SELECT * FROM payments_published.charges JOIN ${customers.SQL_TABLE_NAME} c ON 1 = 1"
+    read = ({("payments_published", "charges")}, {"customers"})
+    assert sql_sources(sql) == read
+    assert len(sqlglot_parses) == 1
+    assert sql_sources(sql) == read
+    assert len(sqlglot_parses) == 1  # from the cache
+    assert sql_sources(sql.replace("charges", "refunds")) == (
+        {("payments_published", "refunds")},
+        {"customers"},
+    )
+    assert len(sqlglot_parses) == 2
+
+
+def test_sql_that_cannot_be_resolved_keeps_its_error(sqlglot_parses):
+    sql = "SELECT * FROM TABLE(generator(rowcount => 10))"
+    with pytest.raises(UnresolvedSql, match="table function .* cannot be resolved") as first:
+        sql_sources(sql)
+    parses = len(sqlglot_parses)
+    with pytest.raises(UnresolvedSql) as again:
+        sql_sources(sql)
+    assert str(again.value) == str(first.value)
+    assert len(sqlglot_parses) == parses  # from the cache
+
+
+@pytest.mark.parametrize("change", ["sqlglot", "code"])
+def test_another_sqlglot_or_lineage_code_parses_again(
+    change, tmp_path, monkeypatch, sqlglot_parses
+):
+    sql = "SELECT * FROM payments_published.charges"
+    sql_sources(sql)
+    if change == "sqlglot":
+        monkeypatch.setattr(sqlglot, "__version__", "0.0.0-other")
+    else:
+        edited = tmp_path / "looker_lineage.py"
+        edited.write_text(Path(looker_lineage.__file__).read_text() + "# edited\n")
+        monkeypatch.setattr(looker_lineage, "__file__", str(edited))
+    looker_lineage._code_fingerprint.cache_clear()
+    try:
+        assert sql_sources(sql) == ({("payments_published", "charges")}, set())
+        assert len(sqlglot_parses) == 2
+    finally:
+        looker_lineage._code_fingerprint.cache_clear()
