@@ -152,7 +152,7 @@ def test_looker_outage_fails_the_refresh_and_a_rerun_recovers():
 
 
 class UnreachableWarehouse(DuckDBWarehouse):
-    """A warehouse whose every connection is refused."""
+    """A warehouse whose every connection is refused, sessions included."""
 
-    def connect(self):
+    def _open(self):
         raise ConnectionRefusedError(111, "Connection refused")
