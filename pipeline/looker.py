@@ -179,18 +179,18 @@ def verify_gate(
     )
     versions = []
     with warehouse.session():  # one connection for every table's published version
-        for key in refresh.deps:
-            table = published[key]
-            version = publish.published_version(warehouse, table)
-            where = f"{table.published_schema}.{table.name}"
-            if version is None:
-                problems.append(f"{where} has never been published (owner: {table.owner})")
-                continue
-            versions.append(f"{where}@{version}")
-            source = fivetran_key(table.connector, table.name)
-            problems += gate.passed_on(
-                context.instance, [c for c in blocking if c.asset_key == source], version
-            )
+        found = {key: publish.published_version(warehouse, published[key]) for key in refresh.deps}
+    for key, version in found.items():
+        table = published[key]
+        where = f"{table.published_schema}.{table.name}"
+        if version is None:
+            problems.append(f"{where} has never been published (owner: {table.owner})")
+            continue
+        versions.append(f"{where}@{version}")
+        source = fivetran_key(table.connector, table.name)
+        problems += gate.passed_on(
+            context.instance, [c for c in blocking if c.asset_key == source], version
+        )
     if problems:
         raise gate.refuse(f"refresh looker/{refresh.name}", problems)
     return versions
