@@ -17,7 +17,9 @@ Everything runs as users run it, in fresh processes: `dagster asset materialize 
              and the step's body (STEP_START to STEP_SUCCESS/FAILURE)
 `--postgres` keeps Dagster's runs and events in a throwaway PostgreSQL cluster on 127.0.0.1 (as
 production does; `pip install dagster-postgres`, PostgreSQL's server binaries on PATH) instead of
-SQLite, so Dagster's own bookkeeping can be told apart from tollgate's.
+SQLite, so Dagster's own bookkeeping can be told apart from tollgate's. With
+`DAGSTER_EVENT_BATCH_SIZE=N` in the environment Dagster writes its planned events in batches (only
+PostgreSQL stores a batch at once; SQLite stores it one event at a time).
 `--compare DIR` runs the definitions load and the warm `make run` also with the code in DIR (e.g.
 `git archive main`), in the same benchmark run, so the two can be compared as a ratio on an
 equally busy machine; `--loads N` repeats the loads, interleaved, and keeps each code's best.
@@ -194,7 +196,8 @@ def machine() -> str:
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     return (
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {cpu}, {os.cpu_count()} cores; "
-        f"Python {platform.python_version()}; load average (1/5/15 min) now {load}"
+        f"Python {platform.python_version()}; load average (1/5/15 min) now {load}; "
+        f"DAGSTER_EVENT_BATCH_SIZE={os.environ.get('DAGSTER_EVENT_BATCH_SIZE', 'unset')}"
     )
 
 
