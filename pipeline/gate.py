@@ -20,12 +20,12 @@ from dagster import (
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from pipeline.checks.factory import AUDITED_VERSION
+from pipeline.checks.scan_history import COMPLETED, record_metadata
 
 HISTORY_SEARCHED = 100  # check results searched for this run's own or a published version's
 # Not exported at dagster's top level, but the status filter of the public
 # event_log_storage.get_asset_check_execution_history takes it (dagster 1.13, pinned).
 PASSED = AssetCheckExecutionRecordStatus.SUCCEEDED
-COMPLETED = {PASSED, AssetCheckExecutionRecordStatus.FAILED}
 AssetCheckExecutionRecord = Any  # the records that history returns
 
 
@@ -153,11 +153,6 @@ def combined(refusals: Sequence[Failure]) -> Failure:
         "\n".join(f.description or "" for f in refusals),
         metadata={"held_back_by": [f.description or "" for f in refusals]},
     )
-
-
-def record_metadata(record: AssetCheckExecutionRecord) -> Mapping:
-    evaluation = record.event.dagster_event.event_specific_data if record.event else None
-    return getattr(evaluation, "metadata", None) or {}
 
 
 def _version(record: AssetCheckExecutionRecord) -> str | None:

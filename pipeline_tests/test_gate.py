@@ -133,7 +133,7 @@ def test_dagster_records_are_read_and_written_outside_the_warehouse_file(monkeyp
     (two SQLite writes each) after they let go of it, not while other steps wait for it."""
     from pipeline import report
     from pipeline.checks import factory
-    from pipeline.warehouse import duckdb
+    from pipeline.warehouse import base
 
     held: dict[str, list[bool]] = {}
 
@@ -141,7 +141,7 @@ def test_dagster_records_are_read_and_written_outside_the_warehouse_file(monkeyp
         real = getattr(module, name)
 
         def spied(*args):
-            held.setdefault(name, []).append(bool(duckdb._SESSIONS))
+            held.setdefault(name, []).append(bool(base.SESSIONS))
             return real(*args)
 
         monkeypatch.setattr(module, name, spied)

@@ -108,31 +108,11 @@ def build_connector_checks(
             result
             for table in tables
             if selected[table.name]
-            for result in _guarded(context, table, selected[table.name], warehouse, config)
+            for result in check_table(context, table, selected[table.name], warehouse, config)
         )
-        # Recorded as one stream: the run's report is rebuilt once per step, not once per table.
         yield from report.recorded(context, results, started)
 
     return connector_contract
-
-
-def _guarded(
-    context: AssetCheckExecutionContext,
-    table: TableContract,
-    selected: Sequence[Rule],
-    warehouse: Warehouse,
-    config: ConnectorConfig | None,
-) -> Iterator[AssetCheckResult]:
-    """One table's results; an unexpected error fails its rules not yet judged, not the step."""
-    judged: set[str] = set()
-    try:
-        for result in check_table(context, table, selected, warehouse, config):
-            judged.add(result.check_name)
-            yield result
-    except Exception as error:  # the connector's other tables are still checked
-        verdict = Verdict(False, f"the check could not run: {scrub_error(error)}")
-        context.log.error(f"{table.connector}.{table.name}: {verdict.summary}")
-        yield from (_result(table, r, verdict, "") for r in selected if r.check_name not in judged)
 
 
 def check_table(
@@ -142,26 +122,28 @@ def check_table(
     warehouse: Warehouse,
     config: ConnectorConfig | None,
 ) -> Iterator[AssetCheckResult]:
-    """Snapshot one landed table and judge the selected rules on the snapshot."""
+    """Snapshot one landed table and judge the selected rules on the snapshot; an unexpected error
+    fails the rules it left unjudged, not the step (the connector's other tables are checked)."""
     version = publish.new_version(context.run.run_id)
     context.log.info(
         f"Checking {table.connector}.{table.name} as {publish.AUDIT_SCHEMA} version "
         f"{version}: {len(selected)} rules"
     )
-    fivetran = fivetran_columns(table, selected, config)
-    known = recorded_facts(context, table, selected)
     # One connection for all of the table's queries; no call to a sandbox server (which may land
     # data through this warehouse) happens inside it, so Fivetran's config is read before. What
     # Dagster recorded is read before too, and the results reach Dagster (two SQLite writes each)
-    # after it: other steps' queries need not wait for this step's bookkeeping. Results judged
-    # before an error are still reported.
+    # after it: other steps' queries need not wait for this step's bookkeeping.
     judged: list[AssetCheckResult] = []
     try:
+        fivetran = fivetran_columns(table, selected, config)
+        known = recorded_facts(context, table, selected)
         with warehouse.session():
             judged.extend(_audit(context, table, selected, warehouse, version, fivetran, known))
-    except Exception:
-        yield from judged
-        raise
+    except Exception as error:
+        verdict = Verdict(False, f"the check could not run: {scrub_error(error)}")
+        context.log.error(f"{table.connector}.{table.name}: {verdict.summary}")
+        done = {result.check_name for result in judged}
+        judged += [_result(table, r, verdict, "") for r in selected if r.check_name not in done]
     yield from judged
 
 

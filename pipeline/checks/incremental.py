@@ -32,7 +32,6 @@ AUDIT = "audit"  # metadata key: which rows a result judged, and the watermark f
 MIN_ROWS = 100_000  # below this a table is read whole: a delta would cost more than it saves
 VERSION = 1  # raise when a rule's logic changes what an earlier pass proves
 EVERY_ROW, SINCE_LAST = "every row", "rows synced since the last passing audit"
-_COMPLETED = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
 
 
 @dataclass(frozen=True)
@@ -121,7 +120,7 @@ def previous_results(
         if not rule.incremental(table):
             continue
         records = instance.event_log_storage.get_asset_check_execution_history(
-            AssetCheckKey(key, rule.check_name), limit=1, status=_COMPLETED
+            AssetCheckKey(key, rule.check_name), limit=1, status=scan_history.COMPLETED
         )
         if not records:
             found[rule.check_name] = None

@@ -16,7 +16,7 @@ from pipeline.warehouse import Warehouse
 class Delta:
     """The rows synced since a rule's last passing audit, and what that audit recorded."""
 
-    since: datetime  # the last passing audit's watermark: rows synced at or after it are new
+    since: datetime  # the last passing audit's watermark: rows synced after it are new
     view: tuple[str, str]  # (schema, view) holding exactly those rows of the audited version
     rows: int  # how many there are
     previous: Mapping[str, Any] = field(default_factory=dict)  # the last passing result's metadata

@@ -2,6 +2,7 @@
 
 import hashlib
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,6 +14,9 @@ from dagster._core.storage.asset_check_execution_record import (
     AssetCheckExecutionRecord,
     AssetCheckExecutionRecordStatus,
 )
+
+# A check's evaluations that ended, passed or failed (not those planned or skipped).
+COMPLETED = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
 
 
 @dataclass(frozen=True)
@@ -36,13 +40,19 @@ def seed_of(run_id: str) -> int:
     return int(hashlib.sha256(run_id.encode()).hexdigest()[:8], 16) % 2**31
 
 
+def record_metadata(record: AssetCheckExecutionRecord) -> Mapping[str, Any]:
+    """An evaluation's metadata as stored (empty when the record holds no evaluation)."""
+    evaluation = record.event.dagster_event.event_specific_data if record.event else None
+    return getattr(evaluation, "metadata", None) or {}
+
+
 def values(record: AssetCheckExecutionRecord) -> dict[str, Any] | None:
     """An evaluation's metadata as plain values; None when the record holds no evaluation."""
     event = record.event
     evaluation = event.dagster_event.event_specific_data if event and event.dagster_event else None
     if evaluation is None or not hasattr(evaluation, "metadata"):
         return None
-    return {name: getattr(value, "value", value) for name, value in evaluation.metadata.items()}
+    return {name: getattr(value, "value", value) for name, value in record_metadata(record).items()}
 
 
 def read(instance: DagsterInstance, check: AssetCheckKey, run_id: str) -> ScanHistory:

@@ -1,8 +1,9 @@
 """The one small interface every warehouse backend implements."""
 
+import threading
 from abc import abstractmethod
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 import pandas as pd
@@ -11,6 +12,10 @@ from dagster import ConfigurableResource
 
 class TableNotFound(LookupError):
     """The table the contract names is not in the warehouse."""
+
+
+# (warehouse, thread) -> the connection a session holds open
+SESSIONS: dict[tuple[str, int], Any] = {}
 
 
 class Warehouse(ConfigurableResource):
@@ -35,8 +40,30 @@ class Warehouse(ConfigurableResource):
 
     @contextmanager
     def session(self) -> Iterator[None]:
-        """Run this thread's queries inside the block on one connection, where that is cheaper."""
-        yield
+        """Run this thread's queries inside the block on one connection (opening one costs more
+        than a check's small queries: a DuckDB file's whole catalog, a Snowflake login)."""
+        key = (self._session_key(), threading.get_ident())
+        if key in SESSIONS:
+            yield
+            return
+        with self._open() as conn:
+            SESSIONS[key] = conn
+            try:
+                yield
+            finally:
+                del SESSIONS[key]
+
+    def _held(self) -> Any | None:
+        """The connection this thread's session holds, if it is in one."""
+        return SESSIONS.get((self._session_key(), threading.get_ident()))
+
+    def _session_key(self) -> str:
+        """What one held connection serves: this warehouse object unless a backend says more."""
+        return str(id(self))
+
+    def _open(self) -> AbstractContextManager[Any]:
+        """A new connection for the caller alone; a backend without one has no sessions."""
+        return nullcontext()
 
     def columns(self, schema: str, table: str) -> dict[str, str]:
         """Lower-case column name -> upper-case type name, in table order; TableNotFound when absent."""

@@ -1,7 +1,6 @@
 """Embedded DuckDB warehouse: one file, one process at a time."""
 
 import fcntl
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,9 +11,6 @@ import pandas as pd
 
 from pipeline.warehouse.base import Warehouse
 from pipeline.warehouse.sql import identifier
-
-# (file, thread) -> the connection a session holds open
-_SESSIONS: dict[tuple[str, int], duckdb.DuckDBPyConnection] = {}
 
 
 class DuckDBWarehouse(Warehouse):
@@ -29,25 +25,15 @@ class DuckDBWarehouse(Warehouse):
     def dialect(self) -> str:
         return "duckdb"
 
-    @contextmanager
-    def session(self) -> Iterator[None]:
-        """Hold one connection, and the file lock, for this thread's queries inside the block:
-        opening the file reads its whole catalog (130 ms a query with 3,000 tables, measured),
-        far more than a check's small queries. Other processes and threads wait meanwhile."""
-        if (self.path, threading.get_ident()) in _SESSIONS:
-            yield
-            return
-        with self._open() as conn:
-            _SESSIONS[(self.path, threading.get_ident())] = conn
-            try:
-                yield
-            finally:
-                del _SESSIONS[(self.path, threading.get_ident())]
+    def _session_key(self) -> str:
+        # Two objects for one file share the session: a second open would wait on the file lock
+        # the first holds, in the same thread.
+        return self.path
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """This thread's session connection, else one opened for the caller alone."""
-        held = _SESSIONS.get((self.path, threading.get_ident()))
+        held = self._held()
         if held is not None:
             yield held
             return

@@ -1,8 +1,7 @@
 """Snowflake warehouse through dagster-snowflake's SnowflakeResource."""
 
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import pandas as pd
@@ -11,9 +10,6 @@ from dagster_snowflake import SnowflakeResource
 from pipeline.warehouse.base import Warehouse
 from pipeline.warehouse.snowflake_dialect import check_statement
 from pipeline.warehouse.sql import identifier
-
-# (warehouse, thread) -> the connection a session holds open
-_SESSIONS: dict[tuple[int, int], Any] = {}
 
 
 class SnowflakeWarehouse(Warehouse):
@@ -25,27 +21,15 @@ class SnowflakeWarehouse(Warehouse):
     def dialect(self) -> str:
         return "snowflake"
 
-    @contextmanager
-    def session(self) -> Iterator[None]:
-        """Hold one connection for this thread's queries inside the block: each new connection
-        logs in to Snowflake again, which costs more than a check's small queries."""
-        key = (id(self), threading.get_ident())
-        if key in _SESSIONS:
-            yield
-            return
-        with self.snowflake.get_connection() as conn:
-            _SESSIONS[key] = conn
-            try:
-                yield
-            finally:
-                del _SESSIONS[key]
+    def _open(self) -> AbstractContextManager[Any]:
+        return self.snowflake.get_connection()
 
     @contextmanager
     def _connection(self) -> Iterator[Any]:
         """This thread's session connection, else one opened for the caller alone."""
-        held = _SESSIONS.get((id(self), threading.get_ident()))
+        held = self._held()
         if held is None:
-            with self.snowflake.get_connection() as conn:
+            with self._open() as conn:
                 yield conn
             return
         try:
