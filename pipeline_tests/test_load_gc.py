@@ -1,7 +1,10 @@
 """Scope: loading the code location pauses the cyclic GC only while it builds, freezes what it
-built, and leaves the GC on afterwards, also when the build fails with its own error."""
+built, and leaves the GC on afterwards, also when the build fails with its own error; and it
+does not import what only the sandbox's syncs use."""
 
 import gc
+import subprocess
+import sys
 
 import pytest
 
@@ -46,3 +49,15 @@ def test_a_gc_that_was_off_stays_off(monkeypatch, frozen):
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_the_definitions_modules_do_not_import_pandas_or_numpy():
+    """pandas and numpy cost every loading process about 0.6 s; only the sandbox's landing needs them."""
+    code = (
+        "import sys, pipeline.definitions, pipeline.contract; pipeline.contract.contracts_dir(); "
+        "print(sorted({'pandas', 'numpy'} & set(sys.modules)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=600
+    )
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr

@@ -11,13 +11,13 @@ import shutil
 import textwrap
 from functools import cache
 from pathlib import Path
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from pipeline.locking import locked
-from pipeline.sandbox.sample_data import ANCHOR, SEED, pick
 from pipeline.settings import data_dir
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 VARIABLE = "TOLLGATE_SANDBOX_SCALE"
 ROWS = 1_000  # per table: small, so 1,000 tables fit on disk and in a benchmark's time
@@ -86,12 +86,19 @@ def _sources(n: int, m: int) -> list:
     ]  # fmt: skip
 
 
-def frames(i: int, m: int) -> dict[str, pd.DataFrame]:
+def frames(i: int, m: int) -> dict[str, "pd.DataFrame"]:
     """Connector i's M tables as the source holds them (emails raw); account_id points at table_000."""
     return {table(j): rows(i, j) for j in range(m)}
 
 
-def rows(i: int, j: int) -> pd.DataFrame:
+def rows(i: int, j: int) -> "pd.DataFrame":
+    # Imported here, not at the top: contracts import this module, and every process that loads
+    # the definitions would pay 0.6 s for pandas and numpy that only the sandbox's sync uses.
+    import numpy as np
+    import pandas as pd
+
+    from pipeline.sandbox.sample_data import ANCHOR, SEED, pick
+
     gen = np.random.default_rng([SEED, 14, i, j])
     ids = np.arange(1, ROWS + 1)
     return pd.DataFrame(

@@ -4,13 +4,15 @@ import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pandas as pd
 
 from pipeline.warehouse.base import Warehouse
 from pipeline.warehouse.sql import identifier
+
+if TYPE_CHECKING:  # pandas costs 0.6 s to import; only the sandbox's landing uses it
+    import pandas as pd
 
 
 class DuckDBWarehouse(Warehouse):
@@ -73,7 +75,7 @@ class DuckDBWarehouse(Warehouse):
                 raise
             conn.execute("COMMIT")
 
-    def write_table(self, schema: str, table: str, frame: pd.DataFrame) -> None:
+    def write_table(self, schema: str, table: str, frame: "pd.DataFrame") -> None:
         schema_sql = identifier(schema, "duckdb").sql("duckdb")
         target = f"{schema_sql}.{identifier(table, 'duckdb').sql('duckdb')}"
         with self.connect() as conn:
