@@ -93,7 +93,7 @@ def exit_code_meaning(blocked: bool, failed_steps: list[dict[str, Any]], held: i
         reasons.append(f"a blocking (ERROR) check failed and {held} asset(s) were held back")
     if failed_steps:
         reasons.append(f"{len(failed_steps)} step(s) failed (see failed steps)")
-    return f"1 (Dagster prints 'Materialization failed.'): {'; '.join(reasons)}."
+    return f"1: {'; '.join(reasons)}."
 
 
 def one_line(text: str, limit: int = 240) -> str:

@@ -1,5 +1,5 @@
-"""Scope: `dg launch` and `dagster asset materialize` as CI runs them — real CLIs, multiprocess
-executor, exit codes, the run summary."""
+"""Scope: `dg launch` and `dagster asset materialize` as CI runs them, and the gate job as `make
+run` launches it — real CLIs, multiprocess executor, exit codes, the run summary."""
 
 import os
 import re
@@ -26,6 +26,8 @@ def dagster_cli(select: str = "*") -> list[str]:
 
 
 DG_CLI = [str(DG), "launch", "--assets", "*", "--module-name", "pipeline"]
+# What `make run` launches for everything: the job, so no step rebuilds a subset of it.
+GATE_JOB_CLI = [str(DG), "launch", "--job", "tollgate_gate", "--module-name", "pipeline"]
 
 
 def start(home: Path, defects: str = "", cli: list[str] | None = None) -> subprocess.Popen:
@@ -57,7 +59,7 @@ def materialized(home: Path, keys: set[AssetKey]) -> set[AssetKey]:
         return {key for key in keys if instance.get_latest_materialization_event(key)}
 
 
-@pytest.mark.parametrize(("defects", "cli"), [("", dagster_cli()), ("null_ids", DG_CLI)])
+@pytest.mark.parametrize(("defects", "cli"), [("", dagster_cli()), ("null_ids", GATE_JOB_CLI)])
 def test_cli_exit_code_follows_blocking_checks(tmp_path, monkeypatch, defects, cli):
     home = tmp_path / "dagster_home"
     run = materialize(home, defects, cli)
@@ -74,7 +76,8 @@ def test_cli_exit_code_follows_blocking_checks(tmp_path, monkeypatch, defects, c
     assert len(listings) == 2, f"definitions were built {len(listings)} times, not twice"
     # Said once, by the process that loaded the code, not again by each step process.
     assert output.count("tollgate loaded: TOLLGATE_ENV=sandbox") == 1, output[-3000:]
-    assert " - INFO - __ASSET_JOB - " in output.split("tollgate: TOLLGATE_ENV=sandbox")[0][-300:]
+    job = "tollgate_gate" if cli == GATE_JOB_CLI else "__ASSET_JOB"
+    assert f" - INFO - {job} - " in output.split("tollgate: TOLLGATE_ENV=sandbox")[0][-300:]
     with DagsterInstance.from_config(str(home)) as instance:
         # The CLI's own run is the first one (newest first); the sandbox may have started others.
         tags = instance.get_run_records()[-1].dagster_run.tags
@@ -106,7 +109,7 @@ def test_cli_exit_code_follows_blocking_checks(tmp_path, monkeypatch, defects, c
             "looker/revenue_by_customer by fivetran/payments/charges required_columns_are_not_null"
             in summary
         )
-        assert "Exit code 1 (Dagster prints 'Materialization failed.')" in summary
+        assert "Exit code 1: a blocking (ERROR) check failed and 11 asset(s)" in summary
         assert tags["tollgate/result"] == "failed" and tags["tollgate/held_back"] == "11"
         # Selecting only the Looker refreshes afterwards does not open the gate.
         again = materialize(home, defects, dagster_cli("key:looker/*"))
@@ -133,7 +136,7 @@ def test_a_bad_selection_is_refused_with_the_fix(capsys):
 
 def test_overlapping_cli_runs_share_the_warehouse_safely(tmp_path, monkeypatch):
     """Two gate runs at once on one instance (a schedule overlapping a manual run), each
-    multiprocess: each publishes what it audited and neither refuses the other's results."""
+    multiprocess, one from each CLI: each publishes what it audited and neither refuses the other's results."""
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
@@ -141,7 +144,7 @@ def test_overlapping_cli_runs_share_the_warehouse_safely(tmp_path, monkeypatch):
     # An instance that already exists, as a schedule's is: two processes creating one SQLite
     # storage at the same moment race in Dagster's own schema migration, not in tollgate.
     DagsterInstance.from_config(str(home)).dispose()
-    runs = [start(home), start(home)]
+    runs = [start(home), start(home, cli=DG_CLI)]
     results = [finish(run) for run in runs]
     for code, output in results:
         assert code == 0, output[-3000:]
