@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from dagster import AssetCheckKey, AssetKey, DagsterInstance
 
-from pipeline.checks import incremental
+from pipeline.checks import incremental, keys
 from pipeline.checks.factory import evaluate, table_rules, table_state
 from pipeline.contract import load_contracts
 from pipeline.sandbox import source_edits
@@ -257,6 +257,12 @@ def test_the_delta_views_are_dropped(shop, duck):
     audit(shop, duck, incremental.previous_of(first))
     views = duck.query("SELECT view_name FROM duckdb_views() WHERE NOT internal")
     assert views == []
+
+
+def test_new_keys_asked_for_without_a_delta_name_the_table(shop, duck):
+    state = table_state(shop, table_rules(shop), duck)
+    with pytest.raises(ValueError, match=r"shop\.orders: no synced rows to judge keys on"):
+        keys.delta_rows(shop, ("id",), state, "duckdb")
 
 
 def test_the_gate_reads_its_watermark_from_dagster_and_catches_a_defect_in_a_sync(

@@ -142,7 +142,8 @@ def delta_rows(
     sharing a key with one of them: the only rows a new duplicate can be among (the older rows'
     keys were unique when that audit passed)."""
     delta = state.delta
-    assert delta is not None
+    if delta is None:  # a caller's bug; the rule then fails with this message, never passes
+        raise ValueError(f"{table.connector}.{table.name}: no synced rows to judge keys on")
 
     def keyed(alias: str) -> exp.Expression:
         parts = [
