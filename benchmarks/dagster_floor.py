@@ -22,7 +22,7 @@ from pathlib import Path
 
 BIN = Path(sys.executable).parent
 TABLES_PER_CONNECTOR = 10
-LOCATION = '''
+LOCATION = """
 from dagster import (AssetCheckResult, AssetCheckSpec, AssetKey, AssetSpec, Definitions,
                      MaterializeResult, define_asset_job, multi_asset, multi_asset_check,
                      multiprocess_executor)
@@ -68,7 +68,7 @@ defs = Definitions(
         {{"start_method": {{"forkserver": {{"preload_modules": ["floor_location"]}}}}}}
     ),
 )
-'''
+"""
 RECORDS = """
 import json, sys
 from dagster import DagsterInstance
