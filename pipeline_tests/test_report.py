@@ -135,7 +135,7 @@ def test_failed_checks_are_failures_in_the_folder_the_environment_names(
     } == set(failed)
 
     summary = report["summary"]
-    assert summary["exit_code"].startswith("1 ") and not summary["success"]
+    assert summary["exit_code"].startswith("1: ") and not summary["success"]
     blocking = {
         (c["asset_key"], c["check_name"]): c["reason"]
         for c in summary["failed_checks"]
