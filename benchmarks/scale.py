@@ -154,7 +154,8 @@ def run_records(home: Path, data: Path, env: dict[str, str]) -> dict:
             launch.append(events["STEP_START"] - events["STEP_WORKER_STARTING"])
         if "STEP_START" in events and end:
             body.append(end - events["STEP_START"])
-            if not key.endswith(("__contract", "__lookml")):  # syncs and Looker refreshes
+            # Syncs and Looker refreshes: the contract and LookML steps' work is their queries.
+            if not key.endswith("__contract") and not key.startswith("lookml__"):
                 other_work += end - events["STEP_START"]
     queries = sum(r["attributed_seconds"] for r in results)
     return {

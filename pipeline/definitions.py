@@ -21,7 +21,6 @@ from pipeline.load_log import info_once, warn_once
 from pipeline.looker import Refresh, build_refresh_asset, load_refreshes, refresh_model
 from pipeline.lookml_model import (
     build_lookml_asset,
-    build_lookml_checks,
     check_severities,
     lookml_key,
     lookml_models,
@@ -62,16 +61,13 @@ def build_definitions() -> Definitions:
     publish_assets = [
         build_publish_assets(tables, contract_gate.blocking) for tables in by_connector.values()
     ]
-    # One lookml/<model> per model, between the published tables and the model's refreshes.
-    models = lookml_models(refreshes)
-    lookml_assets = [build_lookml_asset(m) for m in models]
+    # One lookml/<model> per model, between the published tables and the model's refreshes;
+    # its Looker checks are defined (and run) with it.
     severities = check_severities()
-    lookml_checks = [build_lookml_checks(m, contracts, severities) for m in models]
+    lookml_assets = [build_lookml_asset(m, contracts, severities) for m in lookml_models(refreshes)]
     # What each refresh must verify itself: every blocking check upstream of what it reads,
     # its model's Looker checks included.
-    index = GateIndex.build(
-        [*fivetran_assets, *publish_assets, *lookml_assets], [*checks, *lookml_checks]
-    )
+    index = GateIndex.build([*fivetran_assets, *publish_assets, *lookml_assets], checks)
     warehouse = environment.warehouse()
     return Definitions(
         assets=[
@@ -85,7 +81,7 @@ def build_definitions() -> Definitions:
                 for r in refreshes
             ),
         ],
-        asset_checks=[*checks, *lookml_checks],
+        asset_checks=checks,
         jobs=[gate_job],
         schedules=[gate_schedule],
         sensors=[syncs_sensor, automation_sensor],

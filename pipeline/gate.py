@@ -44,13 +44,15 @@ class GateIndex:
     def build(
         cls, assets: Iterable[AssetsDefinition], checks: Iterable[AssetChecksDefinition]
     ) -> "GateIndex":
+        assets = list(assets)
         parents: dict[AssetKey, frozenset[AssetKey]] = {}
         for assets_def in assets:
             for key, deps in assets_def.asset_deps.items():
                 parents[key] = frozenset(deps)
         blocking: dict[AssetKey, list[AssetCheckKey]] = {}
-        for checks_def in checks:
-            for spec in checks_def.check_specs:
+        # Checks defined with their assets (lookml/<model>) count as much as standalone ones.
+        for definition in [*assets, *checks]:
+            for spec in definition.check_specs:
                 if spec.blocking:
                     blocking.setdefault(spec.asset_key, []).append(spec.key)
         return cls(

@@ -1,25 +1,24 @@
 """One asset per LookML model, `lookml/<model>`, upstream of the model's Looker refreshes: its
-blocking checks judge what Looker would serve before any refresh calls Looker."""
+blocking checks, run in the same step, judge what Looker would serve before any refresh calls Looker."""
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 import yaml
 from dagster import (
-    AssetCheckExecutionContext,
-    AssetCheckKey,
     AssetCheckResult,
-    AssetChecksDefinition,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
+    AssetSpec,
     Failure,
     MaterializeResult,
-    asset,
-    multi_asset_check,
+    multi_asset,
 )
 from dagster_looker import LookerResource
 
@@ -110,43 +109,27 @@ def check_severities(path: Path | None = None) -> dict[str, str]:
     return {**ADJUSTABLE, **chosen}
 
 
-def build_lookml_asset(model: LookmlModel) -> AssetsDefinition:
-    @asset(
-        key=lookml_key(model.name),
-        deps=list(model.deps),
-        group_name="looker",
-        kinds={"looker"},
-        description=f"What Looker serves for model {model.name}; its checks gate every refresh.",
-        automation_condition=REFRESH_CONDITION,
-    )
-    def lookml_model(context: AssetExecutionContext, looker: LookerResource):
-        try:
-            sdk = looker.get_sdk()
-            project = open_session(sdk, model.name)
-            explores = [e.name for e in sdk.lookml_model(model.name).explores or []]
-        except Exception as error:
-            raise Failure(f"Looker did not describe model {model.name}: {error}") from None
-        return MaterializeResult(
-            metadata={
-                "project": project,
-                "branch": branch() or "production",
-                LOOKML_DIGEST: project_digest(lookml_dir()),
-                "explores": explores,
-            }
-        )
-
-    return lookml_model
-
-
-def build_lookml_checks(
+def build_lookml_asset(
     model: LookmlModel, contracts: Mapping[str, Contract], severities: Mapping[str, str]
-) -> AssetChecksDefinition:
-    """The Looker-side checks of one model, blocking its refreshes."""
+) -> AssetsDefinition:
+    """lookml/<model> and its Looker checks, in one step; the blocking checks hold its refreshes."""
     key = lookml_key(model.name)
     level = {name: severities.get(name, "error") for name in DESCRIPTIONS}
 
-    @multi_asset_check(
+    @multi_asset(
+        name=f"lookml__{model.name}",
         specs=[
+            AssetSpec(
+                key,
+                deps=list(model.deps),
+                group_name="looker",
+                kinds={"looker"},
+                description=f"What Looker serves for model {model.name}; its checks gate every "
+                "refresh.",
+                automation_condition=REFRESH_CONDITION,
+            )
+        ],
+        check_specs=[
             AssetCheckSpec(
                 name,
                 asset=key,
@@ -156,18 +139,50 @@ def build_lookml_checks(
             )
             for name, text in DESCRIPTIONS.items()
         ],
-        name=f"lookml__{model.name}__checks",
         can_subset=True,
     )
-    def lookml_checks(
-        context: AssetCheckExecutionContext, looker: LookerResource, warehouse: Warehouse
-    ):
-        selected = {k.name for k in context.selected_asset_check_keys if k.asset_key == key}
-        yield from report.recorded(
-            context, _results(key, model, selected, level, looker, warehouse, contracts)
-        )
+    def lookml_model(context: AssetExecutionContext, looker: LookerResource, warehouse: Warehouse):
+        api = _login(looker, model.name)
+        selected = {k.name for k in context.selected_asset_check_keys}
+        if key in context.selected_asset_keys:
+            try:
+                described = _describe(api, model.name)
+            except Exception as error:
+                reason = " ".join(f"Looker did not describe model {model.name}: {error}".split())
+                # Its checks fail with it: none of them may pass on a model Looker did not serve.
+                yield from report.recorded(context, _not_run(key, selected, level, reason))
+                raise Failure(reason) from None
+            yield MaterializeResult(asset_key=key, metadata=described)
+        if selected:
+            yield from report.recorded(
+                context, _results(key, model, selected, level, api, warehouse, contracts)
+            )
 
-    return lookml_checks
+    return lookml_model
+
+
+LookerApi = Callable[[], tuple[Any, str]]  # the step's Looker SDK and the model's project
+
+
+def _login(looker: LookerResource, model: str) -> LookerApi:
+    """One login (and, on a branch, one dev-mode checkout) for everything a step asks Looker."""
+
+    @cache
+    def api() -> tuple[Any, str]:
+        sdk = looker.get_sdk()
+        return sdk, open_session(sdk, model)
+
+    return api
+
+
+def _describe(api: LookerApi, model: str) -> dict[str, Any]:
+    sdk, project = api()
+    return {
+        "project": project,
+        "branch": branch() or "production",
+        LOOKML_DIGEST: project_digest(lookml_dir()),
+        "explores": [e.name for e in sdk.lookml_model(model).explores or []],
+    }
 
 
 def _results(
@@ -175,22 +190,16 @@ def _results(
     model: LookmlModel,
     selected: set[str],
     level: Mapping[str, str],
-    looker: LookerResource,
+    api: LookerApi,
     warehouse: Warehouse,
     contracts: Mapping[str, Contract],
 ) -> Iterator[AssetCheckResult]:
-    session: dict[str, object] = {}
-
-    def api() -> tuple[object, str]:
-        if not session:  # one login (and, on a branch, one dev-mode checkout) for every check
-            sdk = looker.get_sdk()
-            session.update(sdk=sdk, project=open_session(sdk, model.name))
-        return session["sdk"], str(session["project"])
+    loaded: dict[str, Model] = {}
 
     def lookml() -> Model:
-        if "lookml" not in session:
-            session["lookml"] = load_model(lookml_dir(), model.name)
-        return session["lookml"]  # type: ignore[return-value]
+        if "lookml" not in loaded:
+            loaded["lookml"] = load_model(lookml_dir(), model.name)
+        return loaded["lookml"]
 
     def views() -> list[str]:
         return model_views(lookml(), model.views)
@@ -211,17 +220,37 @@ def _results(
         try:
             outcome = rule()
         except Exception as error:  # fail closed: a check that could not run has not passed
-            outcome = Outcome([f"could not run: {' '.join(str(error).split())}"], "")
-        yield AssetCheckResult(
-            asset_key=key,
-            check_name=name,
-            passed=outcome.passed,
-            severity=AssetCheckSeverity.ERROR
-            if level[name] == "error"
-            else AssetCheckSeverity.WARN,
-            description=outcome.summary,
-            metadata={**outcome.metadata, **judged},
-        )
+            outcome = _could_not_run(str(error))
+        yield _result(key, name, level, outcome, judged)
+
+
+def _not_run(
+    key: AssetKey, selected: set[str], level: Mapping[str, str], reason: str
+) -> Iterator[AssetCheckResult]:
+    for name in DESCRIPTIONS:
+        if name in selected:
+            yield _result(key, name, level, _could_not_run(reason), {})
+
+
+def _could_not_run(reason: str) -> Outcome:
+    return Outcome([f"could not run: {' '.join(reason.split())}"], "")
+
+
+def _result(
+    key: AssetKey,
+    name: str,
+    level: Mapping[str, str],
+    outcome: Outcome,
+    judged: Mapping[str, Any],
+) -> AssetCheckResult:
+    return AssetCheckResult(
+        asset_key=key,
+        check_name=name,
+        passed=outcome.passed,
+        severity=AssetCheckSeverity.ERROR if level[name] == "error" else AssetCheckSeverity.WARN,
+        description=outcome.summary,
+        metadata={**outcome.metadata, **judged},
+    )
 
 
 def _pii(model: LookmlModel, views: list[str], contracts: Mapping[str, Contract]) -> Outcome:
@@ -229,7 +258,3 @@ def _pii(model: LookmlModel, views: list[str], contracts: Mapping[str, Contract]
     return Outcome(
         findings, f"no raw PII shown ungranted in {len(views)} views", {"exposed": findings}
     )
-
-
-def check_keys(model: str) -> list[AssetCheckKey]:
-    return [AssetCheckKey(lookml_key(model), name) for name in DESCRIPTIONS]

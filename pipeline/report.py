@@ -11,7 +11,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetCheckExecutionContext, AssetCheckResult, MetadataValue
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetExecutionContext,
+    MetadataValue,
+)
 
 from pipeline.contract import contracts_dir
 from pipeline.junit import junit
@@ -20,6 +25,8 @@ from pipeline.settings import REPO_ROOT, reports_dir
 
 RESULTS, JUNIT, REPORT, SUMMARY = "results.jsonl", "junit.xml", "report.json", "summary.json"
 _FENCED = re.compile(r"\A```\w*\n(.*)\n```\Z", re.DOTALL)
+# A step of standalone checks, or of an asset with its checks (lookml/<model>).
+StepContext = AssetCheckExecutionContext | AssetExecutionContext
 
 
 def run_folder(run_id: str) -> Path:
@@ -29,14 +36,15 @@ def run_folder(run_id: str) -> Path:
 
 
 def recorded(
-    context: AssetCheckExecutionContext,
+    context: StepContext,
     results: Iterator[AssetCheckResult],
     started: float | None = None,
 ) -> Iterator[AssetCheckResult]:
     """Pass the step's results through, recording each as it comes (the run's end reports them)."""
     clock = time.monotonic() if started is None else started
     folder = run_folder(context.run.run_id)
-    blocking = {(spec.asset_key, spec.name): spec.blocking for spec in context.check_specs}
+    specs = context.op_execution_context.assets_def.check_specs
+    blocking = {(spec.asset_key, spec.name): spec.blocking for spec in specs}
     run_started = _run_started(context)
     seen: list[dict[str, Any]] = []
     mark = clock
@@ -133,7 +141,7 @@ def git_revision() -> str | None:
 
 
 def _record(
-    context: AssetCheckExecutionContext, result: AssetCheckResult, seconds: float, elapsed: float
+    context: StepContext, result: AssetCheckResult, seconds: float, elapsed: float
 ) -> dict[str, Any]:
     metadata = {name: _plain(value) for name, value in (result.metadata or {}).items()}
     sql = metadata.pop("sql", None)
@@ -163,7 +171,7 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(raw, default=str))
 
 
-def _run_started(context: AssetCheckExecutionContext) -> str | None:
+def _run_started(context: StepContext) -> str | None:
     try:
         start = context.instance.get_run_record_by_id(context.run.run_id).start_time
     except Exception:  # a report without a start time beats a failed check step

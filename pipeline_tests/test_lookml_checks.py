@@ -257,7 +257,7 @@ def test_deleted_rows_rule_is_a_warning_by_default_and_blocks_when_set_to_error(
 ):
     from pipeline.looker import load_refreshes
     from pipeline.looker_lineage import REFRESHES_FILE
-    from pipeline.lookml_model import build_lookml_checks, check_severities, lookml_models
+    from pipeline.lookml_model import build_lookml_asset, check_severities, lookml_models
 
     project = lookml_copy(tmp_path, monkeypatch)
     edit(project / "payments.model.lkml", "  sql_always_where: NOT ${charges.is_deleted} ;;\n", "")
@@ -276,7 +276,7 @@ def test_deleted_rows_rule_is_a_warning_by_default_and_blocks_when_set_to_error(
     strict.write_text(REFRESHES_FILE.read_text() + "checks:\n  deleted_rows_are_filtered: error\n")
     [payments] = [m for m in lookml_models(load_refreshes()) if m.name == "payments"]
     specs = {
-        s.name: s for s in build_lookml_checks(payments, {}, check_severities(strict)).check_specs
+        s.name: s for s in build_lookml_asset(payments, {}, check_severities(strict)).check_specs
     }
     assert specs["deleted_rows_are_filtered"].blocking
     strict.write_text(REFRESHES_FILE.read_text() + "checks:\n  lookml_is_valid: warn\n")
