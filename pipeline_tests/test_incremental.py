@@ -3,6 +3,7 @@ same verdicts as a full pass on defects in the new rows, and every case that mus
 
 import textwrap
 from dataclasses import replace
+from datetime import datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -257,6 +258,35 @@ def test_the_delta_views_are_dropped(shop, duck):
     audit(shop, duck, incremental.previous_of(first))
     views = duck.query("SELECT view_name FROM duckdb_views() WHERE NOT internal")
     assert views == []
+
+
+def test_a_plan_that_fails_drops_the_views_it_made(shop, duck, monkeypatch):
+    first = audit(shop, duck)
+    sync(duck)
+    previous = incremental.previous_of(first)
+    # Two rules with different watermarks: the plan makes two delta views, and the second fails.
+    later = "required_columns_are_not_null"
+    audited = previous[later].metadata[incremental.AUDIT]
+    stamp = datetime.fromisoformat(audited["watermark"]) + timedelta(microseconds=1)
+    previous[later] = replace(
+        previous[later],
+        metadata={
+            **previous[later].metadata,
+            incremental.AUDIT: {**audited, "watermark": stamp.isoformat()},
+        },
+    )
+    made = incremental._create_view
+
+    def second_fails(warehouse, table, state, since, n):
+        if n:
+            raise RuntimeError("warehouse went away")
+        return made(warehouse, table, state, since, n)
+
+    monkeypatch.setattr(incremental, "_create_view", second_fails)
+    rules = [r for r in table_rules(shop) if not r.needs_fivetran_config]
+    with pytest.raises(RuntimeError, match="warehouse went away"):
+        incremental.plan(shop, rules, table_state(shop, rules, duck), duck, previous)
+    assert duck.query("SELECT view_name FROM duckdb_views() WHERE NOT internal") == []
 
 
 def test_new_keys_asked_for_without_a_delta_name_the_table(shop, duck):

@@ -10,6 +10,7 @@ appearing behind the watermark, and every `fullAuditEvery`-th audit.
 
 import hashlib
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -146,22 +147,27 @@ def plan(
     rows, watermark = int(facts["total"]), facts["newest"]
     deltas, reasons, passes = {}, {}, {}
     views: dict[datetime, tuple[str, str]] = {}
-    for rule in rules:
-        if not rule.incremental(table):
-            continue
-        last = previous.get(rule.check_name)
-        since = _watermark(last)
-        i = sinces.index(since) if since in sinces else None
-        kept = int(facts[f"kept{i}"]) if i is not None else 0
-        why = _why_every_row(last, base, table.full_audit_every, rows, kept)
-        if why:
-            reasons[rule.check_name] = why
-            continue
-        audit = last.metadata[AUDIT]
-        passes[rule.check_name] = int(audit.get("delta_passes") or 0) + 1
-        if since not in views:
-            views[since] = _create_view(warehouse, table, state, since, len(views))
-        deltas[rule.check_name] = Delta(since, views[since], rows - kept, last.metadata)
+    try:
+        for rule in rules:
+            if not rule.incremental(table):
+                continue
+            last = previous.get(rule.check_name)
+            since = _watermark(last)
+            i = sinces.index(since) if since in sinces else None
+            kept = int(facts[f"kept{i}"]) if i is not None else 0
+            why = _why_every_row(last, base, table.full_audit_every, rows, kept)
+            if why:
+                reasons[rule.check_name] = why
+                continue
+            audit = last.metadata[AUDIT]
+            passes[rule.check_name] = int(audit.get("delta_passes") or 0) + 1
+            if since not in views:
+                views[since] = _create_view(warehouse, table, state, since, len(views))
+            deltas[rule.check_name] = Delta(since, views[since], rows - kept, last.metadata)
+    except Exception:  # the caller audits every row instead; leave none of this plan's views
+        with suppress(Exception):
+            _drop(warehouse, set(views.values()))
+        raise
     return replace(base, rows=rows, watermark=watermark, deltas=deltas, reasons=reasons,
                    passes=passes)  # fmt: skip
 
@@ -177,7 +183,10 @@ def too_small(state: TableState) -> str | None:
 
 def release(warehouse: Warehouse, plan: Plan | None) -> None:
     """Drop the views of the plan's deltas."""
-    views = {delta.view for delta in (plan.deltas.values() if plan else [])}
+    _drop(warehouse, {delta.view for delta in (plan.deltas.values() if plan else [])})
+
+
+def _drop(warehouse: Warehouse, views: set[tuple[str, str]]) -> None:
     statements = [f"DROP VIEW IF EXISTS {_ref(view, warehouse.dialect)}" for view in sorted(views)]
     if statements:
         warehouse.execute(statements)
