@@ -52,8 +52,11 @@ def refresh_model(refresh: Refresh) -> str:
     return (refresh.datagroup or refresh.pdt or ("", ""))[0]
 
 
+FIRST_POLL_SECONDS = 0.1  # then doubling: a quick build is seen at once, a long one every interval
+
+
 class RefreshConfig(Config):
-    poll_interval_seconds: float = 1.0
+    poll_interval_seconds: float = 1.0  # the longest wait between two PDT status checks
     timeout_seconds: float = 1800.0
 
 
@@ -232,6 +235,7 @@ def build_pdt(
     """Start a PDT rebuild and poll it until Looker reports it complete, failed or timed out."""
     started = sdk.start_pdt_build(model, view, force_rebuild="true", source="tollgate")
     deadline = time.monotonic() + config.timeout_seconds
+    wait = min(FIRST_POLL_SECONDS, config.poll_interval_seconds)
     while True:
         status = sdk.check_pdt_build(started.materialization_id)
         text = status.resp_text or ""
@@ -249,7 +253,8 @@ def build_pdt(
             raise Failure(
                 f"Looker PDT {model}.{view} not built after {config.timeout_seconds:.0f}s: {text}"
             )
-        time.sleep(config.poll_interval_seconds)
+        time.sleep(wait)
+        wait = min(wait * 2, config.poll_interval_seconds)
 
 
 def pdt_state(resp_text: str) -> tuple[str, str]:

@@ -2,9 +2,12 @@
 checks that run before them: test_lookml_checks.py)."""
 
 import shutil
+from types import SimpleNamespace
 
 from dagster import AssetKey
 
+from pipeline import looker
+from pipeline.looker import RefreshConfig, build_pdt
 from pipeline.looker_lineage import LOOKML_DIR
 from pipeline.sandbox import looker_api
 from pipeline_tests.gate import LOOKER_KEYS, failed_checks, materialized, run_gate
@@ -89,3 +92,18 @@ def test_lookml_reading_a_landing_table_refuses_to_refresh(tmp_path, monkeypatch
     assert "reads payments.charges, Fivetran's landing table" in message
     assert "payments_published.charges" in message
     assert materialized(result) & LOOKER_KEYS == {AssetKey(["looker", "crm_etl"])}
+
+
+def test_pdt_status_checks_start_quick_and_back_off_to_the_interval(monkeypatch):
+    """A build done in a second is seen in a fraction of one; a long one is asked every interval."""
+    answers = iter(['{"status": "running"}'] * 6 + ['{"status": "complete"}'])
+    sdk = SimpleNamespace(
+        start_pdt_build=lambda *args, **kwargs: SimpleNamespace(materialization_id="7"),
+        check_pdt_build=lambda _id: SimpleNamespace(resp_text=next(answers)),
+    )
+    waits = []
+    monkeypatch.setattr(looker.time, "sleep", waits.append)
+    context = SimpleNamespace(log=SimpleNamespace(info=lambda message: None))
+    built = build_pdt(context, sdk, "payments", "revenue", RefreshConfig(poll_interval_seconds=1.0))
+    assert built["pdt_status"] == "complete"
+    assert waits == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
