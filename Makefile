@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # Everything runs as the gate job, not a selection of all its assets: Dagster then rebuilds no
-# job subset in each step's process (1.4 s a step at 1,000 tables; benchmarks/README.md).
+# job subset in each step's process (about 1.6 s a step at 1,000 tables; benchmarks/README.md).
 run: install  ## Sync, check and refresh SELECT (default everything) against the sandbox or real services.
 	$(BIN)/python -m pipeline.selection '$(SELECT)'
 	$(BIN)/dg launch $(if $(filter-out *,$(SELECT)),--assets '$(SELECT)',--job tollgate_gate)

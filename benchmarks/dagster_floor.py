@@ -23,6 +23,8 @@ from pathlib import Path
 BIN = Path(sys.executable).parent
 TABLES_PER_CONNECTOR = 10
 LOCATION = """
+import gc
+
 from dagster import (AssetCheckResult, AssetCheckSpec, AssetKey, AssetSpec, Definitions,
                      MaterializeResult, define_asset_job, multi_asset, multi_asset_check,
                      multiprocess_executor)
@@ -68,6 +70,9 @@ defs = Definitions(
         {{"start_method": {{"forkserver": {{"preload_modules": ["floor_location"]}}}}}}
     ),
 )
+# As pipeline/preload.py does for tollgate: steps fork with the jobs resolved and frozen.
+defs.get_repository_def().get_all_jobs()
+gc.freeze()
 """
 RECORDS = """
 import json, sys
