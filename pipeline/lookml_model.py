@@ -143,10 +143,12 @@ def build_lookml_asset(
     )
     def lookml_model(context: AssetExecutionContext, looker: LookerResource, warehouse: Warehouse):
         api = _login(looker, model.name)
+        # What the step judged, on its materialization and every check result: read once.
+        served = {"branch": branch() or "production", LOOKML_DIGEST: project_digest(lookml_dir())}
         selected = {k.name for k in context.selected_asset_check_keys}
         if key in context.selected_asset_keys:
             try:
-                described = _describe(api, model.name)
+                described = _describe(api, model.name, served)
             except Exception as error:
                 reason = " ".join(f"Looker did not describe model {model.name}: {error}".split())
                 # Its checks fail with it: none of them may pass on a model Looker did not serve.
@@ -155,7 +157,7 @@ def build_lookml_asset(
             yield MaterializeResult(asset_key=key, metadata=described)
         if selected:
             yield from report.recorded(
-                context, _results(key, model, selected, level, api, warehouse, contracts)
+                context, _results(key, model, selected, level, api, warehouse, contracts, served)
             )
 
     return lookml_model
@@ -175,12 +177,11 @@ def _login(looker: LookerResource, model: str) -> LookerApi:
     return api
 
 
-def _describe(api: LookerApi, model: str) -> dict[str, Any]:
+def _describe(api: LookerApi, model: str, served: Mapping[str, str]) -> dict[str, Any]:
     sdk, project = api()
     return {
         "project": project,
-        "branch": branch() or "production",
-        LOOKML_DIGEST: project_digest(lookml_dir()),
+        **served,
         "explores": [e.name for e in sdk.lookml_model(model).explores or []],
     }
 
@@ -193,13 +194,11 @@ def _results(
     api: LookerApi,
     warehouse: Warehouse,
     contracts: Mapping[str, Contract],
+    judged: Mapping[str, str],
 ) -> Iterator[AssetCheckResult]:
-    loaded: dict[str, Model] = {}
-
+    @cache
     def lookml() -> Model:
-        if "lookml" not in loaded:
-            loaded["lookml"] = load_model(lookml_dir(), model.name)
-        return loaded["lookml"]
+        return load_model(lookml_dir(), model.name)
 
     def views() -> list[str]:
         return model_views(lookml(), model.views)
@@ -213,7 +212,6 @@ def _results(
         DELETED_FILTERED: lambda: deleted_rows_filtered(lookml(), contracts, warehouse),
         DATA_TESTS: lambda: data_tests_pass(api()[0], api()[1], model.name, lookml().tests),
     }
-    judged = {"branch": branch() or "production", LOOKML_DIGEST: project_digest(lookml_dir())}
     for name, rule in rules.items():
         if name not in selected:
             continue

@@ -2,6 +2,7 @@
 step and one Looker login a model, either part selectable alone, no check passing on a model Looker
 did not describe, and every refresh verifying its model's checks itself."""
 
+import pytest
 from dagster import (
     AssetCheckKey,
     AssetSelection,
@@ -61,6 +62,14 @@ def run_summary(instance: DagsterInstance, result) -> dict:
     return summarize(instance, result.run_id, build_definitions().resolve_asset_graph())
 
 
+@pytest.fixture
+def gated() -> DagsterInstance:
+    """An instance after one clean gate: everything published, every model described."""
+    instance = DagsterInstance.ephemeral()
+    assert run_gate(FAST_PDT, instance).success
+    return instance
+
+
 def test_a_models_asset_and_its_checks_run_in_one_step_and_are_reported():
     result = run_gate(FAST_PDT)
     assert result.success
@@ -90,9 +99,8 @@ def test_a_models_asset_and_its_checks_run_in_one_step_and_are_reported():
     }
 
 
-def test_a_model_logs_in_to_looker_once_for_its_description_and_all_its_checks():
-    instance = DagsterInstance.ephemeral()
-    assert run_gate(FAST_PDT, instance).success
+def test_a_model_logs_in_to_looker_once_for_its_description_and_all_its_checks(gated):
+    instance = gated
     before = len(looker_api.requests_seen())
     result = run_selection(instance, AssetSelection.assets(PAYMENTS))
     assert result.success and steps_started(result) == ["lookml__payments"]
@@ -101,9 +109,8 @@ def test_a_model_logs_in_to_looker_once_for_its_description_and_all_its_checks()
     assert looker_calls(before).count("POST /api/4.0/login") == 1
 
 
-def test_a_models_checks_run_without_it_and_it_runs_without_them():
-    instance = DagsterInstance.ephemeral()
-    assert run_gate(FAST_PDT, instance).success
+def test_a_models_checks_run_without_it_and_it_runs_without_them(gated):
+    instance = gated
     before = len(looker_api.requests_seen())
 
     checks_only = run_selection(instance, AssetSelection.checks_for_assets(PAYMENTS))
@@ -203,9 +210,8 @@ def test_a_refresh_refuses_when_its_models_checks_never_ran():
     assert not [c for c in looker_calls() if c.startswith(REFRESH_CALLS)]
 
 
-def test_a_refresh_refuses_when_its_models_check_failed_in_an_earlier_run():
-    instance = DagsterInstance.ephemeral()
-    assert run_gate(FAST_PDT, instance).success
+def test_a_refresh_refuses_when_its_models_check_failed_in_an_earlier_run(gated):
+    instance = gated
     looker_api.set_faults(validation_errors=["Unknown or inaccessible field deals.amout"])
     judged = run_selection(instance, AssetSelection.checks_for_assets(CRM))
     assert [e.check_name for e in judged.get_asset_check_evaluations() if not e.passed] == [

@@ -40,19 +40,22 @@ def seed_of(run_id: str) -> int:
     return int(hashlib.sha256(run_id.encode()).hexdigest()[:8], 16) % 2**31
 
 
+def _evaluation(record: AssetCheckExecutionRecord) -> Any:
+    event = record.event
+    return event.dagster_event.event_specific_data if event and event.dagster_event else None
+
+
 def record_metadata(record: AssetCheckExecutionRecord) -> Mapping[str, Any]:
     """An evaluation's metadata as stored (empty when the record holds no evaluation)."""
-    evaluation = record.event.dagster_event.event_specific_data if record.event else None
-    return getattr(evaluation, "metadata", None) or {}
+    return getattr(_evaluation(record), "metadata", None) or {}
 
 
 def values(record: AssetCheckExecutionRecord) -> dict[str, Any] | None:
     """An evaluation's metadata as plain values; None when the record holds no evaluation."""
-    event = record.event
-    evaluation = event.dagster_event.event_specific_data if event and event.dagster_event else None
-    if evaluation is None or not hasattr(evaluation, "metadata"):
+    evaluation = _evaluation(record)
+    if not hasattr(evaluation, "metadata"):
         return None
-    return {name: getattr(value, "value", value) for name, value in record_metadata(record).items()}
+    return {name: getattr(value, "value", value) for name, value in evaluation.metadata.items()}
 
 
 def read(instance: DagsterInstance, check: AssetCheckKey, run_id: str) -> ScanHistory:
