@@ -16,6 +16,7 @@ from dagster import (
 from pipeline import gate, publish
 from pipeline.automation import PUBLISH_CONDITION
 from pipeline.checks.factory import fivetran_key, safe_name
+from pipeline.checks.redact import scrub_error
 from pipeline.contract import TableContract
 from pipeline.warehouse import Warehouse
 from pipeline.warehouse.sql import row_count_query
@@ -50,37 +51,70 @@ def build_publish_assets(
     # One step per connector, as its checks; each table is still verified and published alone.
     @multi_asset(specs=specs, name=f"publish__{safe_name(tables[0].connector)}", can_subset=True)
     def publish_connector(context: AssetExecutionContext, warehouse: Warehouse):
+        chosen = [by_key[key] for key in sorted(context.selected_asset_keys, key=lambda k: k.path)]
         refusals: list[Failure] = []
-        for key in sorted(context.selected_asset_keys, key=lambda k: k.path):
-            table = by_key[key]
+        versions: dict[str, str] = {}
+        for table in chosen:  # Dagster's records, read before the warehouse is opened
             source = fivetran_key(table.connector, table.name)
             try:
-                yield publish_table(context, warehouse, table, blocking.get(source, ()))
+                versions[table.name] = verified_version(context, table, blocking.get(source, ()))
             except Failure as failure:  # the connector's other tables still publish
                 refusals.append(failure)
+        # One connection for every table: opening one reads a DuckDB file's whole catalog under
+        # its lock, or logs in to Snowflake, and costs more than a publish.
+        published: list[MaterializeResult] = []
+        failed: dict[str, Exception] = {}
+        try:
+            with warehouse.session():
+                for table in chosen:
+                    if table.name in versions:
+                        try:
+                            published.append(
+                                publish_table(context, warehouse, table, versions[table.name])
+                            )
+                        except Exception as error:
+                            failed[table.name] = error
+        except Exception as error:  # the connection itself: every table not published yet
+            done = {r.asset_key for r in published}
+            failed |= {
+                t.name: error
+                for t in chosen
+                if t.name in versions and published_key(t.connector, t.name) not in done
+            }
+        refusals += [
+            Failure(
+                f"Could not publish {t.published_schema}.{t.name}: {scrub_error(failed[t.name])}"
+            )
+            for t in chosen
+            if t.name in failed
+        ]
+        yield from published
         if refusals:
             raise refusals[0] if len(refusals) == 1 else gate.combined(refusals)
 
     return publish_connector
 
 
-def publish_table(
-    context: AssetExecutionContext,
-    warehouse: Warehouse,
-    table: TableContract,
-    blocking: Sequence[AssetCheckKey],
-) -> MaterializeResult:
-    """Publish the table's audited snapshot if every blocking check passed on it; Failure if not."""
+def verified_version(
+    context: AssetExecutionContext, table: TableContract, blocking: Sequence[AssetCheckKey]
+) -> str:
+    """The audited snapshot every blocking check of the table passed on; Failure if there is none."""
     source = fivetran_key(table.connector, table.name)
-    where = f"{table.published_schema}.{table.name}"
     try:
-        version = gate.audited_version(context.instance, blocking, source, context.run.run_id)
+        return gate.audited_version(context.instance, blocking, source, context.run.run_id)
     except Failure as failure:
+        where = f"{table.published_schema}.{table.name}"
         raise gate.refuse(f"publish {where}", [failure.description or ""]) from None
+
+
+def publish_table(
+    context: AssetExecutionContext, warehouse: Warehouse, table: TableContract, version: str
+) -> MaterializeResult:
+    """Point the published table at the audited snapshot `version`."""
+    where = f"{table.published_schema}.{table.name}"
     count = row_count_query(table.published_schema, table.name, warehouse.dialect)
-    with warehouse.session():  # one connection for the table's queries
-        changed = publish.publish(warehouse, table, version, context.run.run_id)
-        rows = int(warehouse.query(count)[0]["row_count"])
+    changed = publish.publish(warehouse, table, version, context.run.run_id)
+    rows = int(warehouse.query(count)[0]["row_count"])
     context.log.info(
         f"Published {where} = {publish.AUDIT_SCHEMA}.{publish.snapshot_name(table, version)}"
         if changed

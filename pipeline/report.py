@@ -5,7 +5,7 @@ import json
 import re
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -15,6 +15,7 @@ from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetExecutionContext,
+    AssetKey,
     MetadataValue,
 )
 
@@ -39,9 +40,14 @@ def recorded(
     context: StepContext,
     results: Iterator[AssetCheckResult],
     started: float | None = None,
+    spent: Mapping[AssetKey, float] | None = None,
 ) -> Iterator[AssetCheckResult]:
-    """Pass the step's results through, recording each as it comes (the run's end reports them)."""
+    """Pass the step's results through, recording each as it comes (the run's end reports them).
+
+    `spent`, when the step judged everything before its first result: each asset's seconds of
+    work, attributed to its first result."""
     clock = time.monotonic() if started is None else started
+    unattributed = dict(spent or {})
     folder = run_folder(context.run.run_id)
     specs = context.op_execution_context.assets_def.check_specs
     blocking = {(spec.asset_key, spec.name): spec.blocking for spec in specs}
@@ -52,7 +58,12 @@ def recorded(
     # junit.xml and report.json are rebuilt once, when the run ends (run_end.finish_run): a
     # rebuild reads every result so far, 10 s at 12,700 results, and each step did it.
     for result in results:
-        record = _record(context, result, time.monotonic() - mark, time.monotonic() - clock)
+        seconds = (
+            unattributed.pop(result.asset_key, 0.0)
+            if spent is not None
+            else time.monotonic() - mark
+        )
+        record = _record(context, result, seconds, time.monotonic() - clock)
         record["blocking"] = blocking.get((result.asset_key, result.check_name))
         record["run_started_at"] = run_started
         append_line(folder / RESULTS, record)
@@ -157,8 +168,9 @@ def _record(
         "owner": metadata.get("owner"),
         "sql": _FENCED.sub(r"\1", sql) if isinstance(sql, str) else None,
         "metadata": metadata,
-        # Wall time from the previous result of the same step (the first result also carries
-        # the shared table read and profiling query), and since the evaluation began.
+        # Wall time from the previous result of the same step, or the asset's share of the
+        # step's work (the first result of a table carries its snapshot and profiling query);
+        # and since the evaluation began.
         "attributed_seconds": round(seconds, 4),
         "evaluation_elapsed_seconds": round(elapsed, 4),
         "recorded_at": _now(),

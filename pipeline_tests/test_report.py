@@ -88,6 +88,12 @@ def test_clean_run_reports_every_check_with_its_sql_contracts_and_revision(
             assert check["sql"] is None
         else:
             assert f"```sql\n{check['sql']}\n```" == sql.value
+    # A table's snapshot and profiling query are carried by its first result, as JUnit's time.
+    first: dict[str, float] = {}
+    for check in report["checks"]:
+        if check["asset_key"].startswith("fivetran/"):
+            first.setdefault(check["asset_key"], check["attributed_seconds"])
+    assert len(first) == 6 and all(seconds > 0 for seconds in first.values())
     for table in ("payments/charges", "payments/customers", "crm/contacts", "crm/deals"):
         sql = checks[f"fivetran/{table}", "required_columns_are_not_null"]["sql"]
         audited = '"tollgate_audit"."' + table.replace("/", "__") + "__v"
