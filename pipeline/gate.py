@@ -75,16 +75,20 @@ class GateIndex:
 
 
 def audited_version(
-    instance: DagsterInstance, checks: Sequence[AssetCheckKey], table: AssetKey, run_id: str
+    latest: Mapping[AssetCheckKey, AssetCheckExecutionRecord | None],
+    checks: Sequence[AssetCheckKey],
+    table: AssetKey,
 ) -> str:
-    """The snapshot version every blocking check of the table passed on; Failure otherwise."""
+    """The snapshot version every blocking check of the table passed on; Failure otherwise.
+
+    `latest` holds the verdicts (see `verdicts`) of at least these checks."""
     if not checks:
         raise Failure(f"{table.to_user_string()} has no blocking contract checks: nothing gates it")
-    latest = verdicts(instance, checks, run_id)
-    problems = not_passed(latest)
+    mine = {check: latest[check] for check in checks}
+    problems = not_passed(mine)
     if problems:
         raise Failure("; ".join(problems), metadata={"failing_checks": problems})
-    versions = {_version(record) for record in latest.values()}
+    versions = {_version(record) for record in mine.values()}
     if len(versions) != 1 or None in versions:
         raise Failure(
             f"the blocking checks of {table.to_user_string()} last passed on different "
@@ -126,8 +130,17 @@ def passed_on(
 def verdicts(
     instance: DagsterInstance, checks: Sequence[AssetCheckKey], run_id: str
 ) -> dict[AssetCheckKey, AssetCheckExecutionRecord | None]:
-    """Each check's verdict that counts for this run (see `judged`)."""
-    return {c: judged(instance, c, run_id) for c in checks}
+    """Each check's verdict that counts for this run (see `judged`).
+
+    One query for them all; only a check whose latest record is not this run's completed
+    evaluation has its history searched."""
+    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(list(checks))
+    found: dict[AssetCheckKey, AssetCheckExecutionRecord | None] = {}
+    for check in checks:
+        record = latest.get(check)
+        own = record is not None and record.run_id == run_id and record.status in COMPLETED
+        found[check] = record if own else judged(instance, check, run_id)
+    return found
 
 
 def not_passed(latest: Mapping[AssetCheckKey, AssetCheckExecutionRecord | None]) -> list[str]:

@@ -54,10 +54,12 @@ def build_publish_assets(
         chosen = [by_key[key] for key in sorted(context.selected_asset_keys, key=lambda k: k.path)]
         refusals: list[Failure] = []
         versions: dict[str, str] = {}
-        for table in chosen:  # Dagster's records, read before the warehouse is opened
+        checks = [c for t in chosen for c in blocking.get(fivetran_key(t.connector, t.name), ())]
+        latest = gate.verdicts(context.instance, checks, context.run.run_id)
+        for table in chosen:  # from Dagster's records, read before the warehouse is opened
             source = fivetran_key(table.connector, table.name)
             try:
-                versions[table.name] = verified_version(context, table, blocking.get(source, ()))
+                versions[table.name] = verified_version(latest, table, blocking.get(source, ()))
             except Failure as failure:  # the connector's other tables still publish
                 refusals.append(failure)
         # One connection for every table: opening one reads a DuckDB file's whole catalog under
@@ -96,12 +98,14 @@ def build_publish_assets(
 
 
 def verified_version(
-    context: AssetExecutionContext, table: TableContract, blocking: Sequence[AssetCheckKey]
+    latest: Mapping[AssetCheckKey, gate.AssetCheckExecutionRecord | None],
+    table: TableContract,
+    blocking: Sequence[AssetCheckKey],
 ) -> str:
     """The audited snapshot every blocking check of the table passed on; Failure if there is none."""
     source = fivetran_key(table.connector, table.name)
     try:
-        return gate.audited_version(context.instance, blocking, source, context.run.run_id)
+        return gate.audited_version(latest, blocking, source)
     except Failure as failure:
         where = f"{table.published_schema}.{table.name}"
         raise gate.refuse(f"publish {where}", [failure.description or ""]) from None

@@ -168,6 +168,41 @@ def test_rows_landing_after_the_audit_began_are_not_published():
     assert (n, null_ids) == (fingerprint("payments.charges")[0], 0)
 
 
+def test_verdicts_are_a_runs_own_and_read_in_one_query_when_it_judged_last(monkeypatch):
+    """Publish and refresh read the verdict of every blocking check that counts for their run: a
+    run's own evaluation even when a later run judged again, else the latest. When the run's
+    own evaluations are the latest, one query reads them all (before: one per check, 110 per
+    publish step of ten tables); only the others search their history."""
+    from pipeline import gate
+
+    instance = DagsterInstance.ephemeral()
+    job = build_definitions().resolve_implicit_global_asset_job_def()
+    audit = job.get_subset(asset_selection={CHARGES})
+    first = audit.execute_in_process(instance=instance)
+    monkeypatch.setenv("TOLLGATE_SANDBOX_DEFECTS", "null_ids")
+    second = audit.execute_in_process(instance=instance, raise_on_error=False)
+    checks = sorted(job.asset_layer.asset_graph.get(CHARGES).check_keys, key=str)
+    searched: list[object] = []
+    storage = instance.event_log_storage
+    real = storage.get_asset_check_execution_history
+    monkeypatch.setattr(
+        storage,
+        "get_asset_check_execution_history",
+        lambda check, **kw: searched.append(check) or real(check, **kw),
+    )
+
+    latest = gate.verdicts(instance, checks, second.run_id)
+    assert not searched
+    assert {r.run_id for r in latest.values()} == {second.run_id}
+    assert "required_columns_are_not_null failed" in " ".join(gate.not_passed(latest))
+    own = gate.verdicts(instance, checks, first.run_id)
+    assert {r.run_id for r in own.values()} == {first.run_id} and not gate.not_passed(own)
+    assert sorted(searched, key=str) == checks
+    assert {
+        r.run_id for r in gate.verdicts(instance, checks, "a-run-that-judged-none").values()
+    } == {second.run_id}
+
+
 def test_checks_that_passed_on_different_snapshots_do_not_publish():
     instance = DagsterInstance.ephemeral()
     job = build_definitions().resolve_implicit_global_asset_job_def()
