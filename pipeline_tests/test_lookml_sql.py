@@ -213,3 +213,32 @@ def test_an_explore_looker_does_not_serve_fails_sql_validation():
         "explore charges is in the LookML but Looker does not serve it",
         "explore revenue_by_customer is in the LookML but Looker does not serve it",
     ]
+
+
+def test_each_query_request_opens_the_warehouse_once(sdk, duck, monkeypatch):
+    """The sandbox answers a query on one connection, as Looker runs it on its pooled one: the
+    explore's PDT and its query share it (opening a DuckDB file of 1,000 tables reads its whole
+    catalog, 0.25 s). Before, each of them opened the file."""
+    import json
+
+    from looker_sdk.sdk.api40.models import WriteQuery
+
+    from pipeline.warehouse import DuckDBWarehouse
+
+    duck.write_table("payments_published", "customers", pd.DataFrame({
+        "id": ["c1", "c2"], "country": ["DE", "FR"], "_fivetran_deleted": [False, False],
+    }))  # fmt: skip
+    opened: list[str] = []
+    real_open = DuckDBWarehouse._open
+
+    def counting(self):
+        opened.append(self.path)
+        return real_open(self)
+
+    monkeypatch.setattr(DuckDBWarehouse, "_open", counting)
+    query = WriteQuery(
+        model="payments", view="revenue_by_customer", fields=["revenue_by_customer.customer_id"]
+    )
+    answer = json.loads(sdk.run_inline_query("json", query))
+    assert answer == [{"revenue_by_customer.customer_id": "c1"}]  # c2's only charge failed
+    assert len(opened) == 1

@@ -2,7 +2,8 @@
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -36,6 +37,15 @@ def sandbox_url(warehouse: Warehouse | None = None) -> str:
 
 def _warehouse() -> Warehouse | None:
     return _connection["warehouse"]
+
+
+@contextmanager
+def _connected() -> Iterator[Warehouse | None]:
+    """The warehouse, on one connection for the request's queries (as Looker pools its own): a
+    query compiles against every table it joins, and each DuckDB open reads the whole catalog."""
+    warehouse = _warehouse()
+    with warehouse.session() if warehouse is not None else nullcontext():
+        yield warehouse
 
 
 def requests_seen() -> list[dict[str, Any]]:
@@ -116,20 +126,23 @@ def run_inline_query(body, result_format: str) -> Reply:
     query = dict(body or {})
     if looker_project.session.limit is not None:
         query["limit"] = looker_project.session.limit
-    return 200, looker_queries.run_query(_warehouse(), query, result_format)
+    with _connected() as warehouse:
+        return 200, looker_queries.run_query(warehouse, query, result_format)
 
 
 def run_sql_query(body, slug: str, result_format: str) -> Reply:
     if result_format != "json":
         raise looker_state.Invalid("result_format", "the sandbox answers json")
-    return 200, looker_queries.run_sql(_warehouse(), slug)
+    with _connected() as warehouse:
+        return 200, looker_queries.run_sql(warehouse, slug)
 
 
 def run_lookml_tests(body, project_id: str) -> Reply:
     _project(project_id)
     query = looker_project.session.query
     model, test = (query.get(k, [None])[0] for k in ("model", "test"))
-    return 200, looker_queries.run_tests(_warehouse(), model, test)
+    with _connected() as warehouse:
+        return 200, looker_queries.run_tests(warehouse, model, test)
 
 
 def lookml_tests(body, project_id: str) -> Reply:
