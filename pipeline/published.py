@@ -62,39 +62,47 @@ def build_publish_assets(
                 versions[table.name] = verified_version(latest, table, blocking.get(source, ()))
             except Failure as failure:  # the connector's other tables still publish
                 refusals.append(failure)
-        # One connection for every table: opening one reads a DuckDB file's whole catalog under
-        # its lock, or logs in to Snowflake, and costs more than a publish.
-        published: list[MaterializeResult] = []
-        failed: dict[str, Exception] = {}
-        try:
-            with warehouse.session():
-                for table in chosen:
-                    if table.name in versions:
-                        try:
-                            published.append(
-                                publish_table(context, warehouse, table, versions[table.name])
-                            )
-                        except Exception as error:
-                            failed[table.name] = error
-        except Exception as error:  # the connection itself: every table not published yet
-            done = {r.asset_key for r in published}
-            failed |= {
-                t.name: error
-                for t in chosen
-                if t.name in versions and published_key(t.connector, t.name) not in done
-            }
-        refusals += [
-            Failure(
-                f"Could not publish {t.published_schema}.{t.name}: {scrub_error(failed[t.name])}"
-            )
-            for t in chosen
-            if t.name in failed
-        ]
+        published, failures = publish_tables(context, warehouse, chosen, versions)
         yield from published
+        refusals += failures
         if refusals:
             raise refusals[0] if len(refusals) == 1 else gate.combined(refusals)
 
     return publish_connector
+
+
+def publish_tables(
+    context: AssetExecutionContext,
+    warehouse: Warehouse,
+    chosen: Sequence[TableContract],
+    versions: Mapping[str, str],
+) -> tuple[list[MaterializeResult], list[Failure]]:
+    """Publish each verified table on one connection; a table that fails is a Failure naming it."""
+    # Opening a connection reads a DuckDB file's whole catalog under its lock, or logs in to
+    # Snowflake, and costs more than a publish.
+    ready = [table for table in chosen if table.name in versions]
+    published: dict[str, MaterializeResult] = {}
+    failed: dict[str, Exception] = {}
+    try:
+        with warehouse.session():
+            for table in ready:
+                try:
+                    published[table.name] = publish_table(
+                        context, warehouse, table, versions[table.name]
+                    )
+                except Exception as error:
+                    failed[table.name] = error
+    except Exception as error:  # the connection itself: every table not published on it
+        unpublished = [t.name for t in ready if t.name not in published and t.name not in failed]
+        failed |= dict.fromkeys(unpublished, error)
+        if not unpublished:  # closing it failed after every table was published on it
+            context.log.error(f"the warehouse connection failed at its close: {scrub_error(error)}")
+    failures = [
+        Failure(f"Could not publish {t.published_schema}.{t.name}: {scrub_error(failed[t.name])}")
+        for t in ready
+        if t.name in failed
+    ]
+    return list(published.values()), failures
 
 
 def verified_version(

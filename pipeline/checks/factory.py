@@ -125,19 +125,7 @@ def check_tables(
     # Snowflake logs in. What Dagster recorded and Fivetran's config are read before it opens
     # (no sandbox server, which may land data through this warehouse, is called inside), and the
     # results reach Dagster after it closes: other steps need not wait for this step's records.
-    spent: dict[AssetKey, float] = {}
-    known: dict[str, tuple[Any, dict[str, Any]]] = {}
-    failed: dict[str, Exception] = {}
-    for table, rules in chosen:
-        clock = time.monotonic()
-        try:
-            known[table.name] = (
-                fivetran_columns(table, rules, config),
-                recorded_facts(context, table, rules),
-            )
-        except Exception as error:
-            failed[table.name] = error
-        spent[fivetran_key(table.connector, table.name)] = time.monotonic() - clock
+    spent, known, failed = _inputs(context, chosen, config)
     judged: dict[str, list[AssetCheckResult]] = {table.name: [] for table, _ in chosen}
     try:
         with warehouse.session():
@@ -158,7 +146,10 @@ def check_tables(
                     failed[table.name] = error
                 spent[fivetran_key(table.connector, table.name)] += time.monotonic() - clock
     except Exception as error:  # the connection itself: every table it did not judge fails
-        failed |= {t.name: error for t, _ in chosen if t.name not in failed and not judged[t.name]}
+        unjudged = {t.name for t, _ in chosen if t.name not in failed and not judged[t.name]}
+        failed |= dict.fromkeys(unjudged, error)
+        if not unjudged:  # closing it failed after every table was judged on it
+            context.log.error(f"the warehouse connection failed at its close: {scrub_error(error)}")
     for table, rules in chosen:
         if table.name in failed:
             verdict = Verdict(False, f"the check could not run: {scrub_error(failed[table.name])}")
@@ -168,6 +159,28 @@ def check_tables(
                 _result(table, r, verdict, "") for r in rules if r.check_name not in done
             ]
     return [result for table, _ in chosen for result in judged[table.name]], spent
+
+
+def _inputs(
+    context: AssetCheckExecutionContext,
+    chosen: Sequence[tuple[TableContract, Sequence[Rule]]],
+    config: ConnectorConfig | None,
+) -> tuple[dict[AssetKey, float], dict[str, tuple[Any, dict[str, Any]]], dict[str, Exception]]:
+    """Per table, what the rules need from outside the warehouse, its seconds, or the error."""
+    spent: dict[AssetKey, float] = {}
+    known: dict[str, tuple[Any, dict[str, Any]]] = {}
+    failed: dict[str, Exception] = {}
+    for table, rules in chosen:
+        clock = time.monotonic()
+        try:
+            known[table.name] = (
+                fivetran_columns(table, rules, config),
+                recorded_facts(context, table, rules),
+            )
+        except Exception as error:
+            failed[table.name] = error
+        spent[fivetran_key(table.connector, table.name)] = time.monotonic() - clock
+    return spent, known, failed
 
 
 def _audit(
