@@ -44,10 +44,10 @@ def recorded(
 ) -> Iterator[AssetCheckResult]:
     """Pass the step's results through, recording each as it comes (the run's end reports them).
 
-    `spent`, when the step judged everything before its first result: each asset's seconds of
-    work, attributed to its first result."""
+    `spent`, when the step judges tables before handing over their results: each asset's seconds
+    of work, filled in before its first result comes, and attributed to that result."""
     clock = time.monotonic() if started is None else started
-    unattributed = dict(spent or {})
+    attributed: set[AssetKey] = set()
     folder = run_folder(context.run.run_id)
     specs = context.op_execution_context.assets_def.check_specs
     blocking = {(spec.asset_key, spec.name): spec.blocking for spec in specs}
@@ -58,11 +58,11 @@ def recorded(
     # junit.xml and report.json are rebuilt once, when the run ends (run_end.finish_run): a
     # rebuild reads every result so far, 10 s at 12,700 results, and each step did it.
     for result in results:
-        seconds = (
-            unattributed.pop(result.asset_key, 0.0)
-            if spent is not None
-            else time.monotonic() - mark
-        )
+        if spent is None:
+            seconds = time.monotonic() - mark
+        else:
+            seconds = 0.0 if result.asset_key in attributed else spent.get(result.asset_key, 0.0)
+            attributed.add(result.asset_key)
         record = _record(context, result, seconds, time.monotonic() - clock)
         record["blocking"] = blocking.get((result.asset_key, result.check_name))
         record["run_started_at"] = run_started

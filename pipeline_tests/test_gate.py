@@ -166,6 +166,8 @@ def test_each_step_opens_the_warehouse_file_once(monkeypatch):
     import traceback
     from collections import Counter
 
+    from pipeline.checks import factory
+
     opened: Counter[str] = Counter()
     callers = ("check_tables", "publish_connector", "sync_and_poll", "verify_gate")
     real_open = DuckDBWarehouse._open
@@ -176,6 +178,7 @@ def test_each_step_opens_the_warehouse_file_once(monkeypatch):
         return real_open(self)
 
     monkeypatch.setattr(DuckDBWarehouse, "_open", counting)
+    monkeypatch.setattr(factory, "HOLD_SECONDS", float("inf"))  # however slow the machine
     result = run_gate()
     assert result.success
     connectors = len({key.path[1] for key in FIVETRAN_KEYS})
@@ -188,6 +191,49 @@ def test_each_step_opens_the_warehouse_file_once(monkeypatch):
         "verify_gate": len(LOOKER_KEYS),
         "deleted_rows_filtered": len(LOOKML_KEYS),
     }
+
+
+def test_a_step_hands_its_results_to_dagster_before_it_opens_another_connection(monkeypatch):
+    """A contract step judges tables on one connection for HOLD_SECONDS at most, then hands their
+    results to Dagster and opens the next: a large connector's results show while it runs, and
+    other steps get the DuckDB file in between. With no hold at all, every table has its own
+    connection, and its results are recorded before the next table is audited."""
+    import traceback
+
+    from pipeline import report
+    from pipeline.checks import factory
+
+    monkeypatch.setattr(factory, "HOLD_SECONDS", 0.0)
+    seen: list[tuple[str, str]] = []
+    real_audit, real_record, real_open = factory._audit, report._record, DuckDBWarehouse._open
+
+    def audit(context, table, *args):
+        seen.append(("audit", f"{table.connector}/{table.name}"))
+        return real_audit(context, table, *args)
+
+    def record(context, result, *args):
+        if result.asset_key in FIVETRAN_KEYS:
+            seen.append(("record", "/".join(result.asset_key.path[1:])))
+        return real_record(context, result, *args)
+
+    def counting(self):
+        if any(frame.name == "check_tables" for frame in traceback.extract_stack()):
+            seen.append(("open", ""))
+        return real_open(self)
+
+    monkeypatch.setattr(factory, "_audit", audit)
+    monkeypatch.setattr(report, "_record", record)
+    monkeypatch.setattr(DuckDBWarehouse, "_open", counting)
+    assert run_gate().success
+    assert [kind for kind, _ in seen].count("open") == len(FIVETRAN_KEYS)
+    audited = [table for kind, table in seen if kind == "audit"]
+    assert sorted(audited) == sorted("/".join(k.path[1:]) for k in FIVETRAN_KEYS)
+    for table in audited:  # open, audit T, record T (one per rule), then the next table's open
+        at = seen.index(("audit", table))
+        assert seen[at - 1] == ("open", "")
+        records = [entry for entry in seen[at + 1 :] if entry[0] != "record"][:1]
+        following = seen[at + 1 : seen.index(records[0], at + 1) if records else len(seen)]
+        assert following and set(following) == {("record", table)}
 
 
 def test_dagster_records_are_read_and_written_outside_the_warehouse_file(monkeypatch):

@@ -43,6 +43,9 @@ from pipeline.settings import REPO_ROOT
 from pipeline.warehouse import Warehouse
 
 AUDITED_VERSION = "audited_version"  # metadata key: the snapshot version a result judged
+# A step hands its results to Dagster at least this often: a connection held longer would keep
+# the UI without news of a large connector, and other steps out of a DuckDB file, for that long.
+HOLD_SECONDS = 30.0
 
 RULES: tuple[Rule, ...] = (
     not_null.RULE,
@@ -105,8 +108,9 @@ def build_connector_checks(
             for table in tables
         }
         chosen = [(table, selected[table.name]) for table in tables if selected[table.name]]
-        judged, spent = check_tables(context, chosen, warehouse, config)
-        yield from report.recorded(context, iter(judged), started, spent)
+        spent: dict[AssetKey, float] = {}
+        results = check_tables(context, chosen, warehouse, config, spent)
+        yield from report.recorded(context, results, started, spent)
 
     return connector_contract
 
@@ -116,58 +120,95 @@ def check_tables(
     chosen: Sequence[tuple[TableContract, Sequence[Rule]]],
     warehouse: Warehouse,
     config: ConnectorConfig | None,
-) -> tuple[list[AssetCheckResult], dict[AssetKey, float]]:
-    """Snapshot each table and judge its rules on the snapshot, all on one connection; an
-    unexpected error fails the rules it left unjudged, not the other tables'. Also returns each
-    table's seconds of work."""
+    spent: dict[AssetKey, float],
+) -> Iterator[AssetCheckResult]:
+    """Snapshot each table and judge its rules on the snapshot, tables in a row on one connection;
+    an unexpected error fails the rules it left unjudged, not the other tables'. Fills `spent`
+    with each table's seconds of work before its results."""
     # Opening a connection costs more than a small table's queries: DuckDB reads the file's whole
-    # catalog under the file lock (0.5 s with its close at 1,000 tables; benchmarks/README.md),
+    # catalog under the file lock (0.3-0.5 s with its close at 1,000 tables; benchmarks/README.md),
     # Snowflake logs in. What Dagster recorded and Fivetran's config are read before it opens
     # (no sandbox server, which may land data through this warehouse, is called inside), and the
     # results reach Dagster after it closes: other steps need not wait for this step's records.
-    spent, known, failed = _inputs(context, chosen, config)
-    judged: dict[str, list[AssetCheckResult]] = {table.name: [] for table, _ in chosen}
+    known, failed = _inputs(context, chosen, config, spent)
+    pending = [(table, rules) for table, rules in chosen if table.name not in failed]
+    while pending:
+        judged, pending = _judge_on_one_connection(
+            context, pending, warehouse, known, failed, spent
+        )
+        for table, rules in chosen:
+            if table.name in judged:
+                yield from _with_failures(context, table, rules, judged[table.name], failed)
+    for table, rules in chosen:
+        if table.name in failed and table.name not in known:
+            yield from _with_failures(context, table, rules, [], failed)
+
+
+def _judge_on_one_connection(
+    context: AssetCheckExecutionContext,
+    tables: Sequence[tuple[TableContract, Sequence[Rule]]],
+    warehouse: Warehouse,
+    known: Mapping[str, tuple[Any, dict[str, Any]]],
+    failed: dict[str, Exception],
+    spent: dict[AssetKey, float],
+) -> tuple[dict[str, list[AssetCheckResult]], list[tuple[TableContract, Sequence[Rule]]]]:
+    """Judge tables in order on one connection, for HOLD_SECONDS at most after the first one;
+    returns their results and the tables left for the next connection."""
+    judged: dict[str, list[AssetCheckResult]] = {}
+    left = list(tables)
+    opened = time.monotonic()
     try:
         with warehouse.session():
-            for table, rules in chosen:
-                if table.name in failed:
-                    continue
+            while left and (not judged or time.monotonic() - opened < HOLD_SECONDS):
+                table, rules = left.pop(0)
+                judged[table.name] = []
                 clock = time.monotonic()
                 version = publish.new_version(context.run.run_id)
                 context.log.info(
                     f"Checking {table.connector}.{table.name} as {publish.AUDIT_SCHEMA} version "
                     f"{version}: {len(rules)} rules"
                 )
-                fivetran, known_facts = known[table.name]
-                audit = _audit(context, table, rules, warehouse, version, fivetran, known_facts)
+                fivetran, facts = known[table.name]
                 try:
-                    judged[table.name].extend(audit)
+                    judged[table.name].extend(
+                        _audit(context, table, rules, warehouse, version, fivetran, facts)
+                    )
                 except Exception as error:
                     failed[table.name] = error
                 spent[fivetran_key(table.connector, table.name)] += time.monotonic() - clock
     except Exception as error:  # the connection itself: every table it did not judge fails
-        unjudged = {t.name for t, _ in chosen if t.name not in failed and not judged[t.name]}
+        unjudged = [t.name for t, _ in tables if t.name not in failed and not judged.get(t.name)]
         failed |= dict.fromkeys(unjudged, error)
+        judged |= {name: judged.get(name, []) for name in unjudged}
+        left = []
         if not unjudged:  # closing it failed after every table was judged on it
             context.log.error(f"the warehouse connection failed at its close: {scrub_error(error)}")
-    for table, rules in chosen:
-        if table.name in failed:
-            verdict = Verdict(False, f"the check could not run: {scrub_error(failed[table.name])}")
-            context.log.error(f"{table.connector}.{table.name}: {verdict.summary}")
-            done = {result.check_name for result in judged[table.name]}
-            judged[table.name] += [
-                _result(table, r, verdict, "") for r in rules if r.check_name not in done
-            ]
-    return [result for table, _ in chosen for result in judged[table.name]], spent
+    return judged, left
+
+
+def _with_failures(
+    context: AssetCheckExecutionContext,
+    table: TableContract,
+    rules: Sequence[Rule],
+    judged: list[AssetCheckResult],
+    failed: Mapping[str, Exception],
+) -> list[AssetCheckResult]:
+    """The table's results, and a failure with the error for each rule an error left unjudged."""
+    if table.name not in failed:
+        return judged
+    verdict = Verdict(False, f"the check could not run: {scrub_error(failed[table.name])}")
+    context.log.error(f"{table.connector}.{table.name}: {verdict.summary}")
+    done = {result.check_name for result in judged}
+    return judged + [_result(table, r, verdict, "") for r in rules if r.check_name not in done]
 
 
 def _inputs(
     context: AssetCheckExecutionContext,
     chosen: Sequence[tuple[TableContract, Sequence[Rule]]],
     config: ConnectorConfig | None,
-) -> tuple[dict[AssetKey, float], dict[str, tuple[Any, dict[str, Any]]], dict[str, Exception]]:
-    """Per table, what the rules need from outside the warehouse, its seconds, or the error."""
-    spent: dict[AssetKey, float] = {}
+    spent: dict[AssetKey, float],
+) -> tuple[dict[str, tuple[Any, dict[str, Any]]], dict[str, Exception]]:
+    """Per table, what the rules need from outside the warehouse, or the error reading it."""
     known: dict[str, tuple[Any, dict[str, Any]]] = {}
     failed: dict[str, Exception] = {}
     for table, rules in chosen:
@@ -180,7 +221,7 @@ def _inputs(
         except Exception as error:
             failed[table.name] = error
         spent[fivetran_key(table.connector, table.name)] = time.monotonic() - clock
-    return spent, known, failed
+    return known, failed
 
 
 def _audit(
