@@ -5,14 +5,15 @@
 Writes a synthetic code location shaped like tollgate's (per connector of 10 tables: one sync
 multi-asset, one multi-asset check with K blocking checks per table, one publish multi-asset),
 whose bodies do nothing, and runs it as tollgate runs its gate (`dagster job execute`, the
-multiprocess executor forking steps from a preloaded forkserver, SQLite storage in a fresh
-`DAGSTER_HOME`). What it takes is Dagster's bookkeeping for that many assets, checks and steps:
+multiprocess executor forking steps from a preloaded forkserver, in a fresh `DAGSTER_HOME` with
+a copy of tollgate's `dagster.yaml`, so the same SQLite storage). What it takes is Dagster's bookkeeping for that many assets, checks and steps:
 a floor under any gate that keeps one Dagster check per rule. Prints markdown.
 """
 
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parent.parent
 TABLES_PER_CONNECTOR = 10
 LOCATION = """
 import gc
@@ -95,7 +97,7 @@ def run(tables: int, checks: int) -> dict:
             connectors=tables // TABLES_PER_CONNECTOR, tables=TABLES_PER_CONNECTOR, checks=checks
         )
     )
-    (folder / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    shutil.copy(REPO / "dagster.yaml", folder / "dagster.yaml")  # its paths are relative
     env = {**os.environ, "DAGSTER_HOME": str(folder), "PYTHONPATH": str(folder)}
     started = time.perf_counter()
     subprocess.run(
@@ -104,8 +106,8 @@ def run(tables: int, checks: int) -> dict:
     )  # fmt: skip
     wall = time.perf_counter() - started
     done = subprocess.run(
-        [sys.executable, "-c", RECORDS, str(folder)], env=env, check=True, capture_output=True,
-        text=True,
+        [sys.executable, "-c", RECORDS, str(folder)], cwd=folder, env=env, check=True,
+        capture_output=True, text=True,
     )  # fmt: skip
     return {"tables": tables, "checks": checks, "wall": wall, **json.loads(done.stdout)}
 
