@@ -8,6 +8,13 @@ whose bodies do nothing, and runs it as tollgate runs its gate (`dagster job exe
 multiprocess executor forking steps from a preloaded forkserver, in a fresh `DAGSTER_HOME` with
 a copy of tollgate's `dagster.yaml`, so the same SQLite storage). What it takes is Dagster's bookkeeping for that many assets, checks and steps:
 a floor under any gate that keeps one Dagster check per rule. Prints markdown.
+
+    .venv/bin/python benchmarks/dagster_floor.py --tables 100 --checks 13 --postgres 127.0.0.1:5433
+
+runs it on PostgreSQL instead (production's storage, dagster-postgres): a fresh database per run
+on that server (user `postgres`, no password), the three SQLite storages replaced by `storage:
+postgres`. Set `DAGSTER_EVENT_BATCH_SIZE` to have Dagster write the planned events in batches,
+which only its PostgreSQL storage supports.
 """
 
 import argparse
@@ -20,6 +27,8 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+
+import yaml
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parent.parent
@@ -89,7 +98,25 @@ with DagsterInstance.from_config(sys.argv[1]) as instance:
 """
 
 
-def run(tables: int, checks: int) -> dict:
+def instance_yaml(folder: Path, postgres: str | None) -> None:
+    """tollgate's dagster.yaml, or the same with a fresh PostgreSQL database for its storage."""
+    if not postgres:
+        shutil.copy(REPO / "dagster.yaml", folder / "dagster.yaml")  # its paths are relative
+        return
+    host, port = postgres.split(":")
+    database = folder.name.replace("-", "_").lower()
+    subprocess.run(["createdb", "-h", host, "-p", port, "-U", "postgres", database], check=True)
+    config = yaml.safe_load((REPO / "dagster.yaml").read_text())
+    for key in ("run_storage", "event_log_storage", "schedule_storage"):
+        del config[key]
+    config["storage"] = {"postgres": {"postgres_db": {
+        "hostname": host, "port": int(port), "username": "postgres", "password": "",
+        "db_name": database, "scheme": "postgresql+psycopg2",
+    }}}  # fmt: skip
+    (folder / "dagster.yaml").write_text(yaml.safe_dump(config))
+
+
+def run(tables: int, checks: int, postgres: str | None = None) -> dict:
     """One run of the synthetic gate in a fresh folder: wall time and what the run recorded."""
     folder = Path(tempfile.mkdtemp(prefix=f"tollgate-floor-{tables}x{checks}-"))
     (folder / "floor_location.py").write_text(
@@ -97,7 +124,7 @@ def run(tables: int, checks: int) -> dict:
             connectors=tables // TABLES_PER_CONNECTOR, tables=TABLES_PER_CONNECTOR, checks=checks
         )
     )
-    shutil.copy(REPO / "dagster.yaml", folder / "dagster.yaml")  # its paths are relative
+    instance_yaml(folder, postgres)
     env = {**os.environ, "DAGSTER_HOME": str(folder), "PYTHONPATH": str(folder)}
     started = time.perf_counter()
     subprocess.run(
@@ -116,6 +143,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tables", type=int, default=100)
     parser.add_argument("--checks", type=int, nargs="+", default=[1, 6, 13])
+    parser.add_argument("--postgres", metavar="HOST:PORT", help="store on this PostgreSQL server")
     args = parser.parse_args()
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, {os.cpu_count()} cores, "
@@ -123,7 +151,7 @@ def main() -> None:
     print("| tables | checks per table | steps | events | planned events (s) | wall (s) |")
     print("|---:|---:|---:|---:|---:|---:|")
     for checks in args.checks:
-        r = run(args.tables, checks)
+        r = run(args.tables, checks, args.postgres)
         print(f"| {r['tables']:,} | {checks} | {r['steps']} | {r['events']:,} | "
               f"{r['planned']:.0f} | {r['wall']:.0f} |", flush=True)  # fmt: skip
 

@@ -171,7 +171,7 @@ def test_the_documented_postgres_storage_is_valid_config_with_an_installed_drive
 
 
 def test_local_events_are_kept_in_one_sqlite_file(tmp_path, monkeypatch):
-    """dagster.yaml keeps every run's events in one SQLite file (Dagster's
+    """dagster.yaml keeps every run's events in one SQLite file (a subclass of Dagster's
     ConsolidatedSqliteEventLogStorage), not a file per run plus an index: each event is one
     write instead of two or three, the 100-table gate 0.82x (benchmarks/README.md). A later
     run still reads an earlier run's check results, as publish and refresh do."""
