@@ -12,9 +12,8 @@ a floor under any gate that keeps one Dagster check per rule. Prints markdown.
     .venv/bin/python benchmarks/dagster_floor.py --tables 100 --checks 13 --postgres 127.0.0.1:5433
 
 runs it on PostgreSQL instead (production's storage, dagster-postgres): a fresh database per run
-on that server (user `postgres`, no password), the three SQLite storages replaced by `storage:
-postgres`. Set `DAGSTER_EVENT_BATCH_SIZE` to have Dagster write the planned events in batches,
-which only its PostgreSQL storage supports.
+on that server (user `postgres`, no password; a PgBouncer's port works too), the three SQLite
+storages replaced by `storage: postgres`.
 """
 
 import argparse

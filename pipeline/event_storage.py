@@ -15,10 +15,9 @@ class PooledSqliteEventLogStorage(ConsolidatedSqliteEventLogStorage):
 
     # Dagster's class builds a new engine and opens the file for every query (three per event,
     # and for each look at its schema), and the last one's close checkpoints the WAL into the
-    # database. About 12 ms an event, so
-    # Dagster's own records were most of a gate's cost at 1,000 tables. A pool per process keeps
-    # the connections open (about 4 ms an event, benchmarks/README.md); SQLite's own WAL locking
-    # still orders the writes of every process, as it did.
+    # database: 12-16 ms an event, most of a gate's cost at 1,000 tables. A pool per process
+    # keeps the connections open (about 4 ms an event, benchmarks/README.md); SQLite's own WAL
+    # locking still orders the writes of every process, as it did.
     _engine: tuple[int, Engine] | None = None
 
     @contextmanager
