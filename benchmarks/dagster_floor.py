@@ -19,7 +19,6 @@ storages replaced by `storage: postgres`.
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ import time
 from pathlib import Path
 
 import yaml
+from scale import instance_config, postgres_storage  # benchmarks/ is the script's folder
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parent.parent
@@ -99,20 +99,13 @@ with DagsterInstance.from_config(sys.argv[1]) as instance:
 
 def instance_yaml(folder: Path, postgres: str | None) -> None:
     """tollgate's dagster.yaml, or the same with a fresh PostgreSQL database for its storage."""
-    if not postgres:
-        shutil.copy(REPO / "dagster.yaml", folder / "dagster.yaml")  # its paths are relative
-        return
-    host, port = postgres.split(":")
-    database = folder.name.replace("-", "_").lower()
-    subprocess.run(["createdb", "-h", host, "-p", port, "-U", "postgres", database], check=True)
-    config = yaml.safe_load((REPO / "dagster.yaml").read_text())
-    for key in ("run_storage", "event_log_storage", "schedule_storage"):
-        del config[key]
-    config["storage"] = {"postgres": {"postgres_db": {
-        "hostname": host, "port": int(port), "username": "postgres", "password": "",
-        "db_name": database, "scheme": "postgresql+psycopg2",
-    }}}  # fmt: skip
-    (folder / "dagster.yaml").write_text(yaml.safe_dump(config))
+    storage = None
+    if postgres:
+        host, port = postgres.split(":")
+        database = folder.name.replace("-", "_").lower()
+        subprocess.run(["createdb", "-h", host, "-p", port, "-U", "postgres", database], check=True)
+        storage = postgres_storage(host, int(port), "postgres", database)
+    (folder / "dagster.yaml").write_text(yaml.safe_dump(instance_config(REPO, storage)))
 
 
 def run(tables: int, checks: int, postgres: str | None = None) -> dict:

@@ -102,10 +102,7 @@ def gate(
     """One gate run in `work` (reused: a second call is the warm run): the job, or a selection."""
     home = work / "home"
     home.mkdir(parents=True, exist_ok=True)
-    instance = yaml.safe_load((code / "dagster.yaml").read_text())
-    if storage:
-        instance["storage"] = storage
-    (home / "dagster.yaml").write_text(yaml.safe_dump(instance))
+    (home / "dagster.yaml").write_text(yaml.safe_dump(instance_config(code, storage)))
     env = env_for(code, work / "data", home, scale)
     started = time.perf_counter()
     done = subprocess.run(
@@ -171,6 +168,24 @@ def run_records(home: Path, data: Path, env: dict[str, str]) -> dict:
     }
 
 
+def instance_config(code: Path, storage: dict | None = None) -> dict:
+    """The code's dagster.yaml, with `storage` (e.g. PostgreSQL) in place of its own storages."""
+    instance = yaml.safe_load((code / "dagster.yaml").read_text())
+    if storage:  # Dagster refuses `storage` beside the per-kind blocks dagster.yaml sets
+        for key in ("run_storage", "event_log_storage", "schedule_storage"):
+            instance.pop(key, None)
+        instance["storage"] = storage
+    return instance
+
+
+def postgres_storage(host: str, port: int, user: str, database: str) -> dict:
+    """Dagster's `storage:` block for a PostgreSQL database."""
+    return {"postgres": {"postgres_db": {
+        "hostname": host, "port": port, "username": user, "password": "", "db_name": database,
+        "scheme": "postgresql+psycopg2",  # psycopg2: what dagster-postgres installs
+    }}}  # fmt: skip
+
+
 @contextmanager
 def postgres() -> Iterator[dict]:
     """Dagster's `storage:` block for a throwaway PostgreSQL cluster on 127.0.0.1."""
@@ -188,10 +203,7 @@ def postgres() -> Iterator[dict]:
         "-o", f"-h 127.0.0.1 -p {port} -k {folder}", "start")  # fmt: skip
     try:
         run("createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "dagster", "dagster")
-        yield {"postgres": {"postgres_db": {
-            "hostname": "127.0.0.1", "port": port, "username": "dagster", "password": "",
-            "db_name": "dagster", "scheme": "postgresql+psycopg2",  # psycopg2: what it installs
-        }}}  # fmt: skip
+        yield postgres_storage("127.0.0.1", port, "dagster", "dagster")
     finally:
         run("pg_ctl", "-D", str(folder / "data"), "-m", "fast", "stop")
         shutil.rmtree(folder, ignore_errors=True)

@@ -24,7 +24,9 @@ class PooledSqliteEventLogStorage(ConsolidatedSqliteEventLogStorage):
     def _connect(self):
         if self._engine is None or self._engine[0] != os.getpid():  # a forked step opens its own
             engine = create_engine(
-                self._conn_string, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
+                self._conn_string,
+                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+                max_overflow=-1,  # the webserver's threads never wait for a connection, as before
             )
             self._engine = (os.getpid(), engine)
         with self._engine[1].connect() as conn, conn.begin():
