@@ -20,8 +20,9 @@ selection (`dagster asset materialize -m pipeline --select S`; `'*'` selects eve
 `--postgres` keeps Dagster's runs and events in a throwaway PostgreSQL cluster on 127.0.0.1 (as
 production does; `pip install dagster-postgres`, PostgreSQL's server binaries on PATH) instead of
 SQLite, so Dagster's own bookkeeping can be told apart from tollgate's. With
-`DAGSTER_EVENT_BATCH_SIZE=N` in the environment Dagster writes its planned events in batches (only
-PostgreSQL stores a batch at once; SQLite stores it one event at a time).
+`DAGSTER_EVENT_BATCH_SIZE=N` in the environment Dagster batches its planned events, but only
+PostgreSQL stores a batch at once, and only of materializations: check events are still one
+write each (benchmarks/README.md).
 `--compare DIR` runs the definitions load and the warm `make run` also with the code in DIR (e.g.
 `git archive main`), in the same benchmark run, so the two can be compared as a ratio on an
 equally busy machine; `--loads N` repeats the loads, interleaved, and keeps each code's best.
