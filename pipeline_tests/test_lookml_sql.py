@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from pipeline.sandbox.lookml_sql import Compiler, Explore, Unsupported, assertion_sql
+from pipeline_tests.test_warehouse import query_within
 
 PROJECT = """
 view: orders {
@@ -215,10 +216,11 @@ def test_an_explore_looker_does_not_serve_fails_sql_validation():
     ]
 
 
-def test_each_query_request_opens_the_warehouse_once(sdk, duck, monkeypatch):
-    """The sandbox answers a query on one connection, as Looker runs it on its pooled one: the
-    explore's PDT and its query share it (opening a DuckDB file of 1,000 tables reads its whole
-    catalog, 0.25 s). Before, each of them opened the file."""
+def test_a_burst_of_query_requests_opens_the_warehouse_once(sdk, duck, monkeypatch):
+    """The sandbox answers queries on one connection, as Looker runs them on its pooled ones: a
+    request's PDT and its query share it, and so do the requests of a burst (a LookML step's
+    explores), as opening a DuckDB file of 1,000 tables reads its whole catalog (0.25-0.4 s).
+    Before, each request opened the file again. Once the burst is over the file is let go."""
     import json
 
     from looker_sdk.sdk.api40.models import WriteQuery
@@ -239,6 +241,10 @@ def test_each_query_request_opens_the_warehouse_once(sdk, duck, monkeypatch):
     query = WriteQuery(
         model="payments", view="revenue_by_customer", fields=["revenue_by_customer.customer_id"]
     )
-    answer = json.loads(sdk.run_inline_query("json", query))
-    assert answer == [{"revenue_by_customer.customer_id": "c1"}]  # c2's only charge failed
-    assert len(opened) == 1
+    for _ in range(3):
+        answer = json.loads(sdk.run_inline_query("json", query))
+        assert answer == [{"revenue_by_customer.customer_id": "c1"}]  # c2's only charge failed
+    assert opened == [duck.path]
+    # The step's own queries get the file once the sandbox lets it go.
+    assert query_within(duck, "SELECT 1 AS x") == [{"x": 1}]
+    assert len(opened) == 2

@@ -60,6 +60,69 @@ def test_a_session_opens_the_file_once_and_holds_it(duck, monkeypatch):
     assert done.is_set() and len(opened) == 2
 
 
+def test_a_kept_session_serves_a_burst_from_other_threads_then_lets_go(duck, monkeypatch):
+    """The Looker sandbox answers each request on a new thread: a kept session serves a burst of
+    them on one connection, and closes it when idle or when it has been held long enough, so
+    that the step's own queries and other processes get the file."""
+    import threading
+
+    import duckdb
+
+    from pipeline.warehouse.base import KeptSession
+
+    duck.write_table("crm", "deals", FRAME)
+    opened = []
+    real_connect = duckdb.connect
+    monkeypatch.setattr(
+        duckdb, "connect", lambda *a, **k: opened.append(a) or real_connect(*a, **k)
+    )
+    count = 'SELECT COUNT(*) AS n FROM "crm"."deals"'
+
+    def burst(kept: KeptSession, requests: int) -> None:
+        for _ in range(requests):
+
+            def request():
+                with kept.use(duck):
+                    assert duck.query(count) == [{"n": 3}]
+
+            thread = threading.Thread(target=request)
+            thread.start()
+            thread.join(timeout=120)
+
+    kept = KeptSession(idle=3600, hold=3600)
+    burst(kept, 4)
+    assert len(opened) == 1
+    kept.close()
+    burst(KeptSession(idle=3600, hold=0), 3)  # held long enough after every block: closed
+    assert len(opened) == 4
+    idle = KeptSession(idle=0.01, hold=3600)
+    burst(idle, 2)
+    assert len(opened) == 5
+    assert query_within(duck, count) == [{"n": 3}]  # once the idle connection is closed
+    assert len(opened) == 6
+
+
+def test_a_kept_session_does_not_keep_a_connection_that_failed(duck):
+    from pipeline.warehouse.base import KeptSession
+
+    kept = KeptSession(idle=3600, hold=3600)
+    with pytest.raises(Exception, match="nowhere"), kept.use(duck):
+        duck.query("SELECT * FROM nowhere")
+    assert query_within(duck, "SELECT 1 AS x") == [{"x": 1}]  # the file is free
+
+
+def query_within(warehouse, sql: str, seconds: float = 120) -> list:
+    """The query's rows, run on another thread that may wait for the file at most `seconds`."""
+    import threading
+
+    rows: list = []
+    thread = threading.Thread(target=lambda: rows.extend(warehouse.query(sql)), daemon=True)
+    thread.start()
+    thread.join(timeout=seconds)
+    assert not thread.is_alive(), "the warehouse file was never let go"
+    return rows
+
+
 def test_a_snowflake_session_logs_in_once(snowflake, monkeypatch):
     """Each Snowflake connection logs in again: a table's checks share one, and what they write
     is committed as it would be on a connection of its own."""

@@ -1,9 +1,11 @@
 """The one small interface every warehouse backend implements."""
 
+import os
 import threading
+import time
 from abc import abstractmethod
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from dagster import ConfigurableResource
@@ -89,3 +91,78 @@ class Warehouse(ConfigurableResource):
         rows = self.query(row_estimate_query(schema, table, self.dialect))
         value = rows[0]["row_count"] if rows else None
         return int(value) if value is not None else None
+
+
+class KeptSession:
+    """One connection kept open between blocks that come in a burst from different threads (the
+    Looker sandbox's requests, as Looker pools its connections): closed once `idle` seconds pass
+    without a block, or after the block that finds it open for `hold` seconds, so that other
+    processes waiting on the warehouse get their turn."""
+
+    def __init__(self, idle: float, hold: float):
+        self.idle, self.hold = idle, hold
+        self._lock = threading.Lock()  # one block at a time on the connection
+        self._kept: tuple[str, ExitStack, Any, float] | None = None  # key, closer, conn, opened
+        self._timer: threading.Timer | None = None
+        os.register_at_fork(after_in_child=self._forget)
+
+    @contextmanager
+    def use(self, warehouse: Warehouse) -> Iterator[None]:
+        """Run this thread's queries inside the block on the kept connection (opened if none)."""
+        with self._lock:
+            self._stop_timer()
+            key = warehouse._session_key()
+            if self._kept and self._kept[0] != key:
+                self._close()
+            if self._kept is None:
+                closer = ExitStack()
+                conn = closer.enter_context(warehouse._open())
+                self._kept = (key, closer, conn, time.monotonic())
+            held = (key, threading.get_ident())
+            SESSIONS[held] = self._kept[2]
+            try:
+                yield
+            except BaseException:
+                self._close()  # the connection may be what failed: never keep it
+                raise
+            finally:
+                SESSIONS.pop(held, None)
+            if self._kept and time.monotonic() - self._kept[3] < self.hold:
+                timer = threading.Timer(self.idle, lambda: self._expire(timer))
+                timer.daemon = True
+                self._timer = timer
+                timer.start()
+            else:
+                self._close()
+
+    def close(self) -> None:
+        """Close the kept connection now, if there is one."""
+        with self._lock:
+            self._stop_timer()
+            self._close()
+
+    def _expire(self, timer: threading.Timer) -> None:
+        with self._lock:
+            if self._timer is timer:  # no block came since it was started
+                self._timer = None
+                self._close()
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _close(self) -> None:
+        kept, self._kept = self._kept, None
+        if kept is not None:
+            kept[1].close()
+
+    def _forget(self) -> None:
+        # A forked child must neither use nor close its copy of the parent's connection (closing
+        # a DuckDB database writes to its file): keep it unreachable-yet-referenced, start afresh.
+        if self._kept is not None:
+            _INHERITED.append(self._kept)
+        self._lock, self._kept, self._timer = threading.Lock(), None, None
+
+
+_INHERITED: list[Any] = []
