@@ -83,8 +83,6 @@ for step in gate.graph.node_dict:
     create_execution_plan(gate, step_keys_to_execute=[step])
 print("planned", len(gate.graph.node_dict))
 """
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=600
-    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split()[-2:][0] == "planned" and int(done.stdout.split()[-1]) > 10
