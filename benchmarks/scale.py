@@ -13,8 +13,8 @@ selection (`dagster asset materialize -m pipeline --select S`; `'*'` selects eve
              result's wall time from the previous one, excluding Dagster's handling of results)
   work:      queries plus the bodies of the sync and Looker refresh steps (their API calls and
              the sandbox landing data), which a gate cannot skip either
-  overhead:  (gate wall x concurrent steps - work) / tables: the core-seconds each table costs
-             beyond its own work
+  overhead:  (gate wall x cores - work) / tables: the core-seconds each table costs beyond its
+             own work (until session 10, x concurrent steps, which was the number of cores)
   per step:  launch (STEP_WORKER_STARTING to STEP_START: process start, definitions, resources)
              and the step's body (STEP_START to STEP_SUCCESS/FAILURE)
 `--postgres` keeps Dagster's runs and events in a throwaway PostgreSQL cluster on 127.0.0.1 (as
@@ -236,10 +236,11 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="work folder to keep (default: a temp folder)")
     args = parser.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="tollgate-scale-"))
-    concurrency = int(
-        os.environ.get("DAGSTER_MULTIPROCESS_EXECUTOR_MAX_CONCURRENT") or os.cpu_count()
+    cores = os.cpu_count() or 1
+    concurrency = int(  # tollgate's default: one more than cores (pipeline/run_end.py)
+        os.environ.get("DAGSTER_MULTIPROCESS_EXECUTOR_MAX_CONCURRENT") or cores + 1
     )
-    print(f"Measured {machine()}; {concurrency} concurrent steps.\n")
+    print(f"Measured {machine()}; {concurrency} concurrent steps on {cores} cores.\n")
     gate_sizes = args.tables if args.gate_tables is None else args.gate_tables
 
     rows = []
@@ -292,7 +293,7 @@ def main() -> None:
         print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")  # fmt: skip
         for row in gates:
             g = row["gate"]
-            overhead = (g["wall"] * concurrency - g["work"]) / max(g["tables"], 1)
+            overhead = (g["wall"] * cores - g["work"]) / max(g["tables"], 1)
             print(f"| {row['tables']:,} | {g['tables']:,} | {g['steps']:,} | {g['wall']:.0f} | "
                   f"{g['run_wall']:.0f} | {g['queries']:.1f} | {g['work']:.1f} | {overhead:.2f} | "
                   f"{g['launch_median']:.2f} | {g['body_median']:.2f} |")  # fmt: skip
