@@ -159,7 +159,8 @@ class KeptSession:
 
     def _forget(self) -> None:
         # A forked child must neither use nor close its copy of the parent's connection (closing
-        # a DuckDB database writes to its file): keep it unreachable-yet-referenced, start afresh.
+        # a DuckDB database writes to its file), so it only keeps a reference and starts afresh.
+        # Its copy of the lock file's descriptor holds the file lock until it exits or execs.
         if self._kept is not None:
             _INHERITED.append(self._kept)
         self._lock, self._kept, self._timer = threading.Lock(), None, None
