@@ -42,11 +42,7 @@ def test_a_session_opens_the_file_once_and_holds_it(duck, monkeypatch):
     import duckdb
 
     duck.write_table("crm", "deals", FRAME)
-    opened = []
-    real_connect = duckdb.connect
-    monkeypatch.setattr(
-        duckdb, "connect", lambda *a, **k: opened.append(a) or real_connect(*a, **k)
-    )
+    opened = counted_connects(monkeypatch, duckdb)
     done = threading.Event()
     with duck.session():
         for _ in range(5):
@@ -71,11 +67,7 @@ def test_a_kept_session_serves_a_burst_from_other_threads_then_lets_go(duck, mon
     from pipeline.warehouse.base import KeptSession
 
     duck.write_table("crm", "deals", FRAME)
-    opened = []
-    real_connect = duckdb.connect
-    monkeypatch.setattr(
-        duckdb, "connect", lambda *a, **k: opened.append(a) or real_connect(*a, **k)
-    )
+    opened = counted_connects(monkeypatch, duckdb)
     count = 'SELECT COUNT(*) AS n FROM "crm"."deals"'
 
     def burst(kept: KeptSession, requests: int) -> None:
@@ -111,6 +103,16 @@ def test_a_kept_session_does_not_keep_a_connection_that_failed(duck):
     assert query_within(duck, "SELECT 1 AS x") == [{"x": 1}]  # the file is free
 
 
+def counted_connects(monkeypatch, module) -> list:
+    """The arguments of every `module.connect` call from here on, each still connecting."""
+    opened: list = []
+    real_connect = module.connect
+    monkeypatch.setattr(
+        module, "connect", lambda *a, **k: opened.append((a, k)) or real_connect(*a, **k)
+    )
+    return opened
+
+
 def query_within(warehouse, sql: str, seconds: float = 120) -> list:
     """The query's rows, run on another thread that may wait for the file at most `seconds`."""
     import threading
@@ -130,11 +132,7 @@ def test_a_snowflake_session_logs_in_once(snowflake, monkeypatch):
 
     connector = importlib.import_module("snowflake.connector")
     snowflake.write_table("crm", "deals", FRAME)
-    opened = []
-    real_connect = connector.connect
-    monkeypatch.setattr(
-        connector, "connect", lambda *a, **k: opened.append(k) or real_connect(*a, **k)
-    )
+    opened = counted_connects(monkeypatch, connector)
     count = 'SELECT COUNT(*) AS n FROM "CRM"."DEALS"'
     with snowflake.session():
         for _ in range(3):
