@@ -134,6 +134,23 @@ def test_a_bad_selection_is_refused_with_the_fix(capsys):
     assert selection.main(['owner:"team:payments-data"+']) == 0
 
 
+def test_make_run_checks_a_selection_only_when_one_is_given():
+    """Everything (the default) needs no check; skipping it spares `make run` a Python start."""
+
+    def commands(*args: str) -> str:
+        done = subprocess.run(
+            ["make", "-n", "-o", "install", "run", *args],  # -o: the install is not asked for
+            cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=120,
+        )  # fmt: skip
+        return done.stdout
+
+    assert "pipeline.selection" not in commands()
+    assert "dg launch --job tollgate_gate" in commands()
+    chosen = commands('SELECT=key:"fivetran/payments/*"')
+    assert "-m pipeline.selection 'key:\"fivetran/payments/*\"'" in chosen
+    assert "dg launch --assets 'key:\"fivetran/payments/*\"'" in chosen
+
+
 def test_overlapping_cli_runs_share_the_warehouse_safely(tmp_path, monkeypatch):
     """Two gate runs at once on one instance (a schedule overlapping a manual run), each
     multiprocess, one from each CLI: each publishes what it audited and neither refuses the other's results."""
