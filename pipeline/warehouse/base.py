@@ -46,16 +46,21 @@ class Warehouse(ConfigurableResource):
     def session(self) -> Iterator[None]:
         """Run this thread's queries inside the block on one connection (opening one costs more
         than a check's small queries: a DuckDB file's whole catalog, a Snowflake login)."""
-        key = (self._session_key(), threading.get_ident())
-        if key in SESSIONS:
+        if self._held() is not None:
             yield
             return
-        with self._open() as conn:
-            SESSIONS[key] = conn
-            try:
-                yield
-            finally:
-                del SESSIONS[key]
+        with self._open() as conn, self._lent(conn):
+            yield
+
+    @contextmanager
+    def _lent(self, conn: Any) -> Iterator[None]:
+        """Run this thread's queries inside the block on `conn`, a connection from `_open`."""
+        key = (self._session_key(), threading.get_ident())
+        SESSIONS[key] = conn
+        try:
+            yield
+        finally:
+            del SESSIONS[key]
 
     def _held(self) -> Any | None:
         """The connection this thread's session holds, if it is in one."""
@@ -118,15 +123,12 @@ class KeptSession:
                 closer = ExitStack()
                 conn = closer.enter_context(warehouse._open())
                 self._kept = (key, closer, conn, time.monotonic())
-            held = (key, threading.get_ident())
-            SESSIONS[held] = self._kept[2]
             try:
-                yield
+                with warehouse._lent(self._kept[2]):
+                    yield
             except BaseException:
                 self._close()  # the connection may be what failed: never keep it
                 raise
-            finally:
-                SESSIONS.pop(held, None)
             if self._kept and time.monotonic() - self._kept[3] < self.hold:
                 timer = threading.Timer(self.idle, lambda: self._expire(timer))
                 timer.daemon = True
