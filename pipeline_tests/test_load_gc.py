@@ -77,6 +77,7 @@ from dagster._core.execution.api import create_execution_plan
 def built_again(job):
     raise AssertionError(f"config schema of {job.name} built again")
 
+job_definition._create_run_config_schema  # fails loudly if Dagster renamed what is replaced
 job_definition._create_run_config_schema = built_again
 gate = pipeline.defs.get_repository_def().get_job("tollgate_gate")
 for step in gate.graph.node_dict:
