@@ -144,7 +144,12 @@ def test_force_answers_at_once_and_the_real_client_polls_the_sync(client):
         "the sync to be running",
     )
     assert details["succeeded_at"] is None and details["status"]["is_historical_sync"] is True
-    force = [i for i, r in enumerate(fivetran_api.requests_seen()) if r["path"].endswith("/force")]
+    force = wait_for(  # the sandbox logs a request after answering it: the log may lag the state
+        lambda: [
+            i for i, r in enumerate(fivetran_api.requests_seen()) if r["path"].endswith("/force")
+        ],
+        "the force request in the sandbox's log",
+    )
     assert len(force) == 1
     wait_for(  # the client keeps polling while the sync runs, from its own process
         lambda: sum(
