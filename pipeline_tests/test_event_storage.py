@@ -7,12 +7,23 @@ import threading
 import time
 
 import pytest
-from dagster import AssetCheckResult, AssetKey, DagsterInstance, asset, asset_check, materialize
+from dagster import (
+    AssetCheckResult,
+    AssetKey,
+    DagsterEventType,
+    DagsterInstance,
+    Definitions,
+    asset,
+    asset_check,
+    define_asset_job,
+    materialize,
+)
 from dagster._core.events import AssetMaterializationPlannedData, DagsterEvent
 from dagster._core.events.log import EventLogEntry
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 from sqlalchemy.pool import Pool
 
+from pipeline.event_storage import PooledSqliteEventLogStorage
 from pipeline.settings import REPO_ROOT
 
 WAIT_SECONDS = 120  # a loaded 2-core machine; the wait ends as soon as the state is reached
@@ -110,3 +121,63 @@ def test_a_forked_step_opens_its_own_connections(home):
         storage.store_event(planned("run-1", "parent_after"))
         tables = [e.dagster_event.asset_key.path[-1] for e in instance.all_logs("run-1")]
     assert tables == ["parent_before", *(f"child_{i}" for i in range(20)), "parent_after"]
+
+
+def gate_job(checks: int):
+    @asset
+    def landed() -> None: ...
+
+    rules = [
+        asset_check(asset=landed, name=f"rule_{i}")(lambda: AssetCheckResult(passed=True))
+        for i in range(checks)
+    ]
+    defs = Definitions(assets=[landed], asset_checks=rules, jobs=[define_asset_job("gate")])
+    return defs.resolve_job_def("gate")
+
+
+def planned_events(instance: DagsterInstance, run_id: str) -> list[str]:
+    kinds = {
+        DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
+        DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED,
+    }
+    records = instance.get_records_for_run(run_id, of_type=kinds).records
+    return [r.event_log_entry.dagster_event.event_type_value for r in records]
+
+
+def test_a_new_runs_planned_events_are_stored_a_batch_to_a_transaction(home):
+    """A new run's planned events (one per asset and check) are committed in batches, not singly."""
+    job = gate_job(checks=60)
+    commits = []
+    listener = lambda conn: commits.append(conn.engine.url.database)  # noqa: E731
+    with DagsterInstance.from_config(home) as instance:
+        instance.create_run_for_job(job_def=job)  # the storage and its tables exist
+        event.listen(Engine, "commit", listener)
+        try:
+            run = instance.create_run_for_job(job_def=job)
+        finally:
+            event.remove(Engine, "commit", listener)
+        stored = planned_events(instance, run.run_id)
+    assert len(stored) == 61
+    to_events = [db for db in commits if db.endswith("event_log.db")]
+    assert len(to_events) <= 3, f"{len(to_events)} commits for {len(stored)} planned events"
+
+
+def test_a_batch_that_fails_is_stored_again_event_by_event_and_loses_nothing(home, monkeypatch):
+    """A write that fails inside a batch rolls the batch back; Dagster then stores each event once."""
+    job = gate_job(checks=20)
+    store_event, calls = PooledSqliteEventLogStorage.store_event, []
+
+    def fails_once(self, entry):
+        calls.append(1)
+        if len(calls) == 7:
+            raise OSError("disk full, once")
+        store_event(self, entry)
+
+    monkeypatch.setattr(PooledSqliteEventLogStorage, "store_event", fails_once)
+    with DagsterInstance.from_config(home) as instance:
+        run = instance.create_run_for_job(job_def=job)
+        stored = planned_events(instance, run.run_id)
+    assert len(calls) > 21  # the failed batch was stored again, event by event
+    assert sorted(stored) == sorted(
+        ["ASSET_MATERIALIZATION_PLANNED"] + ["ASSET_CHECK_EVALUATION_PLANNED"] * 20
+    )

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -19,6 +20,7 @@ from looker_sdk.error import SDKError
 from looker_sdk.sdk.api40.models import WriteDatagroup
 
 from pipeline.looker import pdt_state, reset_datagroup
+from pipeline.sandbox import looker_project
 from pipeline.sandbox.looker_api import clear_faults, requests_seen, sandbox_url, set_faults
 from pipeline.settings import REPO_ROOT, sandbox_dir
 
@@ -217,6 +219,35 @@ def test_project_validation_reports_the_configured_errors(sdk):
     assert len(cached.errors) == 2 and cached.stale is False
     with pytest.raises(SDKError, match="not found"):
         sdk.validate_project("other_project")
+
+
+def test_each_request_lists_the_lookml_project_once(sdk, monkeypatch):
+    """The sandbox lists the project's files once per request (each listing stats every file)."""
+    listed, signature = [], looker_project._signature
+    monkeypatch.setattr(
+        looker_project, "_signature", lambda root: listed.append(root) or signature(root)
+    )
+    answers = {
+        "validate": lambda: sdk.validate_project("tollgate").errors,
+        "model": lambda: sdk.lookml_model("payments").explores,
+        "datagroups": lambda: sdk.all_datagroups(),
+    }
+    per_request = {}
+    for name, ask in answers.items():
+        listed.clear()
+        assert ask() is not None
+        per_request[name] = len(listed)
+    assert per_request == {"validate": 1, "model": 1, "datagroups": 1}
+
+
+def test_an_edited_project_is_served_at_the_next_request(sdk, tmp_path, monkeypatch):
+    """Listing once per request never serves a project older than the request."""
+    shutil.copytree(LOOKML, tmp_path / "lookml")
+    monkeypatch.setenv("TOLLGATE_LOOKML_DIR", str(tmp_path / "lookml"))
+    assert [e.name for e in sdk.lookml_model("crm").explores] == ["deals"]
+    model = tmp_path / "lookml" / "crm.model.lkml"
+    model.write_text(model.read_text() + "\nexplore: companies {}\n")
+    assert [e.name for e in sdk.lookml_model("crm").explores] == ["deals", "companies"]
 
 
 def test_lookml_models_list_the_explores_of_the_shipped_project(sdk):

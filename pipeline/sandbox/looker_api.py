@@ -253,6 +253,7 @@ class LookerHandler(SandboxHandler):
         # The request's session decides which branch of the project it sees.
         saved = looker_state.session(token)
         looker_project.session.token = token
+        looker_project.session.project = None  # listed afresh for each request
         looker_project.session.query = query
         looker_project.session.limit = (query.get("limit") or [None])[0]
         looker_project.session.branch = (
