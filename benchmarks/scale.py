@@ -50,6 +50,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 TABLES_PER_CONNECTOR = 10
+BATCH_DEFAULT = "unset (tollgate's event log sets 500 since session 11)"
 LOAD = """
 import resource, time, warnings
 warnings.simplefilter("ignore")
@@ -219,7 +220,7 @@ def machine() -> str:
     return (
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {cpu}, {os.cpu_count()} cores; "
         f"Python {platform.python_version()}; load average (1/5/15 min) now {load}; "
-        f"DAGSTER_EVENT_BATCH_SIZE={os.environ.get('DAGSTER_EVENT_BATCH_SIZE', 'unset')}"
+        f"DAGSTER_EVENT_BATCH_SIZE={os.environ.get('DAGSTER_EVENT_BATCH_SIZE', BATCH_DEFAULT)}"
     )
 
 

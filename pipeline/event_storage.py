@@ -12,11 +12,11 @@ from sqlalchemy import Engine, create_engine
 from watchdog.events import FileSystemEvent, PatternMatchingEventHandler
 from watchdog.observers import Observer
 
-# Dagster hands the storage batches (a new run's planned events, a step's materializations) only
-# when DAGSTER_EVENT_BATCH_SIZE is set, and this storage writes a batch in one transaction. Every
-# process that opens the instance imports this module first: the CLI, the UI, the daemon and each
-# step. 500 events hold SQLite's write lock for well under a second, far from the 30 s that other
-# runs' writers wait before they fail. A value set by the user wins.
+# Dagster hands the storage batches (a new run's planned events; the materializations of a
+# partitioned output) only when DAGSTER_EVENT_BATCH_SIZE is set, and this storage writes a batch
+# in one transaction. Every process that opens the instance imports this module first: the CLI,
+# the UI, the daemon and each step. 500 events hold SQLite's write lock for well under a second,
+# far from the 30 s that other runs' writers wait before they fail. A value set by the user wins.
 os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "500")
 
 
