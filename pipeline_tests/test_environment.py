@@ -2,6 +2,7 @@
 Fivetran sandbox never writes generated rows into a warehouse that is not its own."""
 
 import pytest
+from dagster import DagsterInstance
 
 from pipeline import environment
 from pipeline.definitions import build_definitions
@@ -204,3 +205,16 @@ def test_local_events_are_kept_in_one_sqlite_file(tmp_path, monkeypatch):
         ".tollgate/dagster/history/runs.db",
         ".tollgate/dagster/history/schedules/schedules.db",
     ]
+
+
+def test_opening_the_warehouse_outside_a_run_builds_no_dagster_instance_each_time(monkeypatch):
+    """Every sync step opens the warehouse twice; each open built a throwaway Dagster instance."""
+    built, ephemeral = [], DagsterInstance.ephemeral
+    monkeypatch.setattr(
+        DagsterInstance, "ephemeral", staticmethod(lambda *a, **k: built.append(1) or ephemeral())
+    )
+    monkeypatch.setattr(environment, "_INSTANCES", {}, raising=False)  # a fresh process
+    for _ in range(3):
+        with environment.open_warehouse() as warehouse:
+            assert warehouse.query("select 1 as one") == [{"one": 1}]
+    assert len(built) == 1
