@@ -96,13 +96,48 @@ def test_a_kept_session_serves_a_burst_from_other_threads_then_lets_go(duck, mon
     assert len(opened) == 6
 
 
-def test_a_kept_session_does_not_keep_a_connection_that_failed(duck):
+def test_a_kept_session_does_not_keep_a_connection_that_failed(duck, monkeypatch):
+    import duckdb
+
     from pipeline.warehouse.base import KeptSession
 
+    opened = counted_connects(monkeypatch, duckdb)
     kept = KeptSession(idle=3600, hold=3600)
     with pytest.raises(Exception, match="nowhere"), kept.use(duck):
         duck.query("SELECT * FROM nowhere")
-    assert query_within(duck, "SELECT 1 AS x") == [{"x": 1}]  # the file is free
+    with kept.use(duck):
+        assert duck.query("SELECT 1 AS x") == [{"x": 1}]
+    assert len(opened) == 2  # the failed connection was closed, not served again
+    kept.close()
+
+
+def test_an_open_in_the_kept_sessions_process_closes_it_when_idle(duck, monkeypatch):
+    """A step's own query after the Looker sandbox's requests (same process) does not wait out
+    the idle time of the sandbox's kept connection: it closes it and opens the file at once."""
+    import threading
+
+    import duckdb
+
+    from pipeline.warehouse.base import KeptSession
+
+    duck.write_table("crm", "deals", FRAME)
+    opened = counted_connects(monkeypatch, duckdb)
+    kept = KeptSession(idle=3600, hold=3600)  # would hold the file for an hour
+
+    def answer():
+        with kept.use(duck):
+            duck.query("SELECT 1")
+
+    request = threading.Thread(target=answer)
+    request.start()
+    request.join(timeout=120)
+    assert len(opened) == 1
+    count = 'SELECT COUNT(*) AS n FROM "crm"."deals"'
+    assert query_within(duck, count) == [{"n": 3}]
+    assert len(opened) == 2
+    answer()  # the sandbox's next request opens the file again
+    assert len(opened) == 3
+    kept.close()
 
 
 def counted_connects(monkeypatch, module) -> list:

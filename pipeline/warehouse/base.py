@@ -3,6 +3,7 @@
 import os
 import threading
 import time
+import weakref
 from abc import abstractmethod
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
@@ -110,6 +111,7 @@ class KeptSession:
         self._kept: tuple[str, ExitStack, Any, float] | None = None  # key, closer, conn, opened
         self._timer: threading.Timer | None = None
         os.register_at_fork(after_in_child=self._forget)
+        _KEPT_SESSIONS.add(self)
 
     @contextmanager
     def use(self, warehouse: Warehouse) -> Iterator[None]:
@@ -136,6 +138,17 @@ class KeptSession:
                 timer.start()
             else:
                 self._close()
+
+    def let_go_if_idle(self, key: str) -> None:
+        """Close the connection kept for `key` if no block is using it (a new open would wait)."""
+        if not self._lock.acquire(blocking=False):
+            return  # a block is running on it, and lets it go when done
+        try:
+            if self._kept and self._kept[0] == key:
+                self._stop_timer()
+                self._close()
+        finally:
+            self._lock.release()
 
     def close(self) -> None:
         """Close the kept connection now, if there is one."""
@@ -169,3 +182,10 @@ class KeptSession:
 
 
 _INHERITED: list[Any] = []
+_KEPT_SESSIONS: "weakref.WeakSet[KeptSession]" = weakref.WeakSet()
+
+
+def let_go_idle_sessions(key: str) -> None:
+    """Close this process's idle kept connections to `key` before a new open would wait on them."""
+    for kept in list(_KEPT_SESSIONS):
+        kept.let_go_if_idle(key)

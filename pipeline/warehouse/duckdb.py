@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from pipeline.warehouse.base import Warehouse
+from pipeline.warehouse.base import Warehouse, let_go_idle_sessions
 from pipeline.warehouse.sql import identifier
 
 if TYPE_CHECKING:  # pandas costs 0.6 s to import; only the sandbox's landing uses it
@@ -46,6 +46,8 @@ class DuckDBWarehouse(Warehouse):
     def _open(self) -> Iterator[duckdb.DuckDBPyConnection]:
         # DuckDB lets one process open a file at a time, readers included, so every process
         # (multiprocess steps, overlapping runs, the sandbox) takes an exclusive file lock first.
+        # A connection this process keeps idle (the Looker sandbox's) would hold it: closed first.
+        let_go_idle_sessions(self._session_key())
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         with open(f"{self.path}.lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
