@@ -203,13 +203,15 @@ def _results(
     def views() -> list[str]:
         return model_views(lookml(), model.views)
 
+    # The warehouse's own rule first, before the Looker requests: measured at 1,000 tables, the
+    # steps took 2.5-3.2 s this way and 4.0-4.6 s with it after them (benchmarks/README.md).
     rules: dict[str, Callable[[], Outcome]] = {
+        DELETED_FILTERED: lambda: deleted_rows_filtered(lookml(), contracts, warehouse),
         LOOKML_VALID: lambda: project_validates(*api()),
         NO_PII_EXPOSED: lambda: _pii(model, views(), contracts),
         VIEW_COLUMNS: lambda: columns_in_contracts(lookml(), views(), contracts),
         EXPLORES_RUN: lambda: explores_run(api()[0], model.name, served_explores(lookml())),
         JOINS_HOLD: lambda: joins_hold(api()[0], lookml(), contracts),
-        DELETED_FILTERED: lambda: deleted_rows_filtered(lookml(), contracts, warehouse),
         DATA_TESTS: lambda: data_tests_pass(api()[0], api()[1], model.name, lookml().tests),
     }
     for name, rule in rules.items():
