@@ -203,8 +203,9 @@ def _results(
     def views() -> list[str]:
         return model_views(lookml(), model.views)
 
-    # The warehouse's own rule first, before the Looker requests: measured at 1,000 tables, the
-    # steps took 2.5-3.2 s this way and 4.0-4.6 s with it after them (benchmarks/README.md).
+    # The warehouse's own rule first: the Looker requests then share one kept connection, and the
+    # step takes the DuckDB file twice, not three times (each time behind other steps' holds:
+    # 2.5-3.2 s a step at 1,000 tables against 4.0-4.6 s, benchmarks/README.md).
     rules: dict[str, Callable[[], Outcome]] = {
         DELETED_FILTERED: lambda: deleted_rows_filtered(lookml(), contracts, warehouse),
         LOOKML_VALID: lambda: project_validates(*api()),
