@@ -8,6 +8,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from dagster import DagsterInstance, EnvVar, build_resources
@@ -182,18 +183,14 @@ def open_warehouse(configured: Warehouse | None = None) -> Iterator[Warehouse]:
         yield resources.warehouse
 
 
-_INSTANCES: dict[int, DagsterInstance] = {}
-
-
+@cache
 def _resource_instance() -> DagsterInstance:
     # Without one, build_resources builds a throwaway in-memory Dagster instance for every call
     # (0.1 s each, twice in every sync step), only to hand it to the resource's init context.
-    # One per process: a forked step makes its own.
-    pid = os.getpid()
-    if pid not in _INSTANCES:
-        _INSTANCES.clear()
-        _INSTANCES[pid] = DagsterInstance.ephemeral()
-    return _INSTANCES[pid]
+    return DagsterInstance.ephemeral()
+
+
+os.register_at_fork(after_in_child=_resource_instance.cache_clear)  # a forked step makes its own
 
 
 def fivetran_workspace() -> FivetranWorkspace:

@@ -213,7 +213,7 @@ def test_opening_the_warehouse_outside_a_run_builds_no_dagster_instance_each_tim
     monkeypatch.setattr(
         DagsterInstance, "ephemeral", staticmethod(lambda *a, **k: built.append(1) or ephemeral())
     )
-    monkeypatch.setattr(environment, "_INSTANCES", {}, raising=False)  # a fresh process
+    environment._resource_instance.cache_clear()  # as in a fresh process
     for _ in range(3):
         with environment.open_warehouse() as warehouse:
             assert warehouse.query("select 1 as one") == [{"one": 1}]

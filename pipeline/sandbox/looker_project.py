@@ -65,7 +65,7 @@ def project() -> Project:
         raise FileNotFoundError(f"branch {branch!r} is not in {branches_dir()}")
     root = folder or lookml_dir()
     found = _read(root, branch or "production", _signature(root))
-    if getattr(session, "token", None) is not None:  # inside a request: one project throughout
+    if hasattr(session, "project"):  # in a request (looker_api starts it at None): one listing
         session.project = found
     return found
 
