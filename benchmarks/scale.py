@@ -100,23 +100,37 @@ def gate(
     scale: str | None,
     select: str | None = None,
     storage: dict | None = None,
+    executor: str | None = None,
 ) -> dict:
-    """One gate run in `work` (reused: a second call is the warm run): the job, or a selection."""
+    """One gate run in `work` (reused: a second call is the warm run): the job, or a selection;
+    `executor` (in_process, multiprocess) in run config, else the environment's default."""
     home = work / "home"
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").write_text(yaml.safe_dump(instance_config(code, storage)))
     env = env_for(code, work / "data", home, scale)
-    started = time.perf_counter()
-    done = subprocess.run(
+    command = (
         [str(BIN / "dagster"), "job", "execute", "-m", "pipeline", "-j", "tollgate_gate"]
         if select is None
-        else [str(BIN / "dagster"), "asset", "materialize", "-m", "pipeline", "--select", select],
-        cwd=home, env=env, capture_output=True, text=True,
+        else [str(BIN / "dagster"), "asset", "materialize", "-m", "pipeline", "--select", select]
     )  # fmt: skip
-    wall = time.perf_counter() - started
+    if executor:  # `dagster job execute` takes run config only from a file
+        (home / "executor.yaml").write_text(
+            yaml.safe_dump({"execution": {"config": {executor: {}}}})
+        )
+        command += ["-c", str(home / "executor.yaml")]
+    busy_before, started = busy_seconds(), time.perf_counter()
+    done = subprocess.run(command, cwd=home, env=env, capture_output=True, text=True)
+    wall, busy = time.perf_counter() - started, busy_seconds() - busy_before
     if done.returncode != 0:
         sys.exit(f"gate failed ({done.returncode}):\n{(done.stdout + done.stderr)[-4000:]}")
-    return {"wall": wall, **run_records(home, work / "data", env)}
+    return {"wall": wall, "busy": busy, **run_records(home, work / "data", env)}
+
+
+def busy_seconds() -> float:
+    """Core-seconds this machine's CPUs have been busy since boot (every process, not only ours)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle and iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 RECORDS = """
@@ -235,7 +249,11 @@ def main() -> None:
     parser.add_argument("--no-sample", action="store_true", help="skip the warm `make run`")
     parser.add_argument("--postgres", action="store_true", help="Dagster storage in PostgreSQL")
     parser.add_argument("--keep", type=Path, help="work folder to keep (default: a temp folder)")
+    parser.add_argument("--executors", nargs="*", default=["default"],
+                        choices=["default", "in_process", "multiprocess"],
+                        help="run each gate with each (default: the environment's choice)")  # fmt: skip
     args = parser.parse_args()
+    executors = {name: None if name == "default" else name for name in args.executors}
     work = args.keep or Path(tempfile.mkdtemp(prefix="tollgate-scale-"))
     cores = os.cpu_count() or 1
     concurrency = int(  # tollgate's default: one more than cores (pipeline/run_end.py)
@@ -260,9 +278,15 @@ def main() -> None:
                 )
         best = {name: min(runs, key=total) for name, runs in loads.items()}
         row = {"tables": tables, "scale": scale, "load": best["warm"], "loads": best}
-        if tables in gate_sizes:
-            with postgres() if args.postgres else nullcontext() as storage:
-                row["gate"] = gate(REPO, folder, scale, args.gate_select, storage)
+        if tables in gate_sizes:  # each executor from a copy of the same cold folder
+            for name in executors:
+                shutil.copytree(folder, work / f"{scale}-{name}", symlinks=True)
+            row["gates"] = {}
+            for name, executor in executors.items():
+                with postgres() if args.postgres else nullcontext() as storage:
+                    row["gates"][name] = gate(
+                        REPO, work / f"{scale}-{name}", scale, args.gate_select, storage, executor
+                    )
         rows.append(row)
         print(f"<!-- {json.dumps(row)} -->", flush=True)
 
@@ -282,37 +306,47 @@ def main() -> None:
             print(f"| {row['tables']:,} | {name} | {load['import']:.1f} | {load['build']:.1f} | "
                   f"{load['resolve']:.1f} | {total(load):.1f} |")  # fmt: skip
 
-    gates = [row for row in rows if "gate" in row]
+    gates = [row for row in rows if "gates" in row]
     if gates:
         how = f"`--select '{args.gate_select}'`" if args.gate_select else "the `tollgate_gate` job"
         print(f"\nGate ({how}), cold: the sandbox lands every table; "
               f"Dagster storage: {'PostgreSQL' if args.postgres else 'SQLite'}.\n")  # fmt: skip
         print(
-            "| tables | checked | steps | wall (s) | run (s) | queries (s) | work (s) | "
-            "overhead per table (core-s) | step launch, median (s) | step body, median (s) |"
+            "| tables | executor | checked | steps | wall (s) | run (s) | queries (s) | work (s) | "
+            "overhead per table (core-s) | busy core-s | busy overhead per table (core-s) | "
+            "step launch, median (s) | step body, median (s) |"
         )
-        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")  # fmt: skip
+        print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")  # fmt: skip
         for row in gates:
-            g = row["gate"]
-            overhead = (g["wall"] * cores - g["work"]) / max(g["tables"], 1)
-            print(f"| {row['tables']:,} | {g['tables']:,} | {g['steps']:,} | {g['wall']:.0f} | "
-                  f"{g['run_wall']:.0f} | {g['queries']:.1f} | {g['work']:.1f} | {overhead:.2f} | "
-                  f"{g['launch_median']:.2f} | {g['body_median']:.2f} |")  # fmt: skip
+            for name, g in row["gates"].items():
+                overhead = (g["wall"] * cores - g["work"]) / max(g["tables"], 1)
+                busy = (g["busy"] - g["work"]) / max(g["tables"], 1)
+                print(f"| {row['tables']:,} | {name} | {g['tables']:,} | {g['steps']:,} | "
+                      f"{g['wall']:.0f} | {g['run_wall']:.0f} | {g['queries']:.1f} | "
+                      f"{g['work']:.1f} | {overhead:.2f} | {g['busy']:.0f} | {busy:.2f} | "
+                      f"{seconds(g['launch_median'])} | {seconds(g['body_median'])} |")  # fmt: skip
 
     if args.no_sample:
         return
     print("\nWarm `make run` on the sample (second of two runs in the same folder).\n")
     print("| code | wall (s) | run (s) | queries (s) | wall / queries | step launch, median (s) |")
     print("|---|---:|---:|---:|---:|---:|")
-    codes = [("this branch", REPO)] + ([("compare", args.compare)] if args.compare else [])
-    folders = {name: work / f"sample-{name.replace(' ', '-')}" for name, _ in codes}
-    for name, code in codes:  # every warm-up first, then the measured runs back to back
-        gate(code, folders[name], None)
-    for name, code in codes:
-        g = gate(code, folders[name], None)
+    codes = [
+        ("this branch" if name == "default" else f"this branch, {name}", REPO, executor)
+        for name, executor in executors.items()
+    ] + ([("compare", args.compare, None)] if args.compare else [])
+    folders = {name: work / f"sample-{name.replace(' ', '-')}" for name, _, _ in codes}
+    for name, code, executor in codes:  # every warm-up first, then the measured runs back to back
+        gate(code, folders[name], None, executor=executor)
+    for name, code, executor in codes:
+        g = gate(code, folders[name], None, executor=executor)
         print(f"<!-- {name}: {json.dumps(g)} -->")
         print(f"| {name} | {g['wall']:.0f} | {g['run_wall']:.0f} | {g['queries']:.1f} | "
-              f"{g['wall'] / g['queries']:.1f} | {g['launch_median']:.2f} |", flush=True)  # fmt: skip
+              f"{g['wall'] / g['queries']:.1f} | {seconds(g['launch_median'])} |", flush=True)  # fmt: skip
+
+
+def seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"  # in one process, steps have no launch
 
 
 if __name__ == "__main__":

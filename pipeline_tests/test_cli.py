@@ -1,5 +1,5 @@
 """Scope: `dg launch` and `dagster asset materialize` as CI runs them, and the gate job as `make
-run` launches it — real CLIs, multiprocess executor, exit codes, the run summary."""
+run` launches it — real CLIs, both executors, exit codes, the run summary."""
 
 import os
 import re
@@ -28,6 +28,8 @@ def dagster_cli(select: str = "*") -> list[str]:
 DG_CLI = [str(DG), "launch", "--assets", "*", "--module-name", "pipeline"]
 # What `make run` launches for everything: the job, so no step rebuilds a subset of it.
 GATE_JOB_CLI = [str(DG), "launch", "--job", "tollgate_gate", "--module-name", "pipeline"]
+# What real services get by default, and anyone can choose: a process per step.
+MULTIPROCESS = ["--config-json", '{"execution": {"config": {"multiprocess": {}}}}']
 
 
 def start(home: Path, defects: str = "", cli: list[str] | None = None) -> subprocess.Popen:
@@ -59,8 +61,12 @@ def materialized(home: Path, keys: set[AssetKey]) -> set[AssetKey]:
         return {key for key in keys if instance.get_latest_materialization_event(key)}
 
 
-@pytest.mark.parametrize(("defects", "cli"), [("", dagster_cli()), ("null_ids", GATE_JOB_CLI)])
+@pytest.mark.parametrize(
+    ("defects", "cli"), [("", GATE_JOB_CLI), ("null_ids", dagster_cli() + MULTIPROCESS)]
+)
 def test_cli_exit_code_follows_blocking_checks(tmp_path, monkeypatch, defects, cli):
+    """`make run`'s default (the sandbox's steps in one process) on a clean sync; CI's
+    `dagster asset materialize` with a process per step, as real services run, on a defect."""
     home = tmp_path / "dagster_home"
     run = materialize(home, defects, cli)
     output = run.stdout + run.stderr
@@ -70,10 +76,13 @@ def test_cli_exit_code_follows_blocking_checks(tmp_path, monkeypatch, defects, c
         AssetKey(["fivetran", "crm", "deals"]),
     }
     assert materialized(home, fivetran) == fivetran, output[-3000:]
-    # Definitions are built by the CLI and once more by the executor's forkserver, which every
-    # step forks from; a step that rebuilt them would list the Fivetran groups again.
+    # Definitions are built by the CLI, and with a process per step once more by the executor's
+    # forkserver, which every step forks from; a step that rebuilt them would list the Fivetran
+    # groups again. In one process (the sandbox's default) no step process exists.
     listings = [r for r in fivetran_api.requests_seen() if r["path"] == "/v1/groups"]
-    assert len(listings) == 2, f"definitions were built {len(listings)} times, not twice"
+    builds = 2 if MULTIPROCESS[-1] in cli else 1
+    assert len(listings) == builds, f"definitions were built {len(listings)} times, not {builds}"
+    assert ("Executing steps in process" in output) == (builds == 1), output[-3000:]
     # Said once, by the process that loaded the code, not again by each step process.
     assert output.count("tollgate loaded: TOLLGATE_ENV=sandbox") == 1, output[-3000:]
     job = "tollgate_gate" if cli == GATE_JOB_CLI else "__ASSET_JOB"
@@ -152,8 +161,9 @@ def test_make_run_checks_a_selection_only_when_one_is_given():
 
 
 def test_overlapping_cli_runs_share_the_warehouse_safely(tmp_path, monkeypatch):
-    """Two gate runs at once on one instance (a schedule overlapping a manual run), each
-    multiprocess, one from each CLI: each publishes what it audited and neither refuses the other's results."""
+    """Two gate runs at once on one instance (a schedule overlapping a manual run), one from each
+    CLI, one with a process per step and one in one process: each publishes what it audited and
+    neither refuses the other's results."""
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
@@ -161,7 +171,7 @@ def test_overlapping_cli_runs_share_the_warehouse_safely(tmp_path, monkeypatch):
     # An instance that already exists, as a schedule's is: two processes creating one SQLite
     # storage at the same moment race in Dagster's own schema migration, not in tollgate.
     DagsterInstance.from_config(str(home)).dispose()
-    runs = [start(home), start(home, cli=DG_CLI)]
+    runs = [start(home, cli=dagster_cli() + MULTIPROCESS), start(home, cli=DG_CLI)]
     results = [finish(run) for run in runs]
     for code, output in results:
         assert code == 0, output[-3000:]
