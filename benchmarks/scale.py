@@ -15,6 +15,8 @@ selection (`dagster asset materialize -m pipeline --select S`; `'*'` selects eve
              the sandbox landing data), which a gate cannot skip either
   overhead:  (gate wall x cores - work) / tables: the core-seconds each table costs beyond its
              own work (until session 10, x concurrent steps, which was the number of cores)
+  busy:      the machine's busy core-seconds during the gate (/proc/stat: every process, so it
+             counts what else ran), and the overhead counted from it: (busy - work) / tables
   per step:  launch (STEP_WORKER_STARTING to STEP_START: process start, definitions, resources)
              and the step's body (STEP_START to STEP_SUCCESS/FAILURE)
 `--postgres` keeps Dagster's runs and events in a throwaway PostgreSQL cluster on 127.0.0.1 (as
@@ -23,6 +25,9 @@ SQLite, so Dagster's own bookkeeping can be told apart from tollgate's. With
 `DAGSTER_EVENT_BATCH_SIZE=N` in the environment Dagster batches its planned events, but only
 PostgreSQL stores a batch at once, and only of materializations: check events are still one
 write each (benchmarks/README.md).
+`--executors in_process multiprocess` runs each gate with that executor in its run config (default:
+none, so the environment chooses: in one process in the sandbox), each from a copy of the same cold
+folder, and the warm `make run` with each.
 `--compare DIR` runs the definitions load and the warm `make run` also with the code in DIR (e.g.
 `git archive main`), in the same benchmark run, so the two can be compared as a ratio on an
 equally busy machine; `--loads N` repeats the loads, interleaved, and keeps each code's best.
