@@ -4,7 +4,15 @@ from the preloaded server, one more than cores; what run config chooses wins."""
 import os
 
 import pytest
-from dagster import DagsterEventType, DagsterInstance, execute_job, job, op, reconstructable
+from dagster import (
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRunStatus,
+    execute_job,
+    job,
+    op,
+    reconstructable,
+)
 
 from pipeline.run_end import (
     FORKSERVER,
@@ -91,3 +99,17 @@ def test_run_config_without_an_executor_gets_the_environments_one(tmp_path, run_
         pids, engine = _step_pids(instance, result.run_id)
     assert any(how in message for message in engine), engine
     assert (pids == {os.getpid()}) == (run_config is None), pids
+
+
+def test_an_environment_that_cannot_be_used_fails_the_run_before_any_step(tmp_path, monkeypatch):
+    """The executor asks the environment where steps run: one it cannot use fails the run (not
+    left NOT_STARTED, as raising while the executor was created did), with the reason logged."""
+    monkeypatch.setenv("TOLLGATE_ENV", "staging")
+    (tmp_path / "home").mkdir()
+    with DagsterInstance.local_temp(str(tmp_path / "home")) as instance:
+        result = execute_job(reconstructable(tiny_gate), instance)
+        run = instance.get_run_by_id(result.run_id)
+        pids, _ = _step_pids(instance, run.run_id)
+        logged = " ".join(str(e.dagster_event) for e in instance.all_logs(run.run_id))
+    assert run.status == DagsterRunStatus.FAILURE and not pids
+    assert "TOLLGATE_ENV='staging' is not one of sandbox, production" in logged
