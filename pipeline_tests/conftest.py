@@ -9,6 +9,7 @@ from dagster_snowflake import SnowflakeResource
 from pipeline.environment import CREDENTIALS
 from pipeline.sandbox import server
 from pipeline.warehouse import DuckDBWarehouse
+from pipeline.warehouse.base import KEPT
 from pipeline.warehouse.snowflake import SnowflakeWarehouse
 
 # fakesnow.server() replaces itself with its own submodule on first use (`import fakesnow.server`),
@@ -34,6 +35,7 @@ def isolated_data_dir(tmp_path, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     yield tmp_path / "data"
     server.stop_all()
+    KEPT.close()  # the process's kept DuckDB connection, to this test's file
 
 
 @pytest.fixture

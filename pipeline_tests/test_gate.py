@@ -5,6 +5,7 @@ from dagster import AssetKey
 from pipeline.sandbox import looker_api
 from pipeline.settings import duckdb_path
 from pipeline.warehouse import DuckDBWarehouse
+from pipeline.warehouse.base import KEPT
 from pipeline_tests.gate import (
     FIVETRAN_KEYS,
     LOOKER_KEYS,
@@ -110,6 +111,7 @@ def test_an_error_in_one_tables_check_fails_its_rules_not_its_connectors_other_t
 def test_a_warehouse_that_cannot_be_opened_fails_every_check_of_the_step(monkeypatch):
     """A connector's tables share one connection: when it cannot be opened, every selected check
     of theirs fails with the reason, and nothing of theirs is published."""
+    let_go_after_every_block(monkeypatch)
     import traceback
 
     real_open = DuckDBWarehouse._open
@@ -158,11 +160,37 @@ def test_a_table_that_cannot_be_published_holds_back_only_itself(monkeypatch):
     assert "no longer exists" in message
 
 
+def let_go_after_every_block(monkeypatch) -> None:
+    """The process's kept DuckDB connection closed after each block, as when another process
+    waits for the file: each step, and each block outside one, opens the file itself."""
+    monkeypatch.setattr(KEPT, "hold", 0.0)
+
+
+def test_a_run_in_one_process_keeps_one_warehouse_connection_across_its_steps(monkeypatch):
+    """With its steps in one process, a run's steps and the sandboxes share the process's kept
+    connection: kept long enough, the whole gate opens the DuckDB file once. Before, every step
+    opened it at least once, and so did each burst of Looker sandbox requests."""
+    opened: list[str] = []
+    real_open = DuckDBWarehouse._open
+
+    def counting(self):
+        opened.append(self.path)
+        return real_open(self)
+
+    KEPT.close()
+    monkeypatch.setattr(KEPT, "idle", 3600.0)
+    monkeypatch.setattr(KEPT, "hold", 3600.0)
+    monkeypatch.setattr(DuckDBWarehouse, "_open", counting)
+    assert run_gate().success
+    assert len(opened) == 1, opened
+
+
 def test_each_step_opens_the_warehouse_file_once(monkeypatch):
     """Opening a DuckDB file reads its whole catalog under the file lock (0.5 s with its close at
     1,000 tables), so a step's queries share one connection: a connector's checks, its publish,
     the sync's row counts (and the sandbox landing them), a refresh's published versions, a
     model's deleted-rows rule. Before, checks and publish opened it again for every table."""
+    let_go_after_every_block(monkeypatch)
     import traceback
     from collections import Counter
 
@@ -198,6 +226,7 @@ def test_a_step_hands_its_results_to_dagster_before_it_opens_another_connection(
     results to Dagster and opens the next: a large connector's results show while it runs, and
     other steps get the DuckDB file in between. With no hold at all, every table has its own
     connection, and its results are recorded before the next table is audited."""
+    let_go_after_every_block(monkeypatch)
     import traceback
 
     from pipeline import report

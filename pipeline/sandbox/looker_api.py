@@ -11,7 +11,7 @@ from pipeline.sandbox import looker_project, looker_queries, looker_state, serve
 from pipeline.sandbox.looker_state import clear_faults, set_faults
 from pipeline.sandbox.server import Answer, Route, SandboxHandler, route, serve
 from pipeline.warehouse import Warehouse
-from pipeline.warehouse.base import KeptSession
+from pipeline.warehouse.base import KEPT
 
 __all__ = ["clear_faults", "requests_seen", "sandbox_url", "set_faults"]
 
@@ -42,8 +42,9 @@ def _warehouse() -> Warehouse | None:
 
 # Looker pools its connections. The sandbox keeps one open across a burst of requests (a LookML
 # step's explore queries, one after another), because each DuckDB open reads the whole catalog
-# (0.25-0.4 s at 1,000 tables); briefly, as other processes wait on the file meanwhile.
-_KEPT = KeptSession(idle=0.2, hold=5.0)
+# (0.25-0.4 s at 1,000 tables); briefly, as other processes wait on the file meanwhile. It is the
+# process's kept connection, which the steps' own DuckDB queries use too.
+_KEPT = KEPT
 
 
 @contextmanager

@@ -1,5 +1,6 @@
 """The one small interface every warehouse backend implements."""
 
+import atexit
 import os
 import threading
 import time
@@ -183,6 +184,10 @@ class KeptSession:
 
 _INHERITED: list[Any] = []
 _KEPT_SESSIONS: "weakref.WeakSet[KeptSession]" = weakref.WeakSet()
+# This process's one kept connection: DuckDB's queries and the Looker sandbox's requests share it,
+# so a run's steps in one process open the file about every `hold` seconds, not once per step.
+KEPT = KeptSession(idle=0.2, hold=5.0)
+atexit.register(KEPT.close)  # closed, not dropped at exit: DuckDB checkpoints its file on close
 
 
 def let_go_idle_sessions(key: str) -> None:
