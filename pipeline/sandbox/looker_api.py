@@ -40,18 +40,15 @@ def _warehouse() -> Warehouse | None:
     return _connection["warehouse"]
 
 
-# Looker pools its connections. The sandbox keeps one open across a burst of requests (a LookML
-# step's explore queries, one after another), because each DuckDB open reads the whole catalog
-# (0.25-0.4 s at 1,000 tables); briefly, as other processes wait on the file meanwhile. It is the
-# process's kept connection, which the steps' own DuckDB queries use too.
-_KEPT = KEPT
-
-
 @contextmanager
 def _connected() -> Iterator[Warehouse | None]:
-    """The warehouse, on the sandbox's kept connection for the request's queries."""
+    """The warehouse, on the process's kept connection for the request's queries."""
+    # Looker pools its connections. The sandbox keeps one open across a burst of requests (a
+    # LookML step's explore queries, one after another), because each DuckDB open reads the whole
+    # catalog (0.25-0.4 s at 1,000 tables); briefly, as other processes wait on the file meanwhile.
+    # It is the process's one kept connection, which its own DuckDB queries use too.
     warehouse = _warehouse()
-    with _KEPT.use(warehouse) if warehouse is not None else nullcontext():
+    with KEPT.use(warehouse) if warehouse is not None else nullcontext():
         yield warehouse
 
 

@@ -101,10 +101,11 @@ class Warehouse(ConfigurableResource):
 
 
 class KeptSession:
-    """One connection kept open between blocks that come in a burst from different threads (the
-    Looker sandbox's requests, as Looker pools its connections): closed once `idle` seconds pass
-    without a block, after the block that finds it open for `hold` seconds, or at once when its
-    own process opens the warehouse while it is idle, so that others waiting get their turn."""
+    """One connection kept open between blocks that come in a burst, from one thread or several
+    (a run's steps, the Looker sandbox's requests, as Looker pools its connections): closed once
+    `idle` seconds pass without a block, after the block that finds it open for `hold` seconds,
+    or at once when its own process opens the warehouse while it is idle, so that others waiting
+    get their turn."""
 
     def __init__(self, idle: float, hold: float):
         self.idle, self.hold = idle, hold
