@@ -35,6 +35,9 @@ from pipeline.run_summary import as_markdown, as_text, summarize
 FORKSERVER = {"forkserver": {"preload_modules": ["pipeline.preload"]}}
 MAX_CONCURRENT_VARIABLE = "DAGSTER_MULTIPROCESS_EXECUTOR_MAX_CONCURRENT"  # read by Dagster
 
+# Dagster's choice of executors: in_process or multiprocess, each with what Dagster fills in when
+# run config names it without settings.
+EXECUTORS = multi_or_in_process_executor.config_schema.as_field().config_type
 SUMMARY_MD = "summary.md"
 HELD_BACK = "held back by checks"
 
@@ -119,7 +122,7 @@ class GateExecutor(Executor):
     name="tollgate_executor",
     # No default: a run whose config names no executor gets the one its environment suits.
     config_schema=Field(
-        multi_or_in_process_executor.config_schema.as_field().config_type,
+        EXECUTORS,
         is_required=False,
         description="in_process or multiprocess; unset, the sandbox runs steps in one process "
         "and real services run each step in its own.",
@@ -147,9 +150,8 @@ def steps_for_environment() -> dict[str, Any]:
         # Raised here, it would leave the run NOT_STARTED; the executor raises it again as the run
         # starts (`run_tags`), where Dagster records it as the run's failure.
         real = frozenset()
-    if real:
-        return {"multiprocess": {"max_concurrent": None, "retries": {"enabled": {}}}}
-    return {"in_process": {"retries": {"enabled": {}}}}
+    chosen = "multiprocess" if real else "in_process"
+    return {chosen: EXECUTORS.fields[chosen].default_value}
 
 
 def with_gate_defaults(config: Mapping[str, Any]) -> Mapping[str, Any]:

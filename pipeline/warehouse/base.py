@@ -51,6 +51,12 @@ class Warehouse(ConfigurableResource):
         if self._held() is not None:
             yield
             return
+        with self._session_block():
+            yield
+
+    @contextmanager
+    def _session_block(self) -> Iterator[None]:
+        """A connection lent to this thread for one session: a new one, unless a backend keeps one."""
         with self._open() as conn, self._lent(conn):
             yield
 

@@ -2,7 +2,7 @@
 
 import fcntl
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,23 +35,14 @@ class DuckDBWarehouse(Warehouse):
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """This thread's session connection, else the process's kept one for this block."""
-        held = self._held()
-        if held is not None:
-            yield held
-            return
-        with KEPT.use(self):
+        with self.session():
             yield self._held()
 
-    @contextmanager
-    def session(self) -> Iterator[None]:
-        """Run this thread's queries inside the block on the process's kept connection."""
+    def _session_block(self) -> AbstractContextManager[None]:
         # Opening the file reads its whole catalog (0.1-0.2 s at 1,000 tables), and closing it
         # checkpoints: with a run's steps in one process that was a fifth of the 1,000-table gate.
-        if self._held() is not None:
-            yield
-            return
-        with KEPT.use(self):
-            yield
+        # So every block of this process runs on its one kept connection.
+        return KEPT.use(self)
 
     @contextmanager
     def _open(self) -> Iterator[duckdb.DuckDBPyConnection]:
