@@ -4,6 +4,8 @@ from functools import cache
 
 __all__ = ["defs"]
 
+YOUNGEST_GENERATION = 10_000  # objects allocated between collections of the youngest generation
+
 
 @cache
 def _defs():
@@ -15,11 +17,16 @@ def _defs():
     # to the permanent generation (as the gc docs advise before forking; the run's forkserver
     # preloads this), which later passes skip. Cycles dropped while building stay unfreed
     # (80,000 objects, 7 MB at 1,000 tables): cheaper than the 0.4 s a collection first costs.
+    # Dagster then builds each job and its snapshot from those definitions, allocating hundreds
+    # of thousands of short-lived objects; a youngest generation of 10,000 objects instead of 700
+    # cut the collections while resolving the jobs at 1,000 tables from 1,000 to 500 and their
+    # time from 0.23 s to 0.07 s.
     enabled = gc.isenabled()
     gc.disable()
     try:
         defs = _build()
         gc.freeze()
+        gc.set_threshold(YOUNGEST_GENERATION, *gc.get_threshold()[1:])
         return defs
     finally:
         if enabled:

@@ -7,6 +7,7 @@ import time
 import pytest
 import requests
 from dagster import Failure
+from dagster_fivetran.resources import FivetranClient
 
 from pipeline import environment
 from pipeline.sandbox import disk, fivetran_api, fivetran_sync, source_edits
@@ -35,6 +36,24 @@ def test_workspace_lists_both_connectors_with_their_tables():
         "payments.customers", "payments.charges", "payments.invoices",
         "crm.companies", "crm.contacts", "crm.deals",
     }  # fmt: skip
+
+
+def test_loading_the_workspace_fetches_a_groups_schema_configs_at_once(monkeypatch):
+    """Both sample connectors' schema configs are asked for before either answers (one after
+    the other, the first would wait at the barrier until it broke)."""
+    both_asked = threading.Barrier(2, timeout=120)
+    fetch = FivetranClient.get_schema_config_for_connector
+
+    def wait_for_the_other(self, connector_id, raise_on_not_found_error=True):
+        both_asked.wait()
+        return fetch(self, connector_id, raise_on_not_found_error)
+
+    monkeypatch.setattr(FivetranClient, "get_schema_config_for_connector", wait_for_the_other)
+    data = environment.fivetran_workspace().fetch_fivetran_workspace_data()
+    assert {c.name for c in data.connectors_by_id.values()} == {"payments", "crm"}
+    assert len(data.schema_configs_by_connector_id) == 2
+    asked = [r for r in fivetran_api.requests_seen() if r["path"].endswith("/schemas")]
+    assert len(asked) == 2  # each once: the workspace's own calls read the fetched ones
 
 
 def test_schema_config_reports_hashed_and_blocked_columns(client):

@@ -1,5 +1,5 @@
 """Scope: loading the code location pauses the cyclic GC only while it builds, freezes what it
-built, and leaves the GC on afterwards, also when the build fails with its own error; and it
+built, and leaves the GC on afterwards (collecting its youngest generation less often), also when the build fails with its own error; and it
 does not import what only the sandbox's syncs use."""
 
 import gc
@@ -14,10 +14,12 @@ from pipeline.contract import ContractError
 
 @pytest.fixture
 def frozen():
-    """The freeze count before the test; whatever the test froze is unfrozen after it."""
+    """The freeze count before the test; what the test froze is unfrozen, its thresholds reset."""
+    thresholds = gc.get_threshold()
     gc.unfreeze()
     yield gc.get_freeze_count()
     gc.unfreeze()
+    gc.set_threshold(*thresholds)
 
 
 def test_the_gc_is_paused_while_building_and_what_was_built_is_frozen(monkeypatch, frozen):
@@ -28,6 +30,15 @@ def test_the_gc_is_paused_while_building_and_what_was_built_is_frozen(monkeypatc
     assert during == [False]
     assert gc.isenabled()
     assert gc.get_freeze_count() > frozen
+    assert gc.get_threshold()[0] == pipeline.YOUNGEST_GENERATION > 700  # Python's default
+
+
+def test_a_failed_build_leaves_the_gc_thresholds_as_they_were(monkeypatch, frozen):
+    before = gc.get_threshold()
+    monkeypatch.setattr(pipeline, "_build", lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        pipeline._defs.__wrapped__()
+    assert gc.get_threshold() == before
 
 
 def test_a_failed_build_keeps_its_error_and_turns_the_gc_back_on(monkeypatch, frozen):
@@ -51,11 +62,11 @@ def test_a_gc_that_was_off_stays_off(monkeypatch, frozen):
         gc.enable()
 
 
-def test_the_definitions_modules_do_not_import_pandas_or_numpy():
-    """pandas and numpy cost every loading process about 0.6 s; only the sandbox's landing needs them."""
+def test_loading_the_definitions_does_not_import_pandas_or_numpy():
+    """pandas and numpy cost every loading process about 0.6 s; only the sandbox's landing needs
+    them. Loading asks the Fivetran sandbox for the workspace, whose API imported them before."""
     code = (
-        "import sys, pipeline.definitions, pipeline.contract; pipeline.contract.contracts_dir(); "
-        "print(sorted({'pandas', 'numpy'} & set(sys.modules)))"
+        "import sys, pipeline; pipeline.defs; print(sorted({'pandas', 'numpy'} & set(sys.modules)))"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=600

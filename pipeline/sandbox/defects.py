@@ -1,9 +1,13 @@
 """Switchable data defects: each makes the next landing carry one known problem."""
 
+from __future__ import annotations
+
 import os
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # only a landing damages frames: serving the API needs no pandas
+    import pandas as pd
 
 DEFECTS = {
     "null_ids": "payments.charges.id and crm.deals.id are null in a few rows",
@@ -71,6 +75,8 @@ def _pii_in_notes(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _repeated_ids(frame: pd.DataFrame) -> pd.DataFrame:
     # The same customer replayed with a changed field: a key clash, not an exact duplicate row.
+    import pandas as pd
+
     copies = frame.loc[_rows(frame, 7)].assign(delinquent=lambda f: ~f["delinquent"])
     return pd.concat([frame, copies], ignore_index=True)
 
@@ -82,10 +88,12 @@ def _orphan_customers(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _three_days_old(frame: pd.DataFrame) -> pd.DataFrame:
+    import pandas as pd
+
     return frame.assign(_fivetran_synced=frame["_fivetran_synced"] - pd.Timedelta(days=3))
 
 
-Damage = Callable[[pd.DataFrame], pd.DataFrame]
+Damage = Callable[["pd.DataFrame"], "pd.DataFrame"]
 _DAMAGE: dict[str, list[tuple[str, str, Damage]]] = {
     "null_ids": [("payments_sandbox", "charges", _null_ids), ("crm_sandbox", "deals", _null_ids)],
     "missing_column": [("payments_sandbox", "charges", _without_currency)],

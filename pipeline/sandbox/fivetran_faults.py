@@ -18,6 +18,7 @@ FAULT_KINDS = {
     "reschedule_times": "how many syncs are rescheduled before one runs (default: all)",
     "paused": "these connectors are paused",
     "never_synced": "these connectors have no schema yet (never synced)",
+    "latency_seconds": "every API request waits this long before its answer (a distant API)",
 }
 
 
@@ -51,12 +52,18 @@ def faults() -> dict[str, Any]:
 
 def take_http_fault() -> tuple[int, float] | None:
     """(status, retry-after seconds) of the next injected or rate-limited answer; None if none."""
+    injected = None
     with disk.edit_json(_faults_file(), {}) as current:
         for kind, status in (("http_5xx", 503), ("rate_limit", 429)):
             if current.get(kind, 0) > 0:
                 current[kind] -= 1
-                return status, 1.0
+                injected = status, 1.0
+                break
         limit = current.get("requests_per_second")
+        latency = float(current.get("latency_seconds") or 0)
+    time.sleep(latency)  # outside the lock: requests in flight wait side by side
+    if injected:
+        return injected
     return _over_rate(int(limit)) if limit else None
 
 

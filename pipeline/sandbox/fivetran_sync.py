@@ -14,9 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from pipeline.sandbox import disk, incremental, source_edits
+from pipeline.sandbox import disk
 from pipeline.sandbox.fivetran_connectors import (
     Paused,
     check_scope,
@@ -198,6 +196,10 @@ def _land_or_fail(src, configured, defects, folder, plan, fail_it) -> list[dict[
 
 def land(src, target, defects, folder, historical: bool, scope) -> None:
     """Write each table: merged incrementally, or rewritten whole by a historical re-sync."""
+    import pandas as pd  # with the first sync, not with the API (see sources.py)
+
+    from pipeline.sandbox import incremental, source_edits
+
     synced_at = pd.Timestamp(datetime.now(UTC))
     edits = disk.read_json(source_edits.edits_file(folder), {}).get(src.connector_id)
     frames = src.land(defects, synced_at.to_pydatetime(), edits)

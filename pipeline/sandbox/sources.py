@@ -1,16 +1,15 @@
 """The connectors the Fivetran sandbox serves, and what a sync of each lands."""
 
+from __future__ import annotations
+
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
-from pipeline.sandbox import csv_replay, landing, sample_crm, sample_payments
 from pipeline.sandbox.defects import (
     DEFECTS,
     apply_defects,
@@ -18,7 +17,11 @@ from pipeline.sandbox.defects import (
     unhashed,
     validated,
 )
-from pipeline.sandbox.source_edits import applied
+
+# pandas (0.4 s to import) and the modules that build frames load with the first sync: the
+# sandbox API answers the workspace's questions while the definitions load without them.
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["DEFECTS", "GROUP_ID", "SandboxTable", "Source", "requested_defects", "sources"]
 
@@ -48,6 +51,9 @@ class Source:
         self, defects: frozenset[str], synced_at: datetime, edits: dict[str, Any] | None = None
     ) -> dict[str, pd.DataFrame]:
         """What one sync writes: declared types, hashed and blocked columns, system columns."""
+        from pipeline.sandbox import landing
+        from pipeline.sandbox.source_edits import applied
+
         defects = validated(defects)
         rows = self.read()
         landed = {}
@@ -80,6 +86,18 @@ def _tables(*tables: SandboxTable) -> dict[str, SandboxTable]:
     return {table.name: table for table in tables}
 
 
+def _payments() -> dict[str, pd.DataFrame]:
+    from pipeline.sandbox import sample_payments
+
+    return sample_payments.frames()
+
+
+def _crm() -> dict[str, pd.DataFrame]:
+    from pipeline.sandbox import sample_crm
+
+    return sample_crm.frames()
+
+
 PAYMENTS = Source(
     connector_id="payments_sandbox",
     schema="payments",
@@ -107,7 +125,7 @@ PAYMENTS = Source(
             key=("id",),
         ),
     ),
-    read=sample_payments.frames,
+    read=_payments,
 )  # fmt: skip
 CRM = Source(
     connector_id="crm_sandbox",
@@ -137,7 +155,7 @@ CRM = Source(
             key=("id",),
         ),
     ),
-    read=sample_crm.frames,
+    read=_crm,
 )  # fmt: skip
 
 
@@ -147,7 +165,11 @@ def sources() -> list[Source]:
 
     found = scale.sources() or [PAYMENTS, CRM]
     csv_dir = os.environ.get("TOLLGATE_SANDBOX_CSV_DIR")
-    for folder in csv_replay.connector_folders(Path(csv_dir)) if csv_dir else []:
+    if not csv_dir:
+        return found
+    from pipeline.sandbox import csv_replay
+
+    for folder in csv_replay.connector_folders(Path(csv_dir)):
         if folder.name in {s.schema for s in found}:
             # One destination schema per connector, as Fivetran enforces.
             raise ValueError(
@@ -162,6 +184,8 @@ def sources() -> list[Source]:
 def _csv_tables(folder: Path) -> dict[str, SandboxTable]:
     """A replayed connector's tables: sniffed types (a header-only CSV takes its contract's),
     Fivetran's system columns kept apart, hashing and blocking from its fivetran.yaml."""
+    from pipeline.sandbox import csv_replay
+
     sniffed = csv_replay.tables(folder)
     config = csv_replay.column_config(folder, sniffed)
     contracted = _contract_types(folder.name, csv_replay.header_only(folder))
