@@ -2,7 +2,6 @@
 
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from typing import Any, ClassVar
 
 from dagster import (
@@ -112,15 +111,22 @@ class GateFivetranClient(FivetranClient):
     # Loading the workspace, dagster-fivetran lists a group's connectors, then asks for each
     # connected one's schema config, one round trip after another: 100 connectors 0.3 s away
     # take 30 s. So listing fetches them all at once, and the one-by-one calls read them back.
+    # A fetch that failed here (retries used up, e.g. rate-limited) is asked again one by one.
     def list_connectors_for_group(self, group_id: str) -> Sequence[Mapping[str, Any]]:
         connectors = super().list_connectors_for_group(group_id)
         ids = [
             c["id"] for c in connectors if FivetranConnector.from_connector_details(c).is_connected
         ]
-        fetch = partial(super().get_schema_config_for_connector, raise_on_not_found_error=False)
         with ThreadPoolExecutor(SCHEMA_CONFIG_FETCHES, "fivetran-schemas") as pool:
-            self._schema_configs.update(zip(ids, pool.map(fetch, ids), strict=True))
+            fetched = zip(ids, pool.map(self._schema_config_or_none, ids), strict=True)
+            self._schema_configs.update((i, c) for i, c in fetched if c is not None)
         return connectors
+
+    def _schema_config_or_none(self, connector_id: str) -> Mapping[str, Any] | None:
+        try:
+            return super().get_schema_config_for_connector(connector_id, False)
+        except Failure:
+            return None
 
     def get_schema_config_for_connector(
         self, connector_id: str, raise_on_not_found_error: bool = True

@@ -56,6 +56,24 @@ def test_loading_the_workspace_fetches_a_groups_schema_configs_at_once(monkeypat
     assert len(asked) == 2  # each once: the workspace's own calls read the fetched ones
 
 
+def test_a_schema_config_the_concurrent_fetch_could_not_get_is_asked_for_again(monkeypatch):
+    """Retries used up while 8 fetches were in flight (e.g. rate-limited) do not fail the load:
+    the connector's schema config is asked for again, one by one, as dagster-fivetran does."""
+    fetch = FivetranClient.get_schema_config_for_connector
+    asked: list[str] = []
+
+    def first_time_fails(self, connector_id, raise_on_not_found_error=True):
+        asked.append(connector_id)
+        if asked.count(connector_id) == 1 and connector_id == PAYMENTS:
+            raise Failure("Max retries (3) exceeded")
+        return fetch(self, connector_id, raise_on_not_found_error)
+
+    monkeypatch.setattr(FivetranClient, "get_schema_config_for_connector", first_time_fails)
+    data = environment.fivetran_workspace().fetch_fivetran_workspace_data()
+    assert {c.name for c in data.connectors_by_id.values()} == {"payments", "crm"}
+    assert sorted(asked) == sorted([PAYMENTS, PAYMENTS, "crm_sandbox"])
+
+
 def test_schema_config_reports_hashed_and_blocked_columns(client):
     columns = client.get_columns_config_for_table("crm_sandbox", "crm", "contacts")["columns"]
     assert columns["email"]["hashed"] is True and columns["email"]["enabled"] is True
