@@ -252,6 +252,98 @@ def test_a_parent_losing_rows_reads_every_child(shop, duck):
     assert entry["child_rows_read"] == "every child row: the parent lost 1 rows"
 
 
+NOTES = "quality_notes_missing_values"
+
+
+def notes_rule(tmp_path, duck, rule: str, missing: int = 0):
+    """The shop contract with one quality rule on notes; `missing` old rows without notes."""
+    text = textwrap.dedent(CONTRACT).replace("EVERY", "24")
+    text = text.replace(
+        "- {name: notes, physicalType: VARCHAR}",
+        f"- {{name: notes, physicalType: VARCHAR, quality: [{{metric: missingValues, {rule}}}]}}",
+    )
+    contract(tmp_path, duck, every=24)  # the tables
+    (tmp_path / "c" / "shop.yaml").write_text(text)
+    duck.execute([f"UPDATE shop.orders SET notes = NULL WHERE id >= {ROWS - missing}"])
+    return load_contracts(tmp_path / "c")["shop"].tables["orders"]
+
+
+def lose_notes(duck, ids: str, notes: str = "NULL"):
+    """A sync that rewrites the rows `ids` (a SQL condition on id) with these notes."""
+    duck.execute([f"UPDATE shop.orders SET notes = {notes}, _fivetran_synced = now() WHERE {ids}"])
+
+
+def test_a_count_rule_counts_the_new_rows_and_bounds_the_rest_by_its_last_count(tmp_path, duck):
+    table = notes_rule(tmp_path, duck, "mustBeLessThan: 10, unit: percent")
+    first = audit(table, duck)
+    assert first[NOTES].passed and first[NOTES].metadata["counted_rows"].value == [0, 0]
+    lose_notes(duck, "id < 40", "CASE WHEN id % 8 = 0 THEN NULL ELSE 'kept' END")  # 5 of 40
+    second = audit(table, duck, incremental.previous_of(first))
+    assert second[NOTES].passed, second[NOTES].description
+    assert scope(second[NOTES])["scope"] == incremental.SINCE_LAST
+    assert scope(second[NOTES])["rows_judged"] == 40
+    # Nothing was missing before, so the 35 rows kept add none: exactly the 5 new ones.
+    assert second[NOTES].metadata["counted_rows"].value == [5, 5]
+    lose_notes(duck, "id < 20", "'back'")  # 3 of the 5 get notes again; 20 rows replaced
+    third = audit(table, duck, incremental.previous_of(second))
+    assert third[NOTES].passed and scope(third[NOTES])["scope"] == incremental.SINCE_LAST
+    least, most = third[NOTES].metadata["counted_rows"].value
+    exact = audit(table, duck)[NOTES].metadata["counted_rows"].value
+    assert exact == [2, 2] and least == 0 and most == 5
+    assert "between 0.00% and 0.25% of 2000 live rows" in third[NOTES].description
+
+
+@pytest.mark.parametrize(
+    ("rule", "missing", "synced", "notes", "passes"),
+    [
+        # 30 new rows without notes: 1.5%, over the limit at both bounds.
+        ("mustBeLessThan: 1, unit: percent", 0, "id < 30", "NULL", False),
+        # 19 missing (0.95%); 20 other rows rewritten: the bounds reach 0%, the count is 0.95%.
+        ("mustBeGreaterThan: 0.9, unit: percent", 19, "id < 20", "'new'", True),
+        # 19 missing; all of them rewritten with notes: 0 left, under the range.
+        ("mustBeBetween: [10, 25]", 19, f"id >= {ROWS - 20}", "'back'", False),
+    ],
+)
+def test_a_count_its_bounds_leave_open_is_counted_on_every_row_as_a_full_pass_would(
+    tmp_path, duck, rule, missing, synced, notes, passes
+):
+    table = notes_rule(tmp_path, duck, rule, missing)
+    first = audit(table, duck)
+    assert first[NOTES].passed, first[NOTES].description
+    lose_notes(duck, synced, notes)
+    delta = audit(table, duck, incremental.previous_of(first))
+    full = audit(table, duck)
+    assert delta[NOTES].passed is full[NOTES].passed is passes, delta[NOTES].description
+    assert scope(delta[NOTES])["scope"] == incremental.EVERY_ROW
+    assert scope(delta[NOTES])["why_every_row"].startswith("the count since the last audit left")
+    assert scope(delta[NOTES])["delta_passes"] == 0
+    assert delta[NOTES].metadata["counted_rows"].value == full[NOTES].metadata["counted_rows"].value
+
+
+def test_a_count_whose_last_result_recorded_no_count_reads_every_row(tmp_path, duck):
+    table = notes_rule(tmp_path, duck, "mustBeLessThan: 10, unit: percent")
+    previous = incremental.previous_of(audit(table, duck))
+    metadata = dict(previous[NOTES].metadata)
+    del metadata["counted_rows"]  # as results recorded before counts were kept
+    previous[NOTES] = replace(previous[NOTES], metadata=metadata)
+    lose_notes(duck, "id < 20")
+    second = audit(table, duck, previous)
+    assert second[NOTES].passed
+    assert scope(second[NOTES])["why_every_row"] == (
+        "the last audit recorded no row count to start from"
+    )
+
+
+def test_a_count_held_outside_a_range_always_reads_every_row(tmp_path, duck):
+    """mustNotBeBetween passes on both sides of a range: bounds on either side prove nothing."""
+    table = notes_rule(tmp_path, duck, "mustNotBeBetween: [1, 5]")
+    first = audit(table, duck)
+    lose_notes(duck, "id < 3")
+    second = audit(table, duck, incremental.previous_of(first))
+    assert not second[NOTES].passed  # 3 missing
+    assert scope(second[NOTES])["scope"] == incremental.EVERY_ROW
+
+
 def test_the_delta_views_are_dropped(shop, duck):
     first = audit(shop, duck)
     sync(duck)

@@ -375,7 +375,8 @@ def evaluate(
             judged[rule.check_name] = (verdict, sql.get(rule.check_name, ""))
     for rule in rules:
         verdict, sql = judged[rule.check_name]
-        audit = plan.record(rule) if plan else None
+        read_every_row = verdict.metadata.pop(incremental.READ_EVERY_ROW, None)
+        audit = plan.record(rule, read_every_row) if plan else None
         yield _result(table, rule, verdict, sql, version, audit)
 
 

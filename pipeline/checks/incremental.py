@@ -3,8 +3,11 @@
 A rule whose verdict is "no row fails" reads only the rows whose `_fivetran_synced` is after the
 watermark of its last passing audit (kept in that check result's own metadata): every other row
 is one that audit passed, untouched since (Fivetran moves `_fivetran_synced` on every row it
-writes). Uniqueness and foreign keys compare the new rows with the rest. Every row is read
-again after a missing or failed audit, a contract or column change, a Fivetran re-sync, rows
+writes). Uniqueness and foreign keys compare the new rows with the rest. A rule bounding a count
+(a share of nulls, a number of invalid values) counts the new rows and bounds the rest by its
+last count: each row replaced since took away at most one. When those bounds do not prove the
+rule holds, it counts every row instead, so its verdict is always a full pass's. Every row is
+read again after a missing or failed audit, a contract or column change, a Fivetran re-sync, rows
 appearing behind the watermark, and every `fullAuditEvery`-th audit.
 """
 
@@ -23,6 +26,7 @@ from sqlglot import exp
 
 from pipeline.checks import scan_history
 from pipeline.checks.freshness import SYNCED, future_cutoff
+from pipeline.checks.live import count_live
 from pipeline.checks.rule import Delta, Rule, TableState
 from pipeline.contract import TableContract
 from pipeline.warehouse import Warehouse
@@ -30,6 +34,8 @@ from pipeline.warehouse.sql import column, count_where, literal, table_ref
 from pipeline.warehouse.types import type_family
 
 AUDIT = "audit"  # metadata key: which rows a result judged, and the watermark for the next one
+COUNTED = "counted_rows"  # metadata key: [least, most] rows a count rule's count can be
+READ_EVERY_ROW = "read_every_row"  # verdict metadata: why a count planned for a delta read all
 MIN_ROWS = 100_000  # below this a table is read whole: a delta would cost more than it saves
 VERSION = 1  # raise when a rule's logic changes what an earlier pass proves
 EVERY_ROW, SINCE_LAST = "every row", "rows synced since the last passing audit"
@@ -59,19 +65,21 @@ class Plan:
         delta = self.deltas.get(rule.check_name)
         if delta is None:
             return state
-        if rule.incremental(table) == "rows":
+        if rule.incremental(table) in READ_DELTA:
             return replace(state, delta=delta, row_estimate=delta.rows)
         return replace(state, delta=delta)
 
     def subject(self, rule: Rule, table: TableContract) -> TableContract:
-        """The relation the rule reads: the delta's view for row rules judging a delta."""
+        """The relation the rule reads: the delta's view for rules that read only new rows."""
         delta = self.deltas.get(rule.check_name)
-        if delta is None or rule.incremental(table) != "rows":
+        if delta is None or rule.incremental(table) not in READ_DELTA:
             return table
         return replace(table, audited=delta.view)
 
-    def record(self, rule: Rule) -> dict[str, Any]:
-        delta = self.deltas.get(rule.check_name)
+    def record(self, rule: Rule, read_every_row: str | None = None) -> dict[str, Any]:
+        """What the result says it judged; `read_every_row`: why a rule planned for the delta
+        read every row after all (a count its bounds could not settle)."""
+        delta = None if read_every_row else self.deltas.get(rule.check_name)
         found: dict[str, Any] = {
             "scope": SINCE_LAST if delta else EVERY_ROW,
             "rows_judged": delta.rows if delta else self.rows,
@@ -82,10 +90,17 @@ class Plan:
             found["since"] = delta.since.isoformat()
         else:
             found["why_every_row"] = (
-                self.reasons.get(rule.check_name) or self.reasons.get("*") or "needs every row"
+                read_every_row
+                or self.reasons.get(rule.check_name)
+                or self.reasons.get("*")
+                or "needs every row"
             )
-        found |= {"delta_passes": self.passes.get(rule.check_name, 0), "version": VERSION}
+        passes = 0 if read_every_row else self.passes.get(rule.check_name, 0)
+        found |= {"delta_passes": passes, "version": VERSION}
         return found | {"contract": self.contract, "schema": self.schema}
+
+
+READ_DELTA = ("rows", "count")  # forms whose rule reads the delta's view, not the table
 
 
 def whole(table: TableContract, state: TableState, reason: str | None = None) -> Plan:
@@ -144,7 +159,7 @@ def plan(
     base = whole(table, state)
     sinces = sorted({w for p in previous.values() if (w := _watermark(p)) is not None})
     facts = warehouse.query(_facts_sql(table, state, sinces, warehouse.dialect))[0]
-    rows, watermark = int(facts["total"]), facts["newest"]
+    rows, watermark, alive = int(facts["total"]), facts["newest"], int(facts["live"])
     deltas, reasons, passes = {}, {}, {}
     views: dict[datetime, tuple[str, str]] = {}
     try:
@@ -156,6 +171,8 @@ def plan(
             i = sinces.index(since) if since in sinces else None
             kept = int(facts[f"kept{i}"]) if i is not None else 0
             why = _why_every_row(last, base, table.full_audit_every, rows, kept)
+            if not why and rule.incremental(table) == "count" and _counted(last) is None:
+                why = "the last audit recorded no row count to start from"
             if why:
                 reasons[rule.check_name] = why
                 continue
@@ -163,7 +180,10 @@ def plan(
             passes[rule.check_name] = int(audit.get("delta_passes") or 0) + 1
             if since not in views:
                 views[since] = _create_view(warehouse, table, state, since, len(views))
-            deltas[rule.check_name] = Delta(since, views[since], rows - kept, last.metadata)
+            replaced = int(audit.get("rows") or 0) - kept
+            deltas[rule.check_name] = Delta(
+                since, views[since], rows - kept, last.metadata, table.relation, alive, replaced
+            )
     except Exception:  # the caller audits every row instead; leave none of this plan's views
         with suppress(Exception):
             _drop(warehouse, set(views.values()))
@@ -222,6 +242,25 @@ def _why_every_row(
     return None
 
 
+def counted(delta: Delta, new_rows: int) -> tuple[int, int] | None:
+    """Least and most rows a count can be now: the last result's bounds, less what the rows
+    replaced since can have taken away, plus `new_rows` counted among the delta's rows."""
+    found = _counted(Previous(True, delta.previous))
+    if found is None:
+        return None
+    least, most = found
+    return max(0, least - delta.replaced) + new_rows, min(most + new_rows, delta.live)
+
+
+def _counted(last: Previous | None) -> tuple[int, int] | None:
+    value = last.metadata.get(COUNTED) if last else None
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        return None
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
+        return None
+    return value[0], value[1]
+
+
 def _watermark(last: Previous | None) -> datetime | None:
     audit = last.metadata.get(AUDIT) if last else None
     stamp = audit.get("watermark") if isinstance(audit, Mapping) else None
@@ -265,6 +304,7 @@ def _facts_sql(
         newest = exp.Case(ifs=[exp.If(this=exp.LTE(this=synced, expression=cutoff), true=synced)])
     select = exp.select(
         exp.Count(this=exp.Star()).as_("total"),  # not "rows": reserved in Snowflake
+        count_live(None, state, dialect).as_("live"),
         exp.Max(this=newest.copy()).as_("newest"),
         *(
             count_where(exp.Not(this=is_new(s, dialect))).as_(f"kept{i}")

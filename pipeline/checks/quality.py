@@ -2,10 +2,13 @@
 
 Library metrics (nullValues, missingValues, invalidValues, rowCount) are columns of the table's
 one profiling query; duplicateValues runs an exact GROUP BY like keys_are_unique, and each
-type: sql rule runs its own read-only query against the audited table.
+type: sql rule runs its own read-only query against the audited table. After a sync, a library
+metric with a threshold range counts only the new rows when the last count bounds the rest
+(see pipeline/checks/incremental.py).
 """
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
 from functools import partial
@@ -13,8 +16,10 @@ from typing import Any
 
 from sqlglot import exp
 
+from pipeline.checks import incremental
 from pipeline.checks.keys import duplicates_sql
 from pipeline.checks.live import count_live, is_blank, is_text, live
+from pipeline.checks.profile import run_profile
 from pipeline.checks.rule import Rule, TableState, Verdict
 from pipeline.contract import TableContract
 from pipeline.contract_quality import STRING_FORMATS, QualityRule, check_read_only, substituted
@@ -41,11 +46,34 @@ def _rule(q: QualityRule) -> Rule:
         description=f"ODCS quality rule: {what} ({q.metric} {q.expectation()} {q.unit}).",
         applies=lambda table: True,
         metrics=partial(_metrics, q),
-        followup=partial(_followup, q) if q.metric in ("duplicateValues", "sql") else None,
+        followup=_followup_for(q),
         judge=partial(_judge, q),
         fixed_severity=q.severity,
-        incremental=lambda table: "rows" if _zero_only(q) else None,
+        incremental=lambda table: _form(q),
     )
+
+
+def _followup_for(q: QualityRule):
+    if q.metric in ("duplicateValues", "sql"):
+        return partial(_followup, q)
+    return partial(_count_followup, q) if _form(q) == "count" else None
+
+
+def _form(q: QualityRule) -> str | None:
+    """How the rule judges a sync's rows alone (Rule.incremental), if it can."""
+    return "rows" if _zero_only(q) else "count" if _countable(q) else None
+
+
+COUNTS = ("nullValues", "missingValues", "invalidValues", "rowCount")  # live rows, counted
+# Operators whose passing values form one range: a count proven inside it at its least and at
+# its most holds anywhere between.
+RANGES = ("mustBeGreaterThan", "mustBeGreaterOrEqualTo", "mustBeLessThan", "mustBeLessOrEqualTo",
+          "mustBeBetween")  # fmt: skip
+
+
+def _countable(q: QualityRule) -> bool:
+    """A count of live rows held to a range: its last count bounds the rows not synced since."""
+    return q.metric in COUNTS and q.operator in RANGES
 
 
 def _zero_only(q: QualityRule) -> bool:
@@ -130,6 +158,38 @@ def _followup(
     return {"value": value, "sql": sql}
 
 
+def _count_followup(
+    q: QualityRule,
+    table: TableContract,
+    state: TableState,
+    warehouse: Warehouse,
+    profile: Mapping[str, Any],
+) -> dict[str, Any]:
+    """On a delta: the count's bounds when they settle the rule, else every row counted."""
+    delta = state.delta
+    if delta is None or "value" not in profile:
+        return {}
+    if q.metric == "rowCount":  # every live row: the plan counted them exactly
+        return {"value": delta.live, "rows": delta.live}
+    bounds = incremental.counted(delta, int(profile["value"] or 0))
+    ends = [_measured(q, n, delta.live) for n in bounds] if bounds else []
+    if ends and bounds[0] <= bounds[1] and all(q.holds(m) for m in ends):
+        return {"counted": list(bounds), "rows": delta.live}
+    whole = replace(table, audited=delta.whole)
+    values, sql = run_profile(warehouse, whole, _metrics(q, whole, state, warehouse.dialect))
+    shown = " to ".join(_shown(q, m) for m in ends) or "none recorded"
+    why = f"the count since the last audit left it open ({shown}): every row was counted"
+    return {**values, "sql": sql, incremental.READ_EVERY_ROW: why}
+
+
+def _measured(q: QualityRule, value: float, rows: int) -> float:
+    return float(value) * 100 / rows if q.unit == "percent" and rows else float(value)
+
+
+def _shown(q: QualityRule, measured: float) -> str:
+    return f"{measured:.2f}%" if q.unit == "percent" else f"{measured:g}"
+
+
 def _judge(
     q: QualityRule, table: TableContract, state: TableState, profile: Mapping[str, Any]
 ) -> Verdict:
@@ -147,6 +207,10 @@ def _judge(
     for name in [q.column, *(q.arguments.get("properties") or [])]:
         if name and name not in state.columns:
             return Verdict(False, f"{label}: column {name} is missing, cannot measure", metadata)
+    if reason := profile.get(incremental.READ_EVERY_ROW):
+        metadata[incremental.READ_EVERY_ROW] = reason
+    if "counted" in profile:
+        return _judge_bounds(q, label, metadata, profile["counted"], int(profile["rows"]))
     value = profile.get("value")
     # Snowflake answers NUMBER(p,s) and DuckDB DECIMAL sums as Decimal: numbers all the same.
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
@@ -154,15 +218,32 @@ def _judge(
             False, f"{label}: the rule measured no number (got {type(value).__name__})", metadata
         )
     rows = int(profile["rows"])
-    measured = float(value) * 100 / rows if q.unit == "percent" and rows else float(value)
-    shown = f"{measured:.2f}%" if q.unit == "percent" else f"{measured:g}"
+    measured = _measured(q, value, rows)
     counted = "" if q.metric == "sql" else f" of {rows} live rows" if q.metric != "rowCount" else ""
     metadata.update(measured=measured, live_rows=rows)
+    if q.metric in COUNTS:
+        metadata[incremental.COUNTED] = [int(value), int(value)]
     held = q.holds(measured)
     return Verdict(
         passed=held,
-        summary=f"{label}: {q.metric} {shown}{counted}"
+        summary=f"{label}: {q.metric} {_shown(q, measured)}{counted}"
         + ("" if held else f", must be {q.expectation()}")
+        + (f" ({q.description})" if q.description else ""),
+        metadata=metadata,
+    )
+
+
+def _judge_bounds(
+    q: QualityRule, label: str, metadata: dict[str, Any], counted: list[int], rows: int
+) -> Verdict:
+    """A pass proven by bounds: the count lies between them, and the rule holds at both."""
+    ends = [_measured(q, n, rows) for n in counted]
+    metadata.update(measured_between=ends, live_rows=rows)
+    metadata[incremental.COUNTED] = counted
+    return Verdict(
+        passed=all(q.holds(m) for m in ends),
+        summary=f"{label}: {q.metric} between {_shown(q, ends[0])} and {_shown(q, ends[1])} of "
+        f"{rows} live rows (the rows synced since counted, the rest bounded by the last count)"
         + (f" ({q.description})" if q.description else ""),
         metadata=metadata,
     )

@@ -20,6 +20,9 @@ class Delta:
     view: tuple[str, str]  # (schema, view) holding exactly those rows of the audited version
     rows: int  # how many there are
     previous: Mapping[str, Any] = field(default_factory=dict)  # the last passing result's metadata
+    whole: tuple[str, str] = ("", "")  # (schema, table) of the audited version the delta is in
+    live: int = 0  # live (not soft-deleted) rows in that whole version
+    replaced: int = 0  # rows of the last passing audit's version that are not there unchanged
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,9 @@ class Rule:
     fixed_severity: str | None = None  # the contract's own severity for this one rule
     # How the rule can judge only the rows synced since its last passing audit: "rows" when its
     # verdict is "no row fails" (rows that passed need no re-reading), "keys" when it compares
-    # the new rows with the rest (uniqueness, foreign keys), None when it needs every row.
+    # the new rows with the rest (uniqueness, foreign keys), "count" when it bounds a count of
+    # rows (the last result's count, less the rows replaced since, plus the new rows' count),
+    # None when it needs every row.
     incremental: Callable[[TableContract], str | None] = lambda table: None
 
     def severity(self, table: TableContract) -> str:
