@@ -129,12 +129,21 @@ def run(layout: str, cached: Path, table, args) -> dict[str, Any]:
     previous = incremental.previous_of(first)
     full, delta = [], []
     for _ in range(args.repeat):
-        _, seconds, cpu = audit(table, rules, warehouse, {})
+        whole, seconds, cpu = audit(table, rules, warehouse, {})
         full.append((seconds, cpu))
         part, seconds, cpu = audit(table, rules, warehouse, previous)
         delta.append((seconds, cpu, WHOLE[0]))
     scopes = {name: r.metadata[incremental.AUDIT].value["scope"] for name, r in part.items()}
     judged = part["keys_are_unique"].metadata[incremental.AUDIT].value["rows_judged"]
+    forms = {r.check_name: r.incremental(table) for r in rules}
+    counts = {  # count rules: the delta's bounds against the full audit's exact count
+        name: (
+            r.metadata[incremental.COUNTED].value,
+            whole[name].metadata[incremental.COUNTED].value,
+        )
+        for name, r in part.items()
+        if forms[name] == "count" and scopes[name] == incremental.SINCE_LAST
+    }
     top = warehouse.query(f"SELECT max(id) AS top FROM {SCHEMA}.{TABLE}")[0]["top"]
     sync(warehouse, layout, CHANGED.replace("= 0", "= 1"), defect_rows(int(top)))
     defect_delta, _, _ = audit(table, rules, warehouse, incremental.previous_of(part))
@@ -146,7 +155,7 @@ def run(layout: str, cached: Path, table, args) -> dict[str, Any]:
         "full": min(full), "delta": min(delta), "rows_judged": judged,
         "delta_rules": sorted(n for n, s in scopes.items() if s == incremental.SINCE_LAST),
         "whole_rules": sorted(n for n, s in scopes.items() if s != incremental.SINCE_LAST),
-        "failed_delta": failed_delta, "failed_full": failed_full,
+        "failed_delta": failed_delta, "failed_full": failed_full, "counts": counts,
     }  # fmt: skip
 
 
@@ -196,8 +205,15 @@ def report(args, info, results, started, other: float, own: float) -> str:
         f"Judged on the delta: {', '.join(first['delta_rules'])}. Every row: "
         f"{', '.join(first['whole_rules'])}.",
         "",
-        "Defects in the second sync's new rows (one per family), checks failed:",
+        "Count rules judged on the delta: the bounds they passed on, and the full audit's count:",
     ]
+    for layout, r in results.items():
+        shown = "; ".join(
+            f"{name} {bounds[0]:,}-{bounds[1]:,} (full: {exact[0]:,})"
+            for name, (bounds, exact) in r["counts"].items()
+        )
+        lines.append(f"- {layout}: {shown or 'none'}")
+    lines += ["", "Defects in the second sync's new rows (one per family), checks failed:"]
     for layout, r in results.items():
         same = "identical" if r["failed_delta"] == r["failed_full"] else "**DIFFERENT**"
         lines.append(
