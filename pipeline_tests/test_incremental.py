@@ -255,13 +255,12 @@ def test_a_parent_losing_rows_reads_every_child(shop, duck):
 NOTES = "quality_notes_missing_values"
 
 
-def notes_rule(tmp_path, duck, rule: str, missing: int = 0):
-    """The shop contract with one quality rule on notes; `missing` old rows without notes."""
+def notes_rule(tmp_path, duck, rule: str, missing: int = 0, notes: str = ""):
+    """The shop contract with one quality rule on notes (or `notes` as its whole column entry);
+    `missing` old rows without notes."""
     text = textwrap.dedent(CONTRACT).replace("EVERY", "24")
-    text = text.replace(
-        "- {name: notes, physicalType: VARCHAR}",
-        f"- {{name: notes, physicalType: VARCHAR, quality: [{{metric: missingValues, {rule}}}]}}",
-    )
+    column = f"{{name: notes, physicalType: VARCHAR, quality: [{{metric: missingValues, {rule}}}]}}"
+    text = text.replace("- {name: notes, physicalType: VARCHAR}", f"- {notes or column}")
     contract(tmp_path, duck, every=24)  # the tables
     (tmp_path / "c" / "shop.yaml").write_text(text)
     duck.execute([f"UPDATE shop.orders SET notes = NULL WHERE id >= {ROWS - missing}"])
@@ -342,6 +341,67 @@ def test_a_count_held_outside_a_range_always_reads_every_row(tmp_path, duck):
     second = audit(table, duck, incremental.previous_of(first))
     assert not second[NOTES].passed  # 3 missing
     assert scope(second[NOTES])["scope"] == incremental.EVERY_ROW
+
+
+NOT_NULL = "required_columns_are_not_null"
+
+
+def notes_bounded(tmp_path, duck, fraction: float, missing: int = 0):
+    """The shop contract with notes optional, at most `fraction` of them null."""
+    bound = f"customProperties: [{{property: maxNullFraction, value: {fraction}}}]"
+    return notes_rule(
+        tmp_path, duck, "", missing, f"{{name: notes, physicalType: VARCHAR, {bound}}}"
+    )
+
+
+def test_null_shares_under_max_null_fraction_are_counted_on_the_new_rows(tmp_path, duck):
+    table = notes_bounded(tmp_path, duck, 0.05)
+    first = audit(table, duck)
+    assert first[NOT_NULL].metadata["counted_rows"].value == {"notes": [0, 0]}
+    lose_notes(duck, "id < 40", "CASE WHEN id % 8 = 0 THEN NULL ELSE 'kept' END")  # 5 of 40
+    second = audit(table, duck, incremental.previous_of(first))
+    assert second[NOT_NULL].passed, second[NOT_NULL].description
+    assert scope(second[NOT_NULL])["scope"] == incremental.SINCE_LAST
+    assert second[NOT_NULL].metadata["counted_rows"].value == {"notes": [5, 5]}
+    assert "notes 0.2% to 0.2%" in second[NOT_NULL].description
+
+
+@pytest.mark.parametrize(
+    ("synced", "account_id", "passes"),
+    [
+        ("id < 120", "account_id", False),  # 120 new nulls: 6%, over the 5% bound
+        ("id < 20", "NULL", False),  # a required column null in a new row
+    ],
+)
+def test_null_shares_or_new_nulls_the_bounds_cannot_settle_count_every_row(
+    tmp_path, duck, synced, account_id, passes
+):
+    table = notes_bounded(tmp_path, duck, 0.05)
+    first = audit(table, duck)
+    duck.execute(
+        [
+            f"UPDATE shop.orders SET notes = NULL, account_id = {account_id}, "
+            f"_fivetran_synced = now() WHERE {synced}"
+        ]
+    )
+    delta = audit(table, duck, incremental.previous_of(first))
+    full = audit(table, duck)
+    assert delta[NOT_NULL].passed is full[NOT_NULL].passed is passes
+    assert delta[NOT_NULL].description == full[NOT_NULL].description
+    assert scope(delta[NOT_NULL])["why_every_row"].startswith("new nulls, or null shares")
+
+
+def test_a_null_share_whose_bounds_reach_past_it_still_passes_on_every_row(tmp_path, duck):
+    """4.5% null of a 5% bound; 20 rows with notes rewritten: the bound reaches 5.5% (open),
+    every row is counted, 4.5% passes as in a full pass."""
+    table = notes_bounded(tmp_path, duck, 0.05, missing=90)
+    first = audit(table, duck)
+    assert first[NOT_NULL].passed
+    lose_notes(duck, "id < 20", "NULL")  # 20 more nulls
+    lose_notes(duck, f"id >= {ROWS - 20}", "'back'")  # 20 of the 90 filled: 4.5% again
+    delta = audit(table, duck, incremental.previous_of(first))
+    assert delta[NOT_NULL].passed and audit(table, duck)[NOT_NULL].passed
+    assert scope(delta[NOT_NULL])["scope"] == incremental.EVERY_ROW
 
 
 def test_the_delta_views_are_dropped(shop, duck):

@@ -34,7 +34,7 @@ from pipeline.warehouse.sql import column, count_where, literal, table_ref
 from pipeline.warehouse.types import type_family
 
 AUDIT = "audit"  # metadata key: which rows a result judged, and the watermark for the next one
-COUNTED = "counted_rows"  # metadata key: [least, most] rows a count rule's count can be
+COUNTED = "counted_rows"  # metadata key: [least, most] rows a count can be (or name -> that)
 READ_EVERY_ROW = "read_every_row"  # verdict metadata: why a count planned for a delta read all
 MIN_ROWS = 100_000  # below this a table is read whole: a delta would cost more than it saves
 VERSION = 1  # raise when a rule's logic changes what an earlier pass proves
@@ -171,7 +171,7 @@ def plan(
             i = sinces.index(since) if since in sinces else None
             kept = int(facts[f"kept{i}"]) if i is not None else 0
             why = _why_every_row(last, base, table.full_audit_every, rows, kept)
-            if not why and rule.incremental(table) == "count" and _counted(last) is None:
+            if not why and rule.incremental(table) == "count" and not _has_counts(last):
                 why = "the last audit recorded no row count to start from"
             if why:
                 reasons[rule.check_name] = why
@@ -242,18 +242,26 @@ def _why_every_row(
     return None
 
 
-def counted(delta: Delta, new_rows: int) -> tuple[int, int] | None:
-    """Least and most rows a count can be now: the last result's bounds, less what the rows
-    replaced since can have taken away, plus `new_rows` counted among the delta's rows."""
-    found = _counted(Previous(True, delta.previous))
+def counted(delta: Delta, new_rows: int, name: str | None = None) -> tuple[int, int] | None:
+    """Least and most rows a count (the one called `name`, of several) can be now: the last
+    result's bounds, less what the rows replaced since can have taken away, plus `new_rows`
+    counted among the delta's rows."""
+    recorded = delta.previous.get(COUNTED)
+    found = _pair(recorded.get(name) if isinstance(recorded, Mapping) else recorded)
     if found is None:
         return None
     least, most = found
     return max(0, least - delta.replaced) + new_rows, min(most + new_rows, delta.live)
 
 
-def _counted(last: Previous | None) -> tuple[int, int] | None:
+def _has_counts(last: Previous | None) -> bool:
     value = last.metadata.get(COUNTED) if last else None
+    if isinstance(value, Mapping):
+        return all(_pair(v) is not None for v in value.values())
+    return _pair(value) is not None
+
+
+def _pair(value: Any) -> tuple[int, int] | None:
     if not isinstance(value, list | tuple) or len(value) != 2:
         return None
     if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
