@@ -12,7 +12,7 @@ appearing behind the watermark, and every `fullAuditEvery`-th audit.
 """
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -27,6 +27,7 @@ from sqlglot import exp
 from pipeline.checks import scan_history
 from pipeline.checks.freshness import SYNCED, future_cutoff
 from pipeline.checks.live import count_live
+from pipeline.checks.profile import run_profile
 from pipeline.checks.rule import Delta, Rule, TableState
 from pipeline.contract import TableContract
 from pipeline.warehouse import Warehouse
@@ -252,6 +253,19 @@ def counted(delta: Delta, new_rows: int, name: str | None = None) -> tuple[int, 
         return None
     least, most = found
     return max(0, least - delta.replaced) + new_rows, min(most + new_rows, delta.live)
+
+
+def every_row_counted(
+    warehouse: Warehouse,
+    table: TableContract,
+    delta: Delta,
+    metrics: Callable[[TableContract], dict[str, exp.Expression]],
+    why: str,
+) -> dict[str, Any]:
+    """A count rule's metrics over the whole audited version, when its bounds left it open."""
+    whole = replace(table, audited=delta.whole)
+    values, sql = run_profile(warehouse, whole, metrics(whole))
+    return {**values, "sql": sql, READ_EVERY_ROW: why}
 
 
 def _has_counts(last: Previous | None) -> bool:

@@ -7,14 +7,13 @@ pipeline/checks/incremental.py).
 """
 
 from collections.abc import Mapping
-from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from sqlglot import exp
 
 from pipeline.checks import incremental
 from pipeline.checks.live import count_live, is_missing, is_text
-from pipeline.checks.profile import run_profile
 from pipeline.checks.rule import Rule, TableState, Verdict
 from pipeline.contract import TableContract
 from pipeline.warehouse import Warehouse
@@ -61,10 +60,9 @@ def followup(
         bounds[name] = list(found or ())
     if settled:
         return {"counted": bounds, "rows": delta.live}
-    whole = replace(table, audited=delta.whole)
-    values, sql = run_profile(warehouse, whole, metrics(whole, state, warehouse.dialect))
     why = "new nulls, or null shares the count since the last audit left open: every row counted"
-    return {**values, "sql": sql, incremental.READ_EVERY_ROW: why}
+    counting = partial(metrics, state=state, dialect=warehouse.dialect)
+    return incremental.every_row_counted(warehouse, table, delta, counting, why)
 
 
 def judge(table: TableContract, state: TableState, profile: Mapping[str, Any]) -> Verdict:

@@ -8,7 +8,6 @@ metric with a threshold range counts only the new rows when the last count bound
 """
 
 from collections.abc import Mapping
-from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
 from functools import partial
@@ -19,7 +18,6 @@ from sqlglot import exp
 from pipeline.checks import incremental
 from pipeline.checks.keys import duplicates_sql
 from pipeline.checks.live import count_live, is_blank, is_text, live
-from pipeline.checks.profile import run_profile
 from pipeline.checks.rule import Rule, TableState, Verdict
 from pipeline.contract import TableContract
 from pipeline.contract_quality import STRING_FORMATS, QualityRule, check_read_only, substituted
@@ -175,11 +173,10 @@ def _count_followup(
     ends = [_measured(q, n, delta.live) for n in bounds] if bounds else []
     if ends and bounds[0] <= bounds[1] and all(q.holds(m) for m in ends):
         return {"counted": list(bounds), "rows": delta.live}
-    whole = replace(table, audited=delta.whole)
-    values, sql = run_profile(warehouse, whole, _metrics(q, whole, state, warehouse.dialect))
     shown = " to ".join(_shown(q, m) for m in ends) or "none recorded"
     why = f"the count since the last audit left it open ({shown}): every row was counted"
-    return {**values, "sql": sql, incremental.READ_EVERY_ROW: why}
+    metrics = partial(_metrics, q, state=state, dialect=warehouse.dialect)
+    return incremental.every_row_counted(warehouse, table, delta, metrics, why)
 
 
 def _measured(q: QualityRule, value: float, rows: int) -> float:
