@@ -481,10 +481,20 @@ def test_the_gate_reads_its_watermark_from_dagster_and_catches_a_defect_in_a_syn
 
 
 def test_a_delta_audit_runs_as_snowflake_sql(tmp_path, snowflake):
-    """The delta's view, the facts and the new-against-old key queries in Snowflake's dialect
-    (fakesnow): a duplicate key arriving in the sync is found by the delta audit."""
+    """The delta's view, the facts, the new-against-old key queries and a count's bounds in
+    Snowflake's dialect (fakesnow): a duplicate key arriving in the sync is found by the delta
+    audit, and the notes' missing share is bounded from the new row."""
     (tmp_path / "c").mkdir()
-    (tmp_path / "c" / "shop.yaml").write_text(textwrap.dedent(CONTRACT).replace("EVERY", "24"))
+    text = (
+        textwrap.dedent(CONTRACT)
+        .replace("EVERY", "24")
+        .replace(
+            "- {name: notes, physicalType: VARCHAR}",
+            "- {name: notes, physicalType: VARCHAR, quality: [{metric: missingValues, "
+            "mustBeLessThan: 10, unit: percent}]}",
+        )
+    )
+    (tmp_path / "c" / "shop.yaml").write_text(text)
     table = load_contracts(tmp_path / "c")["shop"].tables["orders"]
     old = pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=2)
     accounts = pd.DataFrame(
@@ -508,10 +518,13 @@ def test_a_delta_audit_runs_as_snowflake_sql(tmp_path, snowflake):
     snowflake.execute(
         [
             'INSERT INTO "SHOP"."ORDERS" VALUES '
-            f"(17, 1, '{'b' * 64}', 'paid', 'ok', CURRENT_TIMESTAMP(), FALSE)"
+            f"(17, 1, '{'b' * 64}', 'paid', NULL, CURRENT_TIMESTAMP(), FALSE)"
         ]
     )
     second = audit(table, snowflake, incremental.previous_of(first))
     keys = second["keys_are_unique"]
     assert scope(keys)["scope"] == incremental.SINCE_LAST and scope(keys)["rows_judged"] == 1
     assert not keys.passed and "1 values repeated over 2 rows" in keys.description
+    notes = second[NOTES]
+    assert notes.passed and scope(notes)["scope"] == incremental.SINCE_LAST, notes.description
+    assert notes.metadata["counted_rows"].value == [1, 1]
