@@ -404,6 +404,61 @@ def test_a_null_share_whose_bounds_reach_past_it_still_passes_on_every_row(tmp_p
     assert scope(delta[NOT_NULL])["scope"] == incremental.EVERY_ROW
 
 
+FROM_FACTS = ("data_is_fresh", "row_count_in_bounds")
+
+
+def test_freshness_and_volume_take_the_plans_counts_instead_of_reading_every_row_again(
+    tmp_path, duck, monkeypatch
+):
+    """The plan counts every row (total, live, newest and future stamps) to find the delta;
+    freshness and the volume bounds are judged on those counts, as a read of their own would."""
+    text = (
+        textwrap.dedent(CONTRACT)
+        .replace("EVERY", "24")
+        .replace(
+            "- {property: freshnessHours, value: 240}",
+            "- {property: freshnessHours, value: 240}\n      - {property: rowCount, value: {min: 1}}",
+        )
+    )
+    contract(tmp_path, duck, every=24)  # the tables
+    (tmp_path / "c" / "shop.yaml").write_text(text)
+    table = load_contracts(tmp_path / "c")["shop"].tables["orders"]
+    duck.execute(["UPDATE shop.orders SET _fivetran_deleted = true WHERE id < 7"])
+
+    asked = []
+
+    def unread(table, state, dialect):  # what the rule would have read itself
+        asked.append(table.name)
+        return {}
+
+    rules = [
+        replace(r, metrics=unread) if r.check_name in FROM_FACTS else r
+        for r in table_rules(table)
+        if not r.needs_fivetran_config
+    ]
+    state = table_state(table, rules, duck)
+    plan = incremental.plan(table, rules, state, duck, {})
+    planned = {r.check_name: r for r in evaluate(table, rules, duck, state, None, plan)}
+    own = {r.check_name: r for r in evaluate(table, table_rules(table), duck, state)}
+    assert asked == []
+    for name in FROM_FACTS:
+        assert planned[name].passed and own[name].passed, planned[name].description
+        assert planned[name].description == own[name].description
+    assert planned["row_count_in_bounds"].metadata["deleted_rows"].value == 7
+    # Under MIN_ROWS the plan takes no counts: the rules read the table themselves.
+    monkeypatch.setattr(incremental, "MIN_ROWS", 10**9)
+    small = incremental.plan(table, rules, state, duck, {})
+    list(evaluate(table, rules, duck, state, None, small))
+    assert asked == ["orders", "orders"]
+
+
+def test_rows_stamped_in_the_future_fail_freshness_from_the_plans_counts(shop, duck):
+    duck.execute(["UPDATE shop.orders SET _fivetran_synced = now() + INTERVAL 1 DAY WHERE id < 3"])
+    result = audit(shop, duck)["data_is_fresh"]
+    assert not result.passed
+    assert "3 rows have _fivetran_synced in the future" in result.description
+
+
 def test_the_delta_views_are_dropped(shop, duck):
     first = audit(shop, duck)
     sync(duck)

@@ -358,13 +358,19 @@ def evaluate(
                 version,
             )
         return
-    # Rules reading the same relation with the same delta share one profiling query.
+    # Rules reading the same relation with the same delta share one profiling query; rules the
+    # plan's counts over every row answer read nothing more.
     groups: dict[tuple, list[Rule]] = {}
+    judged: dict[str, tuple[Verdict, str]] = {}
     for rule in rules:
+        if plan and plan.facts and rule.from_facts:
+            facts = rule.from_facts(plan.facts, state)
+            verdict = _judge(table, rule, state, warehouse, facts)
+            judged[rule.check_name] = (verdict, plan.facts["sql"])
+            continue
         subject = plan.subject(rule, table) if plan else table
         delta = plan.deltas.get(rule.check_name) if plan else None
         groups.setdefault((subject.relation, delta and delta.since), []).append(rule)
-    judged: dict[str, tuple[Verdict, str]] = {}
     for group in groups.values():
         subject = plan.subject(group[0], table) if plan else table
         seen = plan.state(group[0], table, state) if plan else state

@@ -7,7 +7,7 @@ from typing import Any
 from dagster import AssetKey, DagsterInstance
 from sqlglot import exp
 
-from pipeline.checks.live import count_live, deleted_rows
+from pipeline.checks.live import DELETED, count_live, deleted_rows
 from pipeline.checks.profile import row_count
 from pipeline.checks.rule import Rule, TableState, Verdict
 from pipeline.contract import TableContract
@@ -51,6 +51,11 @@ def freshness_metrics(
             this=exp.Case(ifs=[exp.If(this=exp.Not(this=future.copy()), true=synced.copy())])
         )
     return found
+
+
+def freshness_from_facts(facts: Mapping[str, Any], state: TableState) -> dict[str, Any]:
+    """freshness_metrics, as the incremental plan's counts over every row answered them."""
+    return {"last_synced": facts["newest"], "rows": facts["total"], "future_rows": facts["future"]}
 
 
 def judge_freshness(table: TableContract, state: TableState, profile: Mapping[str, Any]) -> Verdict:
@@ -130,6 +135,14 @@ def volume_metrics(
     return found
 
 
+def volume_from_facts(facts: Mapping[str, Any], state: TableState) -> dict[str, Any]:
+    """volume_metrics, as the incremental plan's counts over every row answered them."""
+    found = {"rows": facts["live"], "all_rows": facts["total"]}
+    if DELETED in state.columns:
+        found["deleted"] = facts["total"] - facts["live"]
+    return found
+
+
 def _deleted(profile: Mapping[str, Any]) -> tuple[int, float]:
     total, deleted = int(profile["all_rows"]), int(profile.get("deleted") or 0)
     return deleted, (deleted / total if total else 0.0)
@@ -178,6 +191,7 @@ RULES = (
         applies=lambda table: table.freshness_hours is not None,
         metrics=freshness_metrics,
         judge=judge_freshness,
+        from_facts=freshness_from_facts,
     ),
     Rule(
         check_name="row_count_in_bounds",
@@ -186,6 +200,7 @@ RULES = (
         applies=lambda table: table.row_count_min is not None or table.row_count_max is not None,
         metrics=volume_metrics,
         judge=judge_volume,
+        from_facts=volume_from_facts,
     ),
     Rule(
         check_name="deleted_rows_within_bounds",
@@ -194,5 +209,6 @@ RULES = (
         applies=lambda table: table.max_deleted_fraction is not None,
         metrics=volume_metrics,
         judge=judge_deleted,
+        from_facts=volume_from_facts,
     ),
 )

@@ -61,6 +61,8 @@ class Plan:
     deltas: dict[str, Delta] = field(default_factory=dict)  # check name -> the rows it judges
     reasons: dict[str, str] = field(default_factory=dict)  # check name -> why every row
     passes: dict[str, int] = field(default_factory=dict)  # check name -> delta passes in a row
+    facts: dict[str, Any] = field(default_factory=dict)  # counts over every row: total, live,
+    # newest (the watermark), future (rows stamped ahead of the clock) and their sql, if taken
 
     def state(self, rule: Rule, table: TableContract, state: TableState) -> TableState:
         delta = self.deltas.get(rule.check_name)
@@ -159,7 +161,8 @@ def plan(
         return whole(table, state, why)
     base = whole(table, state)
     sinces = sorted({w for p in previous.values() if (w := _watermark(p)) is not None})
-    facts = warehouse.query(_facts_sql(table, state, sinces, warehouse.dialect))[0]
+    sql = _facts_sql(table, state, sinces, warehouse.dialect)
+    facts = warehouse.query(sql)[0]
     rows, watermark, alive = int(facts["total"]), facts["newest"], int(facts["live"])
     deltas, reasons, passes = {}, {}, {}
     views: dict[datetime, tuple[str, str]] = {}
@@ -189,8 +192,10 @@ def plan(
         with suppress(Exception):
             _drop(warehouse, set(views.values()))
         raise
+    counts = {"total": rows, "live": alive, "newest": watermark, "future": int(facts["future"]),
+              "sql": sql}  # fmt: skip
     return replace(base, rows=rows, watermark=watermark, deltas=deltas, reasons=reasons,
-                   passes=passes)  # fmt: skip
+                   passes=passes, facts=counts)  # fmt: skip
 
 
 def too_small(state: TableState) -> str | None:
@@ -322,12 +327,15 @@ def _facts_sql(
 ) -> str:
     synced = column(SYNCED, dialect)
     newest: exp.Expression = synced
+    future: exp.Expression = exp.Literal.number(0)
     if (cutoff := future_cutoff(state, dialect)) is not None:  # a future stamp is no watermark
         newest = exp.Case(ifs=[exp.If(this=exp.LTE(this=synced, expression=cutoff), true=synced)])
+        future = count_where(exp.GT(this=synced.copy(), expression=cutoff.copy()))
     select = exp.select(
         exp.Count(this=exp.Star()).as_("total"),  # not "rows": reserved in Snowflake
         count_live(None, state, dialect).as_("live"),
         exp.Max(this=newest.copy()).as_("newest"),
+        future.as_("future"),
         *(
             count_where(exp.Not(this=is_new(s, dialect))).as_(f"kept{i}")
             for i, s in enumerate(sinces)
