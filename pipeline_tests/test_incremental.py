@@ -404,22 +404,21 @@ def test_a_null_share_whose_bounds_reach_past_it_still_passes_on_every_row(tmp_p
     assert scope(delta[NOT_NULL])["scope"] == incremental.EVERY_ROW
 
 
-FROM_FACTS = ("data_is_fresh", "row_count_in_bounds")
+FROM_FACTS = ("data_is_fresh", "row_count_in_bounds", "quality_no_negative_ids")
+TABLE_RULES = """- {property: freshnessHours, value: 240}
+      - {property: rowCount, value: {min: 1}}
+    quality:
+      - {name: no negative ids, type: sql, mustBe: 0, query: 'SELECT count(*) FROM {object} WHERE id < 0'}"""
 
 
 def test_freshness_and_volume_take_the_plans_counts_instead_of_reading_every_row_again(
     tmp_path, duck, monkeypatch
 ):
     """The plan counts every row (total, live, newest and future stamps) to find the delta;
-    freshness and the volume bounds are judged on those counts, as a read of their own would."""
-    text = (
-        textwrap.dedent(CONTRACT)
-        .replace("EVERY", "24")
-        .replace(
-            "- {property: freshnessHours, value: 240}",
-            "- {property: freshnessHours, value: 240}\n      - {property: rowCount, value: {min: 1}}",
-        )
-    )
+    freshness, the volume bounds and a SQL rule's live rows are judged on those counts, as a
+    read of their own would."""
+    text = textwrap.dedent(CONTRACT).replace("EVERY", "24")
+    text = text.replace("- {property: freshnessHours, value: 240}", TABLE_RULES)
     contract(tmp_path, duck, every=24)  # the tables
     (tmp_path / "c" / "shop.yaml").write_text(text)
     table = load_contracts(tmp_path / "c")["shop"].tables["orders"]
@@ -445,11 +444,12 @@ def test_freshness_and_volume_take_the_plans_counts_instead_of_reading_every_row
         assert planned[name].passed and own[name].passed, planned[name].description
         assert planned[name].description == own[name].description
     assert planned["row_count_in_bounds"].metadata["deleted_rows"].value == 7
+    assert planned["quality_no_negative_ids"].metadata["live_rows"].value == ROWS - 7
     # Under MIN_ROWS the plan takes no counts: the rules read the table themselves.
     monkeypatch.setattr(incremental, "MIN_ROWS", 10**9)
     small = incremental.plan(table, rules, state, duck, {})
     list(evaluate(table, rules, duck, state, None, small))
-    assert asked == ["orders", "orders"]
+    assert asked == ["orders"] * 3
 
 
 def test_rows_stamped_in_the_future_fail_freshness_from_the_plans_counts(shop, duck):

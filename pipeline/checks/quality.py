@@ -48,7 +48,13 @@ def _rule(q: QualityRule) -> Rule:
         judge=partial(_judge, q),
         fixed_severity=q.severity,
         incremental=lambda table: _form(q),
+        # Rules that run their own query need only the live rows from the shared profile.
+        from_facts=_live_rows if q.metric in ("duplicateValues", "sql") else None,
     )
+
+
+def _live_rows(facts: Mapping[str, Any], state: TableState) -> dict[str, Any]:
+    return {"rows": facts["live"]}
 
 
 def _followup_for(q: QualityRule):
