@@ -1,6 +1,7 @@
 """Scope: audits that judge only the rows synced since the last passing audit, on DuckDB: the
 same verdicts as a full pass on defects in the new rows, and every case that must read all rows."""
 
+import shutil
 import textwrap
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -11,7 +12,7 @@ from dagster import AssetCheckKey, AssetKey, DagsterInstance
 
 from pipeline.checks import incremental, keys
 from pipeline.checks.factory import evaluate, table_rules, table_state
-from pipeline.contract import load_contracts
+from pipeline.contract import CONTRACTS_DIR, load_contracts
 from pipeline.sandbox import source_edits
 from pipeline.warehouse import DuckDBWarehouse
 from pipeline_tests.gate import run_gate
@@ -503,12 +504,21 @@ def test_new_keys_asked_for_without_a_delta_name_the_table(shop, duck):
 
 
 def test_the_gate_reads_its_watermark_from_dagster_and_catches_a_defect_in_a_sync(
-    isolated_data_dir, monkeypatch
+    isolated_data_dir, monkeypatch, tmp_path
 ):
     """End to end through the sandbox: the second run's audit of crm.deals judges only the row
-    its incremental sync changed (the watermark read back from the first run's check records in
-    Dagster), and that row breaks the contract."""
+    its incremental sync changed (the watermark and a count rule's count read back from the
+    first run's check records in Dagster), and that row breaks the contract."""
     monkeypatch.setattr(incremental, "MIN_ROWS", 1_000)
+    contracts = tmp_path / "contracts"
+    shutil.copytree(CONTRACTS_DIR, contracts)
+    crm = (contracts / "crm.yaml").read_text()
+    notes = "- {name: notes, physicalType: VARCHAR, description: Free text; scanned for PII.}"
+    assert notes in crm
+    crm = crm.replace(notes, notes[:-1] + ", quality: [{metric: missingValues, mustBeLessThan: 90,"
+                      " unit: percent}]}")  # fmt: skip
+    (contracts / "crm.yaml").write_text(crm)
+    monkeypatch.setenv("TOLLGATE_CONTRACTS_DIR", str(contracts))
     instance = DagsterInstance.ephemeral()
     assert run_gate(instance=instance).success
     warehouse = DuckDBWarehouse(path=str(isolated_data_dir / "warehouse.duckdb"))
@@ -524,6 +534,10 @@ def test_the_gate_reads_its_watermark_from_dagster_and_catches_a_defect_in_a_syn
     assert audit["scope"] == incremental.SINCE_LAST and audit["rows_judged"] == 1
     assert found["keys_are_unique"].passed
     assert found["keys_are_unique"].metadata[incremental.AUDIT].value["rows_judged"] == 1
+    share = found["quality_notes_missing_values"]
+    assert share.passed and share.metadata[incremental.AUDIT].value["rows_judged"] == 1
+    least, most = share.metadata[incremental.COUNTED].value
+    assert least <= most and "the rest bounded by the last count" in share.description
     [record] = instance.event_log_storage.get_asset_check_execution_history(
         AssetCheckKey(deals, "keys_are_unique"), limit=1
     )
