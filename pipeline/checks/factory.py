@@ -363,10 +363,10 @@ def evaluate(
     groups: dict[tuple, list[Rule]] = {}
     judged: dict[str, tuple[Verdict, str]] = {}
     for rule in rules:
-        if plan and plan.facts and rule.from_facts:
-            facts = rule.from_facts(plan.facts, state)
+        if plan and plan.counts and rule.from_facts:
+            facts = rule.from_facts(plan.counts, state)
             verdict = _judge(table, rule, state, warehouse, facts)
-            judged[rule.check_name] = (verdict, plan.facts["sql"])
+            judged[rule.check_name] = (verdict, plan.counts_sql)
             continue
         subject = plan.subject(rule, table) if plan else table
         delta = plan.deltas.get(rule.check_name) if plan else None

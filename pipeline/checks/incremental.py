@@ -61,8 +61,17 @@ class Plan:
     deltas: dict[str, Delta] = field(default_factory=dict)  # check name -> the rows it judges
     reasons: dict[str, str] = field(default_factory=dict)  # check name -> why every row
     passes: dict[str, int] = field(default_factory=dict)  # check name -> delta passes in a row
-    facts: dict[str, Any] = field(default_factory=dict)  # counts over every row: total, live,
-    # newest (the watermark), future (rows stamped ahead of the clock) and their sql, if taken
+    live: int | None = None  # its live (not soft-deleted) rows
+    future: int = 0  # its rows stamped ahead of the clock
+    counts_sql: str = ""  # the query that counted them
+
+    @property
+    def counts(self) -> dict[str, Any]:
+        """The counts over every row the plan took (none when it took none), for Rule.from_facts."""
+        if self.rows is None:
+            return {}
+        return {"total": self.rows, "live": self.live, "newest": self.watermark,
+                "future": self.future}  # fmt: skip
 
     def state(self, rule: Rule, table: TableContract, state: TableState) -> TableState:
         delta = self.deltas.get(rule.check_name)
@@ -192,10 +201,10 @@ def plan(
         with suppress(Exception):
             _drop(warehouse, set(views.values()))
         raise
-    counts = {"total": rows, "live": alive, "newest": watermark, "future": int(facts["future"]),
-              "sql": sql}  # fmt: skip
-    return replace(base, rows=rows, watermark=watermark, deltas=deltas, reasons=reasons,
-                   passes=passes, facts=counts)  # fmt: skip
+    return replace(
+        base, rows=rows, watermark=watermark, live=alive, future=int(facts["future"]),
+        counts_sql=sql, deltas=deltas, reasons=reasons, passes=passes,
+    )  # fmt: skip
 
 
 def too_small(state: TableState) -> str | None:
