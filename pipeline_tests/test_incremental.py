@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from dagster import AssetCheckKey, AssetKey, DagsterInstance
 
-from pipeline.checks import incremental, keys
+from pipeline.checks import incremental, keys, not_null
 from pipeline.checks.factory import evaluate, table_rules, table_state
 from pipeline.contract import CONTRACTS_DIR, load_contracts
 from pipeline.sandbox import source_edits
@@ -390,6 +390,27 @@ def test_null_shares_or_new_nulls_the_bounds_cannot_settle_count_every_row(
     assert delta[NOT_NULL].passed is full[NOT_NULL].passed is passes
     assert delta[NOT_NULL].description == full[NOT_NULL].description
     assert scope(delta[NOT_NULL])["why_every_row"].startswith("new nulls, or null shares")
+
+
+def test_a_required_column_gone_is_never_passed_on_null_share_bounds(tmp_path, duck):
+    """The bounds speak for the bounded columns only: a required column the table no longer has
+    fails, as in a full pass, even when a delta's counts would settle every share."""
+    table = notes_bounded(tmp_path, duck, 0.05)
+    first = audit(table, duck)
+    lose_notes(duck, "id < 20", "'new'")
+    rules = [r for r in table_rules(table) if not r.needs_fivetran_config]
+    state = table_state(table, rules, duck)
+    plan = incremental.plan(table, rules, state, duck, incremental.previous_of(first))
+    try:
+        without = {k: v for k, v in state.columns.items() if k != "account_id"}
+        seen = replace(plan.state(not_null.RULE, table, state), columns=without)
+        subject = plan.subject(not_null.RULE, table)
+        profile = {"rows": 20, "nulls:notes": 0}  # what the delta's profile holds without it
+        profile |= not_null.followup(subject, seen, duck, profile)
+        verdict = not_null.judge(subject, seen, profile)
+    finally:
+        incremental.release(duck, plan)
+    assert not verdict.passed and "account_id: column missing" in verdict.summary
 
 
 def test_a_null_share_whose_bounds_reach_past_it_still_passes_on_every_row(tmp_path, duck):

@@ -49,7 +49,8 @@ def followup(
     delta = state.delta
     if delta is None or not _bounded(table):
         return {}
-    settled = not any(profile.get(f"nulls:{n}") for n in _required(table))
+    # A required column gone is a failure the bounds cannot speak to: the full judgement says so.
+    settled = all(n in state.columns and not profile.get(f"nulls:{n}") for n in _required(table))
     bounds = {}
     for name, bound in _bounded(table).items():
         if f"nulls:{name}" not in profile:  # a missing column: the schema checks report it
