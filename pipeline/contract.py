@@ -112,6 +112,16 @@ class TableContract:
         return next((c for c in self.columns if c.name == name), None)
 
     @property
+    def parents(self) -> tuple[tuple[str, str], ...]:
+        """(connector, table) of every other table this table's foreign keys reference."""
+        found = (
+            resolve_reference(self.connector, target)[:2]
+            for column in self.columns
+            for target in column.references
+        )
+        return tuple(dict.fromkeys(p for p in found if p != (self.connector, self.name)))
+
+    @property
     def relation(self) -> tuple[str, str]:
         """(schema, table) the checks read: the audit snapshot when set, else the landing table."""
         return self.audited or (self.connector, self.name)

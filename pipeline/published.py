@@ -1,6 +1,8 @@
 """Publish assets: one per contracted table, one step per connector, exposing audited snapshots."""
 
 from collections.abc import Mapping, Sequence
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
 
 from dagster import (
     AssetCheckKey,
@@ -16,8 +18,9 @@ from dagster import (
 from pipeline import gate, publish
 from pipeline.automation import PUBLISH_CONDITION
 from pipeline.checks.factory import fivetran_key, safe_name
+from pipeline.checks.keys import FOREIGN_KEYS_CHECK
 from pipeline.checks.redact import scrub_error
-from pipeline.contract import TableContract
+from pipeline.contract import ContractError, TableContract
 from pipeline.warehouse import Warehouse
 from pipeline.warehouse.sql import row_count_query
 
@@ -26,14 +29,70 @@ def published_key(connector: str, table: str) -> AssetKey:
     return AssetKey(["published", connector, table])
 
 
+def gated_parents(
+    table: TableContract, blocking: Mapping[AssetKey, Sequence[AssetCheckKey]]
+) -> tuple[AssetKey, ...]:
+    """The landed tables whose audited version Looker must read before this one publishes.
+
+    Its foreign keys were checked against them: publishing it while one of them is held back
+    would show Looker rows whose parent it cannot see. None when that check does not block."""
+    source = fivetran_key(table.connector, table.name)
+    if AssetCheckKey(source, FOREIGN_KEYS_CHECK) not in blocking.get(source, ()):
+        return ()
+    return tuple(fivetran_key(*parent) for parent in table.parents)
+
+
+def check_publish_order(
+    published: Mapping[AssetKey, TableContract],
+    blocking: Mapping[AssetKey, Sequence[AssetCheckKey]],
+) -> None:
+    """ContractError when foreign keys across connectors form a cycle: each connector publishes
+    in one step, after the connectors its tables reference."""
+    graph: dict[str, set[str]] = {}
+    links: dict[str, list[str]] = {}
+    for table in published.values():
+        for parent in gated_parents(table, blocking):
+            if parent.path[1] != table.connector:
+                graph.setdefault(table.connector, set()).add(parent.path[1])
+                links.setdefault(table.connector, []).append(
+                    f"{table.connector}.{table.name} -> {'.'.join(parent.path[1:])}"
+                )
+    try:
+        tuple(TopologicalSorter(graph).static_order())
+    except CycleError as error:
+        cycle = error.args[1][:-1]
+        first = next(t for t in published.values() if t.connector == cycle[0])
+        found = "; ".join(sorted(link for connector in cycle for link in links[connector]))
+        raise ContractError(
+            first.file or Path(first.connector),
+            f"foreign keys across connectors form a cycle ({found}): each connector publishes "
+            "after the connectors it references, so these cannot be ordered; make one "
+            "relationship's severity warn (foreign_keys), or drop it",
+        ) from None
+
+
 def build_publish_assets(
-    tables: Sequence[TableContract], blocking: Mapping[AssetKey, Sequence[AssetCheckKey]]
+    tables: Sequence[TableContract],
+    blocking: Mapping[AssetKey, Sequence[AssetCheckKey]],
+    published: Mapping[AssetKey, TableContract],
 ) -> AssetsDefinition:
     """Publish each selected table's audited snapshot, refusing any whose blocking checks failed."""
+    parents = {table.name: gated_parents(table, blocking) for table in tables}
     specs = [
         AssetSpec(
             key=published_key(table.connector, table.name),
-            deps=[fivetran_key(table.connector, table.name)],
+            # Automation and the run wait for the parents' checks, and for another connector's
+            # parents to publish first.
+            deps=[
+                fivetran_key(table.connector, table.name),
+                *parents[table.name],
+                *(
+                    published_key(*parent.path[1:])
+                    for parent in parents[table.name]
+                    if parent.path[1] != table.connector
+                    and published_key(*parent.path[1:]) in published
+                ),
+            ],
             group_name=table.connector,
             owners=[table.owner],
             tags={"contract": table.connector},
@@ -51,19 +110,27 @@ def build_publish_assets(
     # One step per connector, as its checks; each table is still verified and published alone.
     @multi_asset(specs=specs, name=f"publish__{safe_name(tables[0].connector)}", can_subset=True)
     def publish_connector(context: AssetExecutionContext, warehouse: Warehouse):
-        chosen = [by_key[key] for key in sorted(context.selected_asset_keys, key=lambda k: k.path)]
+        selected = sorted(context.selected_asset_keys, key=lambda k: k.path)
+        chosen = parents_first([by_key[key] for key in selected], parents)
         refusals: list[Failure] = []
         versions: dict[str, str] = {}
-        checks = [c for t in chosen for c in blocking.get(fivetran_key(t.connector, t.name), ())]
+        needs: dict[str, list[tuple[TableContract, str]]] = {}
+        sources = [fivetran_key(t.connector, t.name) for t in chosen]
+        sources += [p for t in chosen for p in parents[t.name]]
+        checks = list(dict.fromkeys(c for s in sources for c in blocking.get(s, ())))
         latest = gate.verdicts(context.instance, checks, context.run.run_id)
         for table in chosen:  # from Dagster's records, read before the warehouse is opened
             source = fivetran_key(table.connector, table.name)
             try:
                 versions[table.name] = verified_version(latest, table, blocking.get(source, ()))
+                needs[table.name] = parent_versions(
+                    latest, table, parents[table.name], blocking, published
+                )
             except Failure as failure:  # the connector's other tables still publish
+                versions.pop(table.name, None)
                 refusals.append(failure)
-        published, failures = publish_tables(context, warehouse, chosen, versions)
-        yield from published
+        done, failures = publish_tables(context, warehouse, chosen, versions, needs)
+        yield from done
         refusals += failures
         if refusals:
             raise refusals[0] if len(refusals) == 1 else gate.combined(refusals)
@@ -71,11 +138,85 @@ def build_publish_assets(
     return publish_connector
 
 
+def parents_first(
+    tables: Sequence[TableContract], parents: Mapping[str, Sequence[AssetKey]]
+) -> list[TableContract]:
+    """The tables in an order that publishes a parent before its children (cycles kept as met)."""
+    by_key = {fivetran_key(t.connector, t.name): t for t in tables}
+    order: dict[str, TableContract] = {}
+    visiting: set[str] = set()
+
+    def visit(table: TableContract) -> None:
+        if table.name in order or table.name in visiting:
+            return
+        visiting.add(table.name)
+        for parent in parents.get(table.name, ()):
+            if parent in by_key:
+                visit(by_key[parent])
+        order[table.name] = table
+
+    for table in tables:
+        visit(table)
+    return list(order.values())
+
+
+def parent_versions(
+    latest: Mapping[AssetCheckKey, gate.AssetCheckExecutionRecord | None],
+    table: TableContract,
+    parents: Sequence[AssetKey],
+    blocking: Mapping[AssetKey, Sequence[AssetCheckKey]],
+    published: Mapping[AssetKey, TableContract],
+) -> list[tuple[TableContract, str]]:
+    """Each gated parent with the audited version Looker must read; Failure if one has none."""
+    found, problems = [], []
+    for parent in parents:
+        name = ".".join(parent.path[1:])
+        contract = published.get(published_key(*parent.path[1:]))
+        if contract is None:
+            problems.append(f"its foreign keys reference {name}, which tollgate does not publish")
+            continue
+        try:
+            found.append((contract, gate.audited_version(latest, blocking.get(parent, ()), parent)))
+        except Failure as failure:  # the parent's own refusal lists every check
+            held = (failure.description or "").split("; ")
+            more = f"; and {len(held) - 2} more" if len(held) > 2 else ""
+            problems.append(
+                f"its foreign keys reference {name}, which is held back: {'; '.join(held[:2])}{more}"
+            )
+    if problems:
+        raise gate.refuse(f"publish {table.published_schema}.{table.name}", problems)
+    return found
+
+
+def unpublished_parents(
+    warehouse: Warehouse,
+    table: TableContract,
+    needs: Sequence[tuple[TableContract, str]],
+    coming: Mapping[str, str],
+) -> Failure | None:
+    """A refusal when Looker would not read a parent at the audited version the table needs."""
+    problems = []
+    for parent, version in needs:
+        shown = publish.published_version(warehouse, parent)
+        pending = parent.connector == table.connector and coming.get(parent.name) == version
+        if (shown is None or shown < version) and not pending:
+            where = f"{parent.published_schema}.{parent.name}"
+            problems.append(
+                f"its foreign keys reference {parent.connector}.{parent.name}, whose audited "
+                f"version {version} is not what Looker reads ({where} shows "
+                f"{shown or 'nothing yet'}): publish {where} first"
+            )
+    if problems:
+        return gate.refuse(f"publish {table.published_schema}.{table.name}", problems)
+    return None
+
+
 def publish_tables(
     context: AssetExecutionContext,
     warehouse: Warehouse,
     chosen: Sequence[TableContract],
     versions: Mapping[str, str],
+    needs: Mapping[str, Sequence[tuple[TableContract, str]]],
 ) -> tuple[list[MaterializeResult], list[Failure]]:
     """Publish each verified table on one connection; a table that fails is a Failure naming it."""
     # Opening a connection reads a DuckDB file's whole catalog under its lock, or logs in to
@@ -83,10 +224,18 @@ def publish_tables(
     ready = [table for table in chosen if table.name in versions]
     published: dict[str, MaterializeResult] = {}
     failed: dict[str, Exception] = {}
+    refused: list[Failure] = []
     try:
         with warehouse.session():
-            for table in ready:
+            for position, table in enumerate(ready):
+                # Parents were tried first and show their version by now; one still to come in
+                # this step (foreign keys both ways) counts when it was verified.
+                coming = {t.name: versions[t.name] for t in ready[position + 1 :]}
                 try:
+                    refusal = unpublished_parents(warehouse, table, needs[table.name], coming)
+                    if refusal:
+                        refused.append(refusal)
+                        continue
                     published[table.name] = publish_table(
                         context, warehouse, table, versions[table.name]
                     )
@@ -102,7 +251,7 @@ def publish_tables(
         for t in ready
         if t.name in failed
     ]
-    return list(published.values()), failures
+    return list(published.values()), refused + failures
 
 
 def verified_version(

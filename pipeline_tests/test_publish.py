@@ -5,13 +5,23 @@ import dataclasses
 import lkml
 import pytest
 import sqlglot
-from dagster import AssetKey, DagsterInstance
+from dagster import AssetCheckKey, AssetKey, DagsterInstance, evaluate_automation_conditions
 from sqlglot import exp
 
 from pipeline import publish
-from pipeline.contract import load_contracts
+from pipeline.checks.factory import fivetran_key
+from pipeline.checks.keys import FOREIGN_KEYS_CHECK
+from pipeline.contract import ColumnContract, ContractError, TableContract, load_contracts
 from pipeline.definitions import build_definitions
 from pipeline.looker_lineage import LOOKML_DIR
+from pipeline.published import (
+    build_publish_assets,
+    check_publish_order,
+    gated_parents,
+    parents_first,
+    published_key,
+    unpublished_parents,
+)
 from pipeline.sandbox import fivetran_api, looker_api, source_edits
 from pipeline.settings import duckdb_path
 from pipeline.warehouse import DuckDBWarehouse
@@ -21,6 +31,8 @@ CHARGES = AssetKey(["fivetran", "payments", "charges"])
 CUSTOMERS = AssetKey(["fivetran", "payments", "customers"])
 PUBLISHED_CHARGES = AssetKey(["published", "payments", "charges"])
 PUBLISHED_CUSTOMERS = AssetKey(["published", "payments", "customers"])
+PARENTS = {CUSTOMERS, AssetKey(["fivetran", "payments", "invoices"])}  # what charges reference
+PUBLISHED_PARENTS = {AssetKey(["published", *key.path[1:]]) for key in PARENTS}
 CRM_TABLES = ("companies", "contacts", "deals")
 FAST_PDT = {"ops": {"looker__revenue_by_customer": {"config": {"poll_interval_seconds": 0.05}}}}
 
@@ -154,7 +166,8 @@ def test_rows_landing_after_the_audit_began_are_not_published():
     instance = DagsterInstance.ephemeral()
     defs = build_definitions()
     job = defs.resolve_implicit_global_asset_job_def()
-    audit = job.get_subset(asset_selection={CHARGES})
+    # Its parents are audited and published: Looker must see every customer a charge names.
+    audit = job.get_subset(asset_selection={CHARGES, *PARENTS, *PUBLISHED_PARENTS})
     assert audit.execute_in_process(instance=instance).success
     # Fivetran writes again after the checks froze their snapshot: 7 ids go null.
     warehouse().execute(
@@ -221,9 +234,138 @@ def test_checks_that_passed_on_different_snapshots_do_not_publish():
     assert "different snapshots" in failure.step_failure_data.error.message
 
 
+ORPHANS = """SELECT count(*) AS n FROM payments_published.charges c
+WHERE c.customer_id IS NOT NULL AND c.customer_id NOT IN (
+    SELECT id FROM payments_published.customers WHERE id IS NOT NULL)"""
+
+
+def publish_only(instance: DagsterInstance, keys: set[AssetKey]):
+    job = build_definitions().resolve_implicit_global_asset_job_def()
+    subset = job.get_subset(asset_selection=keys, asset_check_selection=set())
+    return subset.execute_in_process(instance=instance, raise_on_error=False)
+
+
+def test_a_child_never_publishes_while_a_parent_it_references_is_held_back(monkeypatch):
+    """A charge moves to a customer that lands broken: charges pass, customers fail. Neither a
+    later partial run nor automation may show Looker that charge without its customer."""
+    instance = DagsterInstance.ephemeral()
+    assert run_gate(FAST_PDT, instance).success
+    defs = build_definitions()
+    before = evaluate_automation_conditions(defs=defs, instance=instance)
+    [charge] = warehouse().query("SELECT min(id) AS id FROM payments.charges")
+    source_edits.edit_source("payments_sandbox", "customers", upsert=[{"id": "cus_new_parent"}])
+    source_edits.edit_source(
+        "payments_sandbox",
+        "charges",
+        upsert=[{"id": charge["id"], "customer_id": "cus_new_parent"}],
+    )
+    result = run_gate(FAST_PDT, instance)
+    assert not result.success
+    failed = {
+        (e.asset_key, e.check_name) for e in result.get_asset_check_evaluations() if not e.passed
+    }
+    assert (CUSTOMERS, "required_columns_are_not_null") in failed
+    assert not {key for key in failed if key[0] == CHARGES}  # its foreign key resolves in landing
+
+    ticked = evaluate_automation_conditions(defs=defs, instance=instance, cursor=before.cursor)
+    assert PUBLISHED_CHARGES not in {r.key for r in ticked.results if r.true_subset.size > 0}
+
+    again = publish_only(instance, {PUBLISHED_CHARGES})
+    assert not again.success and not materialized(again)
+    [failure] = again.get_step_failure_events()
+    message = failure.step_failure_data.error.message
+    assert "Refusing to publish payments_published.charges: its foreign keys reference " in message
+    assert "payments.customers, which is held back: " in message
+    assert "fivetran/payments/customers required_columns_are_not_null failed" in message
+    assert warehouse().query(ORPHANS)[0]["n"] == 0
+
+
+def test_a_child_waits_until_looker_reads_its_parents_audited_version():
+    instance = DagsterInstance.ephemeral()
+    job = build_definitions().resolve_implicit_global_asset_job_def()
+    audit = job.get_subset(asset_selection={CHARGES, *PARENTS})  # audited, not published
+    assert audit.execute_in_process(instance=instance).success
+
+    alone = publish_only(instance, {PUBLISHED_CHARGES})
+    assert not alone.success and not materialized(alone)
+    message = alone.get_step_failure_events()[0].step_failure_data.error.message
+    assert "its foreign keys reference payments.customers, whose audited version" in message
+    assert "(payments_published.customers shows nothing yet): publish " in message
+
+    together = publish_only(instance, {PUBLISHED_CHARGES, *PUBLISHED_PARENTS})
+    assert together.success  # one step: the parents are published first
+    assert materialized(together) == {PUBLISHED_CHARGES, *PUBLISHED_PARENTS}
+    assert warehouse().query(ORPHANS)[0]["n"] == 0
+
+
+def with_foreign_key(table: TableContract, column: str, target: str) -> TableContract:
+    extra = ColumnContract(name=column, physical_type="VARCHAR", references=(target,))
+    return dataclasses.replace(table, columns=(*table.columns, extra))
+
+
+def test_foreign_keys_across_connectors_publish_parents_first_and_never_in_a_cycle():
+    contracts = load_contracts()
+    tables = {(c, t.name): t for c, contract in contracts.items() for t in contract.tables.values()}
+    tables["crm", "deals"] = with_foreign_key(
+        tables["crm", "deals"], "customer_id", "payments.customers.id"
+    )
+    published = {published_key(c, t): table for (c, t), table in tables.items()}
+    blocking = {
+        fivetran_key(c, t): (AssetCheckKey(fivetran_key(c, t), FOREIGN_KEYS_CHECK),)
+        for c, t in tables
+    }
+    check_publish_order(published, blocking)  # one way round: ordered
+    crm = build_publish_assets(
+        [t for (c, _), t in tables.items() if c == "crm"], blocking, published
+    )
+    deps = crm.asset_deps[published_key("crm", "deals")]
+    assert {CUSTOMERS, PUBLISHED_CUSTOMERS} <= deps  # the payments publish runs first
+
+    tables["payments", "customers"] = with_foreign_key(
+        tables["payments", "customers"], "company_id", "crm.companies.id"
+    )
+    published = {published_key(c, t): table for (c, t), table in tables.items()}
+    with pytest.raises(ContractError, match="foreign keys across connectors form a cycle") as error:
+        check_publish_order(published, blocking)
+    assert "crm.deals -> payments.customers; payments.customers -> crm.companies" in str(
+        error.value
+    )
+    # Not blocking (severity warn): nothing to order, nothing held back.
+    check_publish_order(published, {})
+
+
+def test_foreign_keys_both_ways_in_one_connector_publish_together():
+    crm = load_contracts()["crm"].tables
+    # companies gains a key to deals, which already reaches it through contacts and directly.
+    companies = with_foreign_key(crm["companies"], "top_deal_id", "deals.id")
+    tables = [crm["deals"], crm["contacts"], companies]
+    blocking = {
+        fivetran_key("crm", t.name): (
+            AssetCheckKey(fivetran_key("crm", t.name), FOREIGN_KEYS_CHECK),
+        )
+        for t in tables
+    }
+    parents = {t.name: gated_parents(t, blocking) for t in tables}
+    order = [t.name for t in parents_first(tables, parents)]
+    assert sorted(order) == ["companies", "contacts", "deals"]
+    assert order.index("contacts") < order.index("deals")  # what can be ordered is
+
+    # Nothing is published yet: a parent counts only while it is still to come in this step,
+    # verified on the version the child needs.
+    needs = [(companies, "v2"), (crm["contacts"], "v2")]
+    with warehouse().session():
+        refused = unpublished_parents(warehouse(), crm["deals"], needs, {"contacts": "v2"})
+        assert "reference crm.companies, whose audited version v2" in str(refused.description)
+        assert "crm.contacts" not in str(refused.description)
+        both = {"companies": "v2", "contacts": "v2"}
+        assert unpublished_parents(warehouse(), crm["deals"], needs, both) is None
+        older = {"companies": "v1", "contacts": "v2"}
+        assert unpublished_parents(warehouse(), crm["deals"], needs, older) is not None
+
+
 def test_rollback_restores_the_previous_published_version(capsys):
     instance = DagsterInstance.ephemeral()
-    keys = {CHARGES, CUSTOMERS, PUBLISHED_CHARGES, PUBLISHED_CUSTOMERS}
+    keys = {CHARGES, PUBLISHED_CHARGES, *PARENTS, *PUBLISHED_PARENTS}
     sync_audit_publish(instance, keys)
     first = fingerprint("payments_published.charges")
     # Syncs are incremental: the next one changes the tables only if the source changed.
@@ -247,7 +389,7 @@ def test_rollback_restores_the_previous_published_version(capsys):
 def test_snapshots_are_pruned_but_rollback_targets_kept():
     instance = DagsterInstance.ephemeral()
     for _ in range(publish.KEEP_PUBLISHED + 1):
-        sync_audit_publish(instance, {CHARGES, PUBLISHED_CHARGES})
+        sync_audit_publish(instance, {CHARGES, PUBLISHED_CHARGES, *PARENTS, *PUBLISHED_PARENTS})
     table = load_contracts()["payments"].tables["charges"]
     kept = publish._snapshots(warehouse(), table)
     live = publish.history(warehouse(), table)

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from pipeline.automation import GATE_JOB
+from pipeline.contract import load_contracts
 from pipeline.settings import REPO_ROOT
 
 WEBSERVER = Path(sys.executable).parent / "dagster-webserver"
@@ -258,9 +259,15 @@ def test_ui_shows_assets_owners_groups_lineage_and_checks(webserver):
     for asset, connector in (fivetran | published).items():
         assert nodes[asset]["groupName"] == connector
         assert [f"team:{o['team']}" for o in nodes[asset]["owners"]] == [OWNERS[connector]]
+    contracts = load_contracts()
     for asset in published:
-        fivetran_asset = asset.replace("published/", "fivetran/", 1)
-        assert {key(d["path"]) for d in nodes[asset]["dependencyKeys"]} == {fivetran_asset}
+        _, connector, table = asset.split("/")
+        # Its landed table, and those its foreign keys reference: it waits for their checks.
+        parents = {f"fivetran/{c}/{t}" for c, t in contracts[connector].tables[table].parents}
+        expected = {f"fivetran/{connector}/{table}"} | parents
+        assert {key(d["path"]) for d in nodes[asset]["dependencyKeys"]} == expected
+    charges = {key(d["path"]) for d in nodes["published/payments/charges"]["dependencyKeys"]}
+    assert {"fivetran/payments/customers", "fivetran/payments/invoices"} < charges
     for asset, deps in LOOKER_DEPS.items():
         assert nodes[asset]["groupName"] == "looker"
         assert {key(dep["path"]) for dep in nodes[asset]["dependencyKeys"]} == deps

@@ -22,6 +22,7 @@ from pipeline.warehouse.types import type_family
 
 SAMPLES = 5
 BITMAP_MAX_BITS = 256_000_000  # 32 MB: a denser integer key is proven unique with a bitmap
+FOREIGN_KEYS_CHECK = "foreign_keys_resolve"  # publish holds a table back with its parents
 
 
 def key_sets(table: TableContract) -> list[tuple[str, ...]]:
@@ -449,7 +450,7 @@ RULES = (
         incremental=lambda table: "rows",
     ),
     Rule(
-        check_name="foreign_keys_resolve",
+        check_name=FOREIGN_KEYS_CHECK,
         family="foreign_keys",
         description="Every foreign key value exists in the table it references.",
         applies=lambda table: bool(_foreign_keys(table)),
