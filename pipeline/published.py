@@ -1,6 +1,6 @@
 """Publish assets: one per contracted table, one step per connector, exposing audited snapshots."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
@@ -178,26 +178,27 @@ def parent_versions(
         try:
             found.append((contract, gate.audited_version(latest, blocking.get(parent, ()), parent)))
         except Failure as failure:  # the parent's own refusal lists every check
-            held = (failure.description or "").split("; ")
+            held = gate.metadata_value(failure.metadata.get("failing_checks"))
+            held = held or [failure.description or ""]
             more = f"; and {len(held) - 2} more" if len(held) > 2 else ""
             problems.append(
                 f"its foreign keys reference {name}, which is held back: {'; '.join(held[:2])}{more}"
             )
     if problems:
-        raise gate.refuse(f"publish {table.published_schema}.{table.name}", problems)
+        raise refused(table, problems)
     return found
 
 
 def unpublished_parents(
-    warehouse: Warehouse,
     table: TableContract,
     needs: Sequence[tuple[TableContract, str]],
+    showing: Callable[[TableContract], str | None],
     coming: Mapping[str, str],
 ) -> Failure | None:
     """A refusal when Looker would not read a parent at the audited version the table needs."""
     problems = []
     for parent, version in needs:
-        shown = publish.published_version(warehouse, parent)
+        shown = showing(parent)
         pending = parent.connector == table.connector and coming.get(parent.name) == version
         if (shown is None or shown < version) and not pending:
             where = f"{parent.published_schema}.{parent.name}"
@@ -206,9 +207,7 @@ def unpublished_parents(
                 f"version {version} is not what Looker reads ({where} shows "
                 f"{shown or 'nothing yet'}): publish {where} first"
             )
-    if problems:
-        return gate.refuse(f"publish {table.published_schema}.{table.name}", problems)
-    return None
+    return refused(table, problems) if problems else None
 
 
 def publish_tables(
@@ -224,25 +223,36 @@ def publish_tables(
     ready = [table for table in chosen if table.name in versions]
     published: dict[str, MaterializeResult] = {}
     failed: dict[str, Exception] = {}
-    refused: list[Failure] = []
+    refusals: dict[str, Failure] = {}
+    # Parents are tried first and show their version by now; one still to come in this step
+    # (foreign keys both ways) counts when it was verified.
+    coming = {table.name: versions[table.name] for table in ready}
+    shown: dict[tuple[str, str], str | None] = {}  # what Looker reads, asked once per table
+
+    def showing(parent: TableContract) -> str | None:
+        where = (parent.connector, parent.name)
+        if where not in shown:
+            shown[where] = publish.published_version(warehouse, parent)
+        return shown[where]
+
     try:
         with warehouse.session():
-            for position, table in enumerate(ready):
-                # Parents were tried first and show their version by now; one still to come in
-                # this step (foreign keys both ways) counts when it was verified.
-                coming = {t.name: versions[t.name] for t in ready[position + 1 :]}
+            for table in ready:
+                del coming[table.name]
                 try:
-                    refusal = unpublished_parents(warehouse, table, needs[table.name], coming)
+                    refusal = unpublished_parents(table, needs[table.name], showing, coming)
                     if refusal:
-                        refused.append(refusal)
+                        refusals[table.name] = refusal
                         continue
+                    shown.pop((table.connector, table.name), None)
                     published[table.name] = publish_table(
                         context, warehouse, table, versions[table.name]
                     )
                 except Exception as error:
                     failed[table.name] = error
     except Exception as error:  # the connection itself: every table not published on it
-        unpublished = [t.name for t in ready if t.name not in published and t.name not in failed]
+        done = published.keys() | failed.keys() | refusals.keys()
+        unpublished = [t.name for t in ready if t.name not in done]
         failed |= dict.fromkeys(unpublished, error)
         if not unpublished:  # closing it failed after every table was published on it
             context.log.error(f"the warehouse connection failed at its close: {scrub_error(error)}")
@@ -251,7 +261,7 @@ def publish_tables(
         for t in ready
         if t.name in failed
     ]
-    return list(published.values()), refused + failures
+    return list(published.values()), [*refusals.values(), *failures]
 
 
 def verified_version(
@@ -264,8 +274,11 @@ def verified_version(
     try:
         return gate.audited_version(latest, blocking, source)
     except Failure as failure:
-        where = f"{table.published_schema}.{table.name}"
-        raise gate.refuse(f"publish {where}", [failure.description or ""]) from None
+        raise refused(table, [failure.description or ""]) from None
+
+
+def refused(table: TableContract, problems: list[str]) -> Failure:
+    return gate.refuse(f"publish {table.published_schema}.{table.name}", problems)
 
 
 def publish_table(
