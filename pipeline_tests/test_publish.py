@@ -5,7 +5,13 @@ import dataclasses
 import lkml
 import pytest
 import sqlglot
-from dagster import AssetCheckKey, AssetKey, DagsterInstance, evaluate_automation_conditions
+from dagster import (
+    AssetCheckKey,
+    AssetKey,
+    DagsterInstance,
+    Failure,
+    evaluate_automation_conditions,
+)
 from sqlglot import exp
 
 from pipeline import publish
@@ -18,6 +24,7 @@ from pipeline.published import (
     build_publish_assets,
     check_publish_order,
     gated_parents,
+    parent_versions,
     parents_first,
     published_key,
     unpublished_parents,
@@ -365,6 +372,22 @@ def test_foreign_keys_both_ways_in_one_connector_publish_together():
         assert unpublished_parents(crm["deals"], needs, showing, both) is None
         older = {"companies": "v1", "contacts": "v2"}
         assert unpublished_parents(crm["deals"], needs, showing, older) is not None
+
+
+def test_a_parent_nothing_publishes_or_gates_refuses_its_child():
+    """A referenced table whose connector is not loaded has no publish asset and no checks."""
+    charges = load_contracts()["payments"].tables["charges"]
+    with pytest.raises(Failure) as refusal:
+        parent_versions({}, charges, [CUSTOMERS], {}, {})
+    assert "reference payments.customers, which tollgate does not publish" in str(
+        refusal.value.description
+    )
+    customers = load_contracts()["payments"].tables["customers"]
+    with pytest.raises(Failure) as refusal:
+        parent_versions({}, charges, [CUSTOMERS], {}, {PUBLISHED_CUSTOMERS: customers})
+    assert "payments.customers, which is held back: fivetran/payments/customers has no " in str(
+        refusal.value.description
+    )
 
 
 def test_rollback_restores_the_previous_published_version(capsys):
