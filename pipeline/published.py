@@ -3,6 +3,7 @@
 from collections.abc import Callable, Mapping, Sequence
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
+from typing import Any
 
 from dagster import (
     AssetCheckKey,
@@ -20,7 +21,9 @@ from pipeline.automation import PUBLISH_CONDITION
 from pipeline.checks.factory import fivetran_key, safe_name
 from pipeline.checks.keys import FOREIGN_KEYS_CHECK
 from pipeline.checks.redact import scrub_error
+from pipeline.checks.scan_history import record_metadata
 from pipeline.contract import ContractError, TableContract
+from pipeline.publish_foreign_keys import Stamps, recheck
 from pipeline.warehouse import Warehouse
 from pipeline.warehouse.sql import row_count_query
 
@@ -115,6 +118,7 @@ def build_publish_assets(
         refusals: list[Failure] = []
         versions: dict[str, str] = {}
         needs: dict[str, list[tuple[TableContract, str]]] = {}
+        checked: dict[str, Mapping[str, Any]] = {}
         sources = [fivetran_key(t.connector, t.name) for t in chosen]
         sources += [p for t in chosen for p in parents[t.name]]
         checks = list(dict.fromkeys(c for s in sources for c in blocking.get(s, ())))
@@ -126,10 +130,11 @@ def build_publish_assets(
                 needs[table.name] = parent_versions(
                     latest, table, parents[table.name], blocking, published
                 )
+                checked[table.name] = foreign_keys_checked(latest, source)
             except Failure as failure:  # the connector's other tables still publish
                 versions.pop(table.name, None)
                 refusals.append(failure)
-        done, failures = publish_tables(context, warehouse, chosen, versions, needs)
+        done, failures = publish_tables(context, warehouse, chosen, versions, needs, checked)
         yield from done
         refusals += failures
         if refusals:
@@ -210,12 +215,22 @@ def unpublished_parents(
     return refused(table, problems) if problems else None
 
 
+def foreign_keys_checked(
+    latest: Mapping[AssetCheckKey, gate.AssetCheckExecutionRecord | None], source: AssetKey
+) -> Mapping[str, Any]:
+    """The foreign key check's findings per relation, as recorded with its verdict."""
+    record = latest.get(AssetCheckKey(source, FOREIGN_KEYS_CHECK))
+    found = gate.metadata_value(record_metadata(record).get("foreign_keys")) if record else None
+    return found or {}
+
+
 def publish_tables(
     context: AssetExecutionContext,
     warehouse: Warehouse,
     chosen: Sequence[TableContract],
     versions: Mapping[str, str],
     needs: Mapping[str, Sequence[tuple[TableContract, str]]],
+    checked: Mapping[str, Mapping[str, Any]],
 ) -> tuple[list[MaterializeResult], list[Failure]]:
     """Publish each verified table on one connection; a table that fails is a Failure naming it."""
     # Opening a connection reads a DuckDB file's whole catalog under its lock, or logs in to
@@ -228,6 +243,7 @@ def publish_tables(
     # (foreign keys both ways) counts when it was verified.
     coming = {table.name: versions[table.name] for table in ready}
     shown: dict[tuple[str, str], str | None] = {}  # what Looker reads, asked once per table
+    stamps: Stamps = {}
 
     def showing(parent: TableContract) -> str | None:
         where = (parent.connector, parent.name)
@@ -244,9 +260,17 @@ def publish_tables(
                     if refusal:
                         refusals[table.name] = refusal
                         continue
+                    # A parent still to come is read at the version needed, else as shown.
+                    reads = [(p, max(showing(p) or v, v)) for p, v in needs[table.name]]
+                    verified, problems = recheck(
+                        warehouse, table, versions[table.name], reads, checked[table.name], stamps
+                    )
+                    if problems:
+                        refusals[table.name] = refused(table, problems)
+                        continue
                     shown.pop((table.connector, table.name), None)
                     published[table.name] = publish_table(
-                        context, warehouse, table, versions[table.name]
+                        context, warehouse, table, versions[table.name], verified
                     )
                 except Exception as error:
                     failed[table.name] = error
@@ -282,9 +306,14 @@ def refused(table: TableContract, problems: list[str]) -> Failure:
 
 
 def publish_table(
-    context: AssetExecutionContext, warehouse: Warehouse, table: TableContract, version: str
+    context: AssetExecutionContext,
+    warehouse: Warehouse,
+    table: TableContract,
+    version: str,
+    verified: Mapping[str, str],
 ) -> MaterializeResult:
-    """Point the published table at the audited snapshot `version`."""
+    """Point the published table at the audited snapshot `version`; `verified` says how each
+    foreign key was found to resolve in the parent versions Looker reads."""
     where = f"{table.published_schema}.{table.name}"
     count = row_count_query(table.published_schema, table.name, warehouse.dialect)
     changed = publish.publish(warehouse, table, version, context.run.run_id)
@@ -300,5 +329,6 @@ def publish_table(
             "version": version,
             "published_as": where,
             "dagster/row_count": rows,
+            **({"foreign_keys_verified": verified} if verified else {}),
         },
     )

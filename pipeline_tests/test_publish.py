@@ -305,6 +305,66 @@ def test_a_child_waits_until_looker_reads_its_parents_audited_version():
     assert warehouse().query(ORPHANS)[0]["n"] == 0
 
 
+def verified_keys(result, key: AssetKey) -> dict[str, str]:
+    """How a publish found each foreign key to resolve, from its materialization."""
+    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == key]
+    return event.materialization.metadata["foreign_keys_verified"].value
+
+
+def customer(customer_id: str) -> dict:
+    return {"id": customer_id, "country": "NL", "created": "2026-11-28T00:00:00"}
+
+
+def test_a_child_checked_against_rows_its_parents_audit_never_saw_does_not_publish():
+    """Customers land after customers was audited and published, then charges alone is audited
+    and published: its foreign keys were checked against landing, not what Looker reads."""
+    instance = DagsterInstance.ephemeral()
+    assert run_gate(FAST_PDT, instance).success
+    job = build_definitions().resolve_implicit_global_asset_job_def()
+    charges_alone = job.get_subset(asset_selection={CHARGES, PUBLISHED_CHARGES})
+
+    # A customer no charge references: the charges resolve in the published customers too.
+    source_edits.edit_source("payments_sandbox", "customers", upsert=[customer("cus_spare")])
+    spare = charges_alone.execute_in_process(instance=instance)
+    assert PUBLISHED_CHARGES in materialized(spare)
+    relation = "customer_id -> customers.id"
+    assert verified_keys(spare, PUBLISHED_CHARGES)[relation].startswith(
+        "checked again against payments.customers version v"
+    )
+
+    # A charge moves to a new customer: it resolves in landing only.
+    [charge] = warehouse().query("SELECT min(id) AS id FROM payments.charges")
+    source_edits.edit_source("payments_sandbox", "customers", upsert=[customer("cus_late")])
+    source_edits.edit_source(
+        "payments_sandbox", "charges", upsert=[{"id": charge["id"], "customer_id": "cus_late"}]
+    )
+    alone = charges_alone.execute_in_process(instance=instance, raise_on_error=False)
+    checks = {e.check_name: e.passed for e in alone.get_asset_check_evaluations()}
+    assert checks[FOREIGN_KEYS_CHECK] and all(checks.values())  # it resolves in landing
+    assert not alone.success and PUBLISHED_CHARGES not in materialized(alone)
+    message = alone.get_step_failure_events()[0].step_failure_data.error.message
+    assert (
+        f"Refusing to publish payments_published.charges: {relation}: 1 rows point nowhere in "
+        "payments.customers version v" in message
+    )
+    assert "audit payments.customers again, then publish both" in message
+    assert warehouse().query(ORPHANS)[0]["n"] == 0
+
+    both = job.get_subset(asset_selection={CUSTOMERS, PUBLISHED_CUSTOMERS, PUBLISHED_CHARGES})
+    result = both.execute_in_process(instance=instance)
+    assert {PUBLISHED_CUSTOMERS, PUBLISHED_CHARGES} <= materialized(result)
+    assert warehouse().query(ORPHANS)[0]["n"] == 0
+    # Nothing landed since charges was checked: the new customers version holds those rows.
+    assert verified_keys(result, PUBLISHED_CHARGES)[relation].startswith("as checked: ")
+
+
+def test_a_full_run_publishes_children_as_checked_without_a_second_join():
+    instance = DagsterInstance.ephemeral()
+    verified = verified_keys(run_gate(FAST_PDT, instance), PUBLISHED_CHARGES)
+    assert set(verified) == {"customer_id -> customers.id", "invoice_id -> invoices.id"}
+    assert all(v.startswith("as checked: payments.") for v in verified.values())
+
+
 def with_foreign_key(table: TableContract, column: str, target: str) -> TableContract:
     extra = ColumnContract(name=column, physical_type="VARCHAR", references=(target,))
     return dataclasses.replace(table, columns=(*table.columns, extra))

@@ -331,3 +331,23 @@ def test_a_row_synced_in_the_future_fails_freshness_with_the_count(warehouse):
     result = failed(warehouse)["data_is_fresh"]
     assert "1 rows have _fivetran_synced in the future" in result.description
     assert result.metadata["future_rows"].value == 1
+
+
+def test_a_table_referencing_itself_is_judged_on_its_own_snapshot(warehouse):
+    """A manager who landed after the snapshot was taken is not in the version that publishes."""
+    people = TableContract(
+        connector="crm",
+        name="people",
+        owner="team:growth",
+        description="",
+        columns=(
+            ColumnContract("id", "BIGINT", family="number", primary_key=True, unique=True),
+            ColumnContract("manager_id", "BIGINT", family="number", references=("people.id",)),
+        ),
+    )
+    warehouse.write_table("audit", "people_v1", pd.DataFrame({"id": [1, 2], "manager_id": [1, 3]}))
+    warehouse.write_table("crm", "people", pd.DataFrame({"id": [1, 2, 3], "manager_id": [1, 3, 1]}))
+    audited = TableContract(**{**people.__dict__, "audited": ("audit", "people_v1")})
+    state = TableState(columns=warehouse.columns("audit", "people_v1"))
+    found = keys.orphans_followup(audited, state, warehouse, {})["foreign_keys"]
+    assert found["manager_id -> people.id"]["orphans"] == 1

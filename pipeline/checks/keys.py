@@ -233,8 +233,11 @@ def orphans_sql(
     child_live: exp.Expression | None = None,
     parent_live: exp.Expression | None = None,
     types: tuple[str, str] | None = None,
+    parent_relation: tuple[str, str] | None = None,
 ) -> str:
-    """Live child rows whose key matches no live parent row; `types` (child, parent) as landed."""
+    """Live child rows whose key matches no live parent row; `types` (child, parent) as landed.
+
+    The parent is its landed table unless `parent_relation` names another (a snapshot)."""
     connector, parent, key = resolve_reference(table.connector, target)
     child_fk, parent_key = _col(fk, dialect, "c"), _col(key, dialect, "p")
     left, right = _comparable(child_fk.copy(), parent_key.copy(), types, dialect)
@@ -248,7 +251,7 @@ def orphans_sql(
         )
         .from_(table_ref(*table.relation, dialect).as_("c"))
         .join(
-            table_ref(connector, parent, dialect).as_("p"),
+            table_ref(*(parent_relation or (connector, parent)), dialect).as_("p"),
             on=on,
             join_type="left",
         )
@@ -307,67 +310,117 @@ def orphans_followup(
         if fk not in state.columns:
             found[relation] = {"error": "column missing"}
             continue
-        connector, parent, key = resolve_reference(table.connector, target)
-        parent_columns = warehouse.columns(connector, parent)
-        dialect = warehouse.dialect
-        parent_state = TableState(columns=parent_columns)
-        parent_live = live(parent_state, dialect, "p") if DELETED in parent_columns else None
-        parent_type = parent_columns.get(key.lower())
-        types = (state.columns[fk], parent_type) if parent_type else None
-        parent_rows, whole = _parent_facts(
-            relation, state, parent_state, (connector, parent), warehouse
-        )
+        connector, parent, _ = resolve_reference(table.connector, target)
+        # A table referencing itself is judged against its own snapshot, not a later landing.
+        itself = (connector, parent) == (table.connector, table.name)
+        parent_relation = table.relation if itself else (connector, parent)
+        parent_columns = state.columns if itself else warehouse.columns(connector, parent)
+        facts, whole = _parent_facts(relation, state, parent_columns, parent_relation, warehouse)
         children = (
             table if whole or state.delta is None else replace(table, audited=state.delta.view)
         )
-        sql = orphans_sql(
-            children, fk, target, dialect, live(state, dialect, "c"), parent_live, types
-        )
-        [row] = warehouse.query(sql)
-        contract = table.column(fk)
         found[relation] = {
-            "sql": sql,
-            "orphans": int(row["orphans"]),
-            "example": redact(row["example"], contract.classification if contract else None),
-            "parent_rows": parent_rows,
+            **count_orphans(
+                children, state.columns, fk, target, parent_relation, parent_columns, warehouse
+            ),
+            **facts,
         }
         if state.delta is not None:
             found[relation]["child_rows_read"] = whole or "synced since the last passing audit"
     return {"foreign_keys": found}
 
 
+def count_orphans(
+    children: TableContract,
+    child_columns: Mapping[str, str],
+    fk: str,
+    target: str,
+    parent_relation: tuple[str, str],
+    parent_columns: Mapping[str, str],
+    warehouse: Warehouse,
+) -> dict[str, Any]:
+    """Live rows of `children` whose `fk` matches no live row of `parent_relation`, and one of them."""
+    dialect = warehouse.dialect
+    key = resolve_reference(children.connector, target)[2]
+    parent_type = parent_columns.get(key.lower())
+    sql = orphans_sql(
+        children,
+        fk,
+        target,
+        dialect,
+        live(TableState(columns=child_columns), dialect, "c"),
+        live(TableState(columns=parent_columns), dialect, "p"),
+        (child_columns[fk], parent_type) if parent_type else None,
+        parent_relation,
+    )
+    [row] = warehouse.query(sql)
+    contract = children.column(fk)
+    return {
+        "sql": sql,
+        "orphans": int(row["orphans"]),
+        "example": redact(row["example"], contract.classification if contract else None),
+    }
+
+
+def parent_stamp(
+    warehouse: Warehouse, relation: tuple[str, str], columns: Mapping[str, str]
+) -> dict[str, Any]:
+    """The parent's rows and latest `_fivetran_synced`: Fivetran moves the stamp with every row
+    it writes or soft-deletes, so two versions with the same stamp and rows hold the same rows."""
+    return _stamp_of(warehouse.query(_stamp_sql(relation, columns, warehouse.dialect))[0])
+
+
+def _stamp_sql(
+    relation: tuple[str, str], columns: Mapping[str, str], dialect: str, *more: exp.Expression
+) -> str:
+    facts = [exp.Count(this=exp.Star()).as_("n"), *more]
+    if SYNCED in columns:
+        facts.append(exp.Max(this=column(SYNCED, dialect)).as_("synced"))
+    return exp.select(*facts).from_(table_ref(*relation, dialect)).sql(dialect)
+
+
+def _stamp_of(row: Mapping[str, Any]) -> dict[str, Any]:
+    synced = row.get("synced")
+    return {
+        "parent_rows": int(row["n"]),
+        "parent_synced": synced.isoformat() if hasattr(synced, "isoformat") else synced,
+    }
+
+
 def _parent_facts(
     name: str,
     state: TableState,
-    parent: TableState,
+    parent_columns: Mapping[str, str],
     relation: tuple[str, str],
     warehouse: Warehouse,
-) -> tuple[int, str | None]:
-    """The parent's row count, and why every child row must be read (None: the new ones do).
+) -> tuple[dict[str, Any], str | None]:
+    """The parent's stamp as read (see `parent_stamp`), and why every child row must be read
+    (None: the new ones do).
 
     Older child rows resolved when the last audit passed; they can only lose their parent if
     the parent lost rows since: soft-deleted (a newer stamp) or gone (fewer rows than then)."""
     dialect = warehouse.dialect
-    facts = [exp.Count(this=exp.Star()).as_("n")]
     delta = state.delta
-    stamped = DELETED in parent.columns and SYNCED in parent.columns
+    stamped = DELETED in parent_columns and SYNCED in parent_columns
+    gone = []
     if delta is not None and stamped:
         deleted = exp.EQ(this=column(DELETED, dialect), expression=exp.true())
-        facts.append(count_where(exp.and_(deleted, is_new(delta.since, dialect))).as_("gone"))
-    [row] = warehouse.query(exp.select(*facts).from_(table_ref(*relation, dialect)).sql(dialect))
-    rows = int(row["n"])
+        gone.append(count_where(exp.and_(deleted, is_new(delta.since, dialect))).as_("gone"))
+    [row] = warehouse.query(_stamp_sql(relation, parent_columns, dialect, *gone))
+    facts = _stamp_of(row)
+    rows = facts["parent_rows"]
     if delta is None:
-        return rows, None
+        return facts, None
     before = (delta.previous.get("foreign_keys") or {}).get(name) or {}
     if not isinstance(before.get("parent_rows"), int):
-        return rows, "every child row: the last audit recorded no parent row count"
+        return facts, "every child row: the last audit recorded no parent row count"
     if rows < before["parent_rows"]:
-        return rows, f"every child row: the parent lost {before['parent_rows'] - rows:,} rows"
+        return facts, f"every child row: the parent lost {before['parent_rows'] - rows:,} rows"
     if not stamped:
-        return rows, "every child row: the parent has no _fivetran_deleted and _fivetran_synced"
+        return facts, "every child row: the parent has no _fivetran_deleted and _fivetran_synced"
     if int(row["gone"] or 0):
-        return rows, f"every child row: {int(row['gone']):,} parent rows were deleted since"
-    return rows, None
+        return facts, f"every child row: {int(row['gone']):,} parent rows were deleted since"
+    return facts, None
 
 
 def judge_orphans(table: TableContract, state: TableState, profile: Mapping[str, Any]) -> Verdict:
