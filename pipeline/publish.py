@@ -105,13 +105,19 @@ def publish(warehouse: Warehouse, table: TableContract, version: str, run_id: st
 
 def rollback(warehouse: Warehouse, table: TableContract, run_id: str = "manual") -> tuple[str, str]:
     """Point the published table back at the version published before the live one."""
+    was, now = rollback_target(warehouse, table)
+    _point_at(warehouse, table, now, "rollback", run_id, _snapshots(warehouse, table))
+    return was, now
+
+
+def rollback_target(warehouse: Warehouse, table: TableContract) -> tuple[str, str]:
+    """The live version and the one a rollback returns to; PublishError when there is none."""
     stack = history(warehouse, table)
     if len(stack) < 2:
         raise PublishError(
             f"{table.published_schema}.{table.name} has no earlier published version to roll "
             f"back to ({len(stack)} published so far)"
         )
-    _point_at(warehouse, table, stack[-2], "rollback", run_id, _snapshots(warehouse, table))
     return stack[-1], stack[-2]
 
 
@@ -226,34 +232,72 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     back = sub.add_parser("rollback", help="point published tables at their previous version")
     back.add_argument("target", help="CONNECTOR or CONNECTOR.TABLE")
+    back.add_argument(
+        "--allow-orphans",
+        action="store_true",
+        help="roll back even if blocking foreign keys would then point nowhere",
+    )
     show = sub.add_parser("status", help="print each table's published versions, newest last")
     show.add_argument("target", nargs="?", default="", help="CONNECTOR or CONNECTOR.TABLE")
     args = parser.parse_args(argv)
 
     contracts = load_contracts()
+    every = [t for c in contracts.values() for t in c.tables.values()]
     connector, _, name = args.target.partition(".")
     tables = [
         t
-        for c in contracts.values()
-        for t in c.tables.values()
-        if (not connector or c.connector == connector) and (not name or t.name == name)
+        for t in every
+        if (not connector or t.connector == connector) and (not name or t.name == name)
     ]
     if not tables:
         print(f"no contracted table matches {args.target!r}", file=sys.stderr)
         return 2
-    failed = 0
     with environment.open_warehouse() as warehouse:
-        for table in tables:
-            where = f"{table.published_schema}.{table.name}"
-            if args.command == "status":
+        if args.command == "status":
+            for table in tables:
+                where = f"{table.published_schema}.{table.name}"
                 print(f"{where}: {', '.join(history(warehouse, table)) or 'never published'}")
-                continue
-            try:
-                was, now = rollback(warehouse, table)
-                print(f"{where}: rolled back from {was} to {now}")
-            except PublishError as error:
-                print(f"{where}: {error}", file=sys.stderr)
-                failed += 1
+            return 0
+        return _roll_back(warehouse, tables, every, args.allow_orphans)
+
+
+def _roll_back(
+    warehouse: Warehouse,
+    tables: list[TableContract],
+    every: list[TableContract],
+    allow_orphans: bool,
+) -> int:
+    """Roll each table back, unless that would leave a blocking foreign key pointing nowhere."""
+    from pipeline.publish_foreign_keys import rollback_orphans
+
+    failed, moved = 0, {}
+    for table in tables:
+        try:
+            moved[(table.connector, table.name)] = rollback_target(warehouse, table)[1]
+        except PublishError as error:
+            print(f"{table.published_schema}.{table.name}: {error}", file=sys.stderr)
+            failed += 1
+    try:
+        orphans = rollback_orphans(warehouse, every, moved)
+    except TableNotFound as error:  # unverified is refused like orphaned
+        orphans = [f"the foreign keys cannot be verified: {error}"]
+    if orphans and not allow_orphans:
+        print(
+            "Refusing to roll back: " + "; ".join(orphans) + ". Roll back the tables on both "
+            "sides together (e.g. the whole connector), or pass --allow-orphans to accept them.",
+            file=sys.stderr,
+        )
+        return 1
+    for table in tables:
+        if (table.connector, table.name) not in moved:
+            continue
+        where = f"{table.published_schema}.{table.name}"
+        try:
+            was, now = rollback(warehouse, table)
+            print(f"{where}: rolled back from {was} to {now}")
+        except PublishError as error:
+            print(f"{where}: {error}", file=sys.stderr)
+            failed += 1
     return 1 if failed else 0
 
 

@@ -7,13 +7,13 @@ parent states by their stamp (rows, latest `_fivetran_synced`): the same stamp n
 more; a different or missing one has the child's snapshot checked again against that version.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from pipeline.checks.keys import count_orphans, parent_stamp
+from pipeline.checks.keys import FOREIGN_KEYS_CHECK, RULES, count_orphans, parent_stamp
 from pipeline.contract import TableContract, resolve_reference
-from pipeline.publish import AUDIT_SCHEMA, snapshot_name
+from pipeline.publish import AUDIT_SCHEMA, published_version, snapshot_name
 from pipeline.warehouse import Warehouse
 
 Stamps = dict[tuple[str, str], tuple[dict[str, str], dict[str, Any]]]  # snapshot -> columns, stamp
@@ -49,16 +49,7 @@ def recheck(
             if stamp["parent_synced"] is not None and seen == stamp:
                 verified[relation] = f"as checked: {where} holds the rows it was checked against"
                 continue
-            child = (AUDIT_SCHEMA, snapshot_name(table, version))
-            found = count_orphans(
-                replace(table, audited=child),
-                warehouse.columns(*child),
-                column.name,
-                target,
-                snapshot,
-                columns,
-                warehouse,
-            )
+            found = _orphans(warehouse, table, version, column.name, target, snapshot, columns)
             if found["orphans"]:
                 problems.append(
                     f"{relation}: {found['orphans']} rows point nowhere in {where}, which Looker "
@@ -76,3 +67,71 @@ def _described(stamp: Mapping[str, Any]) -> str:
         return "not recorded"
     synced = stamp.get("parent_synced") or "no _fivetran_synced"
     return f"{stamp['parent_rows']:,} rows, synced up to {synced}"
+
+
+def rollback_orphans(
+    warehouse: Warehouse, tables: Iterable[TableContract], moved: Mapping[tuple[str, str], str]
+) -> list[str]:
+    """Blocking foreign keys that would point nowhere once each (connector, table) in `moved`
+    shows that version again and every other table what it shows now."""
+    by_key = {(t.connector, t.name): t for t in tables}
+    shown: dict[tuple[str, str], str | None] = dict(moved)
+
+    def showing(key: tuple[str, str]) -> str | None:
+        if key not in shown:
+            shown[key] = published_version(warehouse, by_key[key])
+        return shown[key]
+
+    rule = next(r for r in RULES if r.check_name == FOREIGN_KEYS_CHECK)
+    problems = []
+    for key, child in by_key.items():
+        if rule.severity(child) != "error":  # the owner accepted orphans
+            continue
+        for column in child.columns:
+            for target in column.references:
+                parent_key = resolve_reference(child.connector, target)[:2]
+                if (
+                    parent_key == key
+                    or parent_key not in by_key
+                    or not {key, parent_key} & set(moved)
+                ):
+                    continue
+                version, parent_version = showing(key), showing(parent_key)
+                if version is None or parent_version is None:
+                    continue
+                parent = by_key[parent_key]
+                snapshot = (AUDIT_SCHEMA, snapshot_name(parent, parent_version))
+                found = _orphans(
+                    warehouse, child, version, column.name, target, snapshot,
+                    warehouse.columns(*snapshot),
+                )  # fmt: skip
+                if found["orphans"]:
+                    problems.append(
+                        f"{child.published_schema}.{child.name} (version {version}) "
+                        f"{column.name} -> {target}: {found['orphans']} rows would point nowhere "
+                        f"in {parent.published_schema}.{parent.name} version {parent_version} "
+                        f"(e.g. {found['example']})"
+                    )
+    return problems
+
+
+def _orphans(
+    warehouse: Warehouse,
+    child: TableContract,
+    version: str,
+    fk: str,
+    target: str,
+    parent_snapshot: tuple[str, str],
+    parent_columns: Mapping[str, str],
+) -> dict[str, Any]:
+    """Orphans of the child's snapshot `version` in a parent snapshot."""
+    snapshot = (AUDIT_SCHEMA, snapshot_name(child, version))
+    return count_orphans(
+        replace(child, audited=snapshot),
+        warehouse.columns(*snapshot),
+        fk,
+        target,
+        parent_snapshot,
+        parent_columns,
+        warehouse,
+    )

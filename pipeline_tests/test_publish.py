@@ -473,6 +473,40 @@ def test_rollback_restores_the_previous_published_version(capsys):
     assert fingerprint("payments_published.charges") == first
 
 
+def test_a_rollback_that_would_orphan_a_childs_rows_refuses(capsys):
+    """Customers rolled back alone would lose the customer a published charge now points to."""
+    instance = DagsterInstance.ephemeral()
+    keys = {CHARGES, PUBLISHED_CHARGES, *PARENTS, *PUBLISHED_PARENTS}
+    sync_audit_publish(instance, keys)
+    first = {t: fingerprint(f"payments_published.{t}") for t in ("charges", "customers")}
+    [charge] = warehouse().query("SELECT min(id) AS id FROM payments.charges")
+    source_edits.edit_source("payments_sandbox", "customers", upsert=[customer("cus_moved")])
+    source_edits.edit_source(
+        "payments_sandbox", "charges", upsert=[{"id": charge["id"], "customer_id": "cus_moved"}]
+    )
+    sync_audit_publish(instance, keys)
+    second = {t: fingerprint(f"payments_published.{t}") for t in first}
+
+    assert publish.main(["rollback", "payments.customers"]) == 1
+    error = capsys.readouterr().err
+    assert (
+        "Refusing to roll back: payments_published.charges (version v" in error
+        and "customer_id -> customers.id: 1 rows would point nowhere in "
+        "payments_published.customers version v"
+        in error
+    )
+    assert {t: fingerprint(f"payments_published.{t}") for t in first} == second  # untouched
+    assert warehouse().query(ORPHANS)[0]["n"] == 0
+
+    assert publish.main(["rollback", "payments"]) == 0  # both sides together
+    assert {t: fingerprint(f"payments_published.{t}") for t in first} == first
+    assert warehouse().query(ORPHANS)[0]["n"] == 0
+
+    sync_audit_publish(instance, keys)  # the moved charge again; its owner accepts orphans
+    assert publish.main(["rollback", "payments.customers", "--allow-orphans"]) == 0
+    assert warehouse().query(ORPHANS)[0]["n"] == 1
+
+
 def test_snapshots_are_pruned_but_rollback_targets_kept():
     instance = DagsterInstance.ephemeral()
     for _ in range(publish.KEEP_PUBLISHED + 1):
