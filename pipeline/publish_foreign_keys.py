@@ -1,10 +1,11 @@
-"""At publish, a child's foreign keys resolve in the parent versions Looker will read with it.
+"""Foreign keys resolve in the versions Looker reads together: at publish and at rollback.
 
 The foreign key check compares the child's snapshot with each parent as landed when the check
 ran. The parent's audited version is another snapshot, taken when its own check ran: a Fivetran
 sync in between (a partial run, a sync mid-run) makes them differ. A publish compares the two
 parent states by their stamp (rows, latest `_fivetran_synced`): the same stamp needs nothing
 more; a different or missing one has the child's snapshot checked again against that version.
+A parent's new version, and a rollback, are checked against the child versions Looker keeps.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
@@ -87,32 +88,44 @@ def rollback_orphans(
     for key, child in by_key.items():
         if rule.severity(child) != "error":  # the owner accepted orphans
             continue
-        for column in child.columns:
-            for target in column.references:
-                parent_key = resolve_reference(child.connector, target)[:2]
-                if (
-                    parent_key == key
-                    or parent_key not in by_key
-                    or not {key, parent_key} & set(moved)
-                ):
-                    continue
-                version, parent_version = showing(key), showing(parent_key)
-                if version is None or parent_version is None:
-                    continue
-                parent = by_key[parent_key]
-                snapshot = (AUDIT_SCHEMA, snapshot_name(parent, parent_version))
-                found = _orphans(
-                    warehouse, child, version, column.name, target, snapshot,
-                    warehouse.columns(*snapshot),
-                )  # fmt: skip
-                if found["orphans"]:
-                    problems.append(
-                        f"{child.published_schema}.{child.name} (version {version}) "
-                        f"{column.name} -> {target}: {found['orphans']} rows would point nowhere "
-                        f"in {parent.published_schema}.{parent.name} version {parent_version} "
-                        f"(e.g. {found['example']})"
-                    )
+        for parent_key in child.parents:
+            if parent_key not in by_key or not {key, parent_key} & set(moved):
+                continue
+            version, parent_version = showing(key), showing(parent_key)
+            if version is None or parent_version is None:
+                continue
+            parent = by_key[parent_key]
+            problems += [
+                f"{child.published_schema}.{child.name} (version {version}) {relation}: "
+                f"{found['orphans']} rows would point nowhere in {parent.published_schema}."
+                f"{parent.name} version {parent_version} (e.g. {found['example']})"
+                for relation, found in orphans_between(
+                    warehouse, child, version, parent, parent_version
+                )
+            ]
     return problems
+
+
+def orphans_between(
+    warehouse: Warehouse,
+    child: TableContract,
+    version: str,
+    parent: TableContract,
+    parent_version: str,
+) -> list[tuple[str, dict[str, Any]]]:
+    """Each foreign key of the child's snapshot `version` with rows that point nowhere in the
+    parent's snapshot `parent_version`, and what was found."""
+    snapshot = (AUDIT_SCHEMA, snapshot_name(parent, parent_version))
+    columns = warehouse.columns(*snapshot)
+    found = []
+    for column in child.columns:
+        for target in column.references:
+            if resolve_reference(child.connector, target)[:2] != (parent.connector, parent.name):
+                continue
+            result = _orphans(warehouse, child, version, column.name, target, snapshot, columns)
+            if result["orphans"]:
+                found.append((f"{column.name} -> {target}", result))
+    return found
 
 
 def _orphans(

@@ -1,6 +1,6 @@
 """Publish assets: one per contracted table, one step per connector, exposing audited snapshots."""
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from pipeline.checks.keys import FOREIGN_KEYS_CHECK
 from pipeline.checks.redact import scrub_error
 from pipeline.checks.scan_history import record_metadata
 from pipeline.contract import ContractError, TableContract
-from pipeline.publish_foreign_keys import Stamps, recheck
+from pipeline.publish_plan import Step, plan, refused
 from pipeline.warehouse import Warehouse
 from pipeline.warehouse.sql import row_count_query
 
@@ -109,6 +109,11 @@ def build_publish_assets(
         for table in tables
     ]
     by_key = {published_key(t.connector, t.name): t for t in tables}
+    children: dict[str, list[TableContract]] = {}  # in this connector, by parent
+    for table in tables:
+        for parent in parents[table.name]:
+            if parent.path[1] == table.connector:
+                children.setdefault(parent.path[2], []).append(table)
 
     # One step per connector, as its checks; each table is still verified and published alone.
     @multi_asset(specs=specs, name=f"publish__{safe_name(tables[0].connector)}", can_subset=True)
@@ -134,7 +139,8 @@ def build_publish_assets(
             except Failure as failure:  # the connector's other tables still publish
                 versions.pop(table.name, None)
                 refusals.append(failure)
-        done, failures = publish_tables(context, warehouse, chosen, versions, needs, checked)
+        step = Step(warehouse, versions, needs, checked, children)
+        done, failures = publish_tables(context, step, chosen)
         yield from done
         refusals += failures
         if refusals:
@@ -194,27 +200,6 @@ def parent_versions(
     return found
 
 
-def unpublished_parents(
-    table: TableContract,
-    needs: Sequence[tuple[TableContract, str]],
-    showing: Callable[[TableContract], str | None],
-    coming: Mapping[str, str],
-) -> Failure | None:
-    """A refusal when Looker would not read a parent at the audited version the table needs."""
-    problems = []
-    for parent, version in needs:
-        shown = showing(parent)
-        pending = parent.connector == table.connector and coming.get(parent.name) == version
-        if (shown is None or shown < version) and not pending:
-            where = f"{parent.published_schema}.{parent.name}"
-            problems.append(
-                f"its foreign keys reference {parent.connector}.{parent.name}, whose audited "
-                f"version {version} is not what Looker reads ({where} shows "
-                f"{shown or 'nothing yet'}): publish {where} first"
-            )
-    return refused(table, problems) if problems else None
-
-
 def foreign_keys_checked(
     latest: Mapping[AssetCheckKey, gate.AssetCheckExecutionRecord | None], source: AssetKey
 ) -> Mapping[str, Any]:
@@ -225,52 +210,34 @@ def foreign_keys_checked(
 
 
 def publish_tables(
-    context: AssetExecutionContext,
-    warehouse: Warehouse,
-    chosen: Sequence[TableContract],
-    versions: Mapping[str, str],
-    needs: Mapping[str, Sequence[tuple[TableContract, str]]],
-    checked: Mapping[str, Mapping[str, Any]],
+    context: AssetExecutionContext, step: Step, chosen: Sequence[TableContract]
 ) -> tuple[list[MaterializeResult], list[Failure]]:
     """Publish each verified table on one connection; a table that fails is a Failure naming it."""
     # Opening a connection reads a DuckDB file's whole catalog under its lock, or logs in to
     # Snowflake, and costs more than a publish.
-    ready = [table for table in chosen if table.name in versions]
+    warehouse = step.warehouse
+    ready = [table for table in chosen if table.name in step.versions]
     published: dict[str, MaterializeResult] = {}
     failed: dict[str, Exception] = {}
     refusals: dict[str, Failure] = {}
-    # Parents are tried first and show their version by now; one still to come in this step
-    # (foreign keys both ways) counts when it was verified.
-    coming = {table.name: versions[table.name] for table in ready}
-    shown: dict[tuple[str, str], str | None] = {}  # what Looker reads, asked once per table
-    stamps: Stamps = {}
-
-    def showing(parent: TableContract) -> str | None:
-        where = (parent.connector, parent.name)
-        if where not in shown:
-            shown[where] = publish.published_version(warehouse, parent)
-        return shown[where]
-
     try:
         with warehouse.session():
+            decided, refusals, failed = plan(step, ready)
             for table in ready:
-                del coming[table.name]
-                try:
-                    refusal = unpublished_parents(table, needs[table.name], showing, coming)
-                    if refusal:
-                        refusals[table.name] = refusal
-                        continue
-                    # A parent still to come is read at the version needed, else as shown.
-                    reads = [(p, max(showing(p) or v, v)) for p, v in needs[table.name]]
-                    verified, problems = recheck(
-                        warehouse, table, versions[table.name], reads, checked[table.name], stamps
+                if table.name not in decided:
+                    continue
+                needs = step.needs[table.name]
+                lost = [
+                    p.name for p, _ in needs if p.connector == table.connector and p.name in failed
+                ]
+                if lost:  # decided beside a parent that then failed to publish
+                    refusals[table.name] = refused(
+                        table, [f"its parents {', '.join(lost)} could not be published"]
                     )
-                    if problems:
-                        refusals[table.name] = refused(table, problems)
-                        continue
-                    shown.pop((table.connector, table.name), None)
+                    continue
+                try:
                     published[table.name] = publish_table(
-                        context, warehouse, table, versions[table.name], verified
+                        context, warehouse, table, step.versions[table.name], decided[table.name]
                     )
                 except Exception as error:
                     failed[table.name] = error
@@ -299,10 +266,6 @@ def verified_version(
         return gate.audited_version(latest, blocking, source)
     except Failure as failure:
         raise refused(table, [failure.description or ""]) from None
-
-
-def refused(table: TableContract, problems: list[str]) -> Failure:
-    return gate.refuse(f"publish {table.published_schema}.{table.name}", problems)
 
 
 def publish_table(

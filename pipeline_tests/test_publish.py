@@ -20,6 +20,7 @@ from pipeline.checks.keys import FOREIGN_KEYS_CHECK
 from pipeline.contract import ColumnContract, ContractError, TableContract, load_contracts
 from pipeline.definitions import build_definitions
 from pipeline.looker_lineage import LOOKML_DIR
+from pipeline.publish_plan import unpublished_parents
 from pipeline.published import (
     build_publish_assets,
     check_publish_order,
@@ -27,7 +28,6 @@ from pipeline.published import (
     parent_versions,
     parents_first,
     published_key,
-    unpublished_parents,
 )
 from pipeline.sandbox import fivetran_api, looker_api, source_edits
 from pipeline.settings import duckdb_path
@@ -243,7 +243,8 @@ def test_checks_that_passed_on_different_snapshots_do_not_publish():
 
 ORPHANS = """SELECT count(*) AS n FROM payments_published.charges c
 WHERE c.customer_id IS NOT NULL AND c.customer_id NOT IN (
-    SELECT id FROM payments_published.customers WHERE id IS NOT NULL)"""
+    SELECT id FROM payments_published.customers
+    WHERE id IS NOT NULL AND NOT coalesce(_fivetran_deleted, false))"""
 
 
 def publish_only(instance: DagsterInstance, keys: set[AssetKey]):
@@ -358,6 +359,36 @@ def test_a_child_checked_against_rows_its_parents_audit_never_saw_does_not_publi
     assert verified_keys(result, PUBLISHED_CHARGES)[relation].startswith("as checked: ")
 
 
+def test_a_parent_never_publishes_a_deletion_its_held_back_children_still_reference():
+    """A customer is deleted while a charge still points to it: the charge's foreign key fails
+    and charges is held back, so Looker keeps the old charges. Publishing the new customers
+    beside them (say a later run of customers alone) would show Looker that charge without its
+    customer: customers waits too."""
+    instance = DagsterInstance.ephemeral()
+    assert run_gate(FAST_PDT, instance).success
+    before = fingerprint("payments_published.customers")
+    [row] = warehouse().query("SELECT min(customer_id) AS id FROM payments.charges")
+    source_edits.edit_source("payments_sandbox", "customers", delete=[row["id"]])
+    result = run_gate(FAST_PDT, instance)
+    failed = {
+        (e.asset_key, e.check_name) for e in result.get_asset_check_evaluations() if not e.passed
+    }
+    assert (CHARGES, FOREIGN_KEYS_CHECK) in failed
+    assert not {key for key in failed if key[0] == CUSTOMERS}  # the deletion itself is fine
+
+    alone = publish_only(instance, {PUBLISHED_CUSTOMERS})
+    assert not alone.success and not materialized(alone)
+    assert fingerprint("payments_published.customers") == before
+    assert warehouse().query(ORPHANS)[0]["n"] == 0
+    message = alone.get_step_failure_events()[0].step_failure_data.error.message
+    assert (
+        "Refusing to publish payments_published.customers: its version v" in message
+        and " drops rows that payments_published.charges (version v" in message
+        and "which Looker reads) still references: customer_id -> customers.id: 1 rows" in message
+        and "payments.charges does not publish in this step: publish them together" in message
+    )
+
+
 def test_a_full_run_publishes_children_as_checked_without_a_second_join():
     instance = DagsterInstance.ephemeral()
     verified = verified_keys(run_gate(FAST_PDT, instance), PUBLISHED_CHARGES)
@@ -425,13 +456,12 @@ def test_foreign_keys_both_ways_in_one_connector_publish_together():
         return publish.published_version(warehouse(), parent)
 
     with warehouse().session():
-        refused = unpublished_parents(crm["deals"], needs, showing, {"contacts": "v2"})
-        assert "reference crm.companies, whose audited version v2" in str(refused.description)
-        assert "crm.contacts" not in str(refused.description)
+        [refused] = unpublished_parents(crm["deals"], needs, showing, {"contacts": "v2"})
+        assert "reference crm.companies, whose audited version v2" in refused
         both = {"companies": "v2", "contacts": "v2"}
-        assert unpublished_parents(crm["deals"], needs, showing, both) is None
+        assert unpublished_parents(crm["deals"], needs, showing, both) == []
         older = {"companies": "v1", "contacts": "v2"}
-        assert unpublished_parents(crm["deals"], needs, showing, older) is not None
+        assert unpublished_parents(crm["deals"], needs, showing, older) != []
 
 
 def test_a_parent_nothing_publishes_or_gates_refuses_its_child():
