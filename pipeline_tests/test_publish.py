@@ -621,3 +621,35 @@ def test_pruning_a_table_never_counts_a_similarly_named_tables_snapshots(duck):
     assert publish.prune(duck, charges) == []
     assert publish._snapshots(duck, charges) == {audited.audited[1].lower()}
     assert len(publish._snapshots(duck, vip)) == publish.KEEP_SNAPSHOTS
+
+
+@pytest.mark.parametrize("backend", ["duck", "snowflake"])
+def test_foreign_keys_between_snapshots_on_both_warehouses(backend, request):
+    """The stamp and the join a publish or rollback runs, as each warehouse runs them."""
+    import pandas as pd
+
+    from pipeline.checks.keys import parent_stamp
+    from pipeline.publish_foreign_keys import orphans_between
+
+    target = request.getfixturevalue(backend)
+    payments = load_contracts()["payments"].tables
+    synced = pd.Timestamp("2026-11-28T10:00:00", tz="UTC")
+    customers = pd.DataFrame(
+        {"id": ["c1", "c2"], "_fivetran_deleted": [False, True], "_fivetran_synced": [synced] * 2}
+    )
+    charges = pd.DataFrame({"id": ["h1", "h2", "h3"], "customer_id": ["c1", "c2", None]})
+    target.write_table(
+        publish.AUDIT_SCHEMA, publish.snapshot_name(payments["customers"], "v1"), customers
+    )
+    target.write_table(
+        publish.AUDIT_SCHEMA, publish.snapshot_name(payments["charges"], "v1"), charges
+    )
+
+    snapshot = (publish.AUDIT_SCHEMA, publish.snapshot_name(payments["customers"], "v1"))
+    stamp = parent_stamp(target, snapshot, target.columns(*snapshot))
+    assert stamp["parent_rows"] == 2 and stamp["parent_synced"].startswith("2026-11-28")
+    [(relation, found)] = orphans_between(
+        target, payments["charges"], "v1", payments["customers"], "v1"
+    )
+    assert relation == "customer_id -> customers.id"
+    assert (found["orphans"], found["example"]) == (1, "c2")  # c2 is soft-deleted
