@@ -227,12 +227,16 @@ def publish_tables(
                 if table.name not in decided:
                     continue
                 needs = step.needs[table.name]
-                lost = [
-                    p.name for p, _ in needs if p.connector == table.connector and p.name in failed
+                lost = [  # decided beside parents that then did not publish
+                    f"{p.connector}.{p.name}"
+                    for p, _ in needs
+                    if p.connector == table.connector
+                    and p.name in decided
+                    and (p.name in failed or p.name in refusals)
                 ]
-                if lost:  # decided beside a parent that then failed to publish
+                if lost:
                     refusals[table.name] = refused(
-                        table, [f"its parents {', '.join(lost)} could not be published"]
+                        table, [f"{', '.join(lost)}, which it references, did not publish"]
                     )
                     continue
                 try:

@@ -396,6 +396,36 @@ def test_a_full_run_publishes_children_as_checked_without_a_second_join():
     assert all(v.startswith("as checked: payments.") for v in verified.values())
 
 
+def test_a_child_decided_beside_a_parent_that_fails_to_publish_is_refused(monkeypatch):
+    instance = DagsterInstance.ephemeral()
+    job = build_definitions().resolve_implicit_global_asset_job_def()
+    assert (
+        job.get_subset(asset_selection={CHARGES, *PARENTS})
+        .execute_in_process(instance=instance)
+        .success
+    )
+    real = publish.publish
+
+    def failing(warehouse, table, version, run_id):
+        if table.name == "customers":
+            raise RuntimeError("the warehouse said no")
+        return real(warehouse, table, version, run_id)
+
+    monkeypatch.setattr(publish, "publish", failing)
+    result = publish_only(instance, {PUBLISHED_CHARGES, *PUBLISHED_PARENTS})
+    assert not materialized(result)  # invoices and charges reference customers
+    message = result.get_step_failure_events()[0].step_failure_data.error.message
+    assert "Could not publish payments_published.customers: the warehouse said no" in message
+    assert (
+        "Refusing to publish payments_published.invoices: payments.customers, which it "
+        "references, did not publish" in message
+    )
+    assert (
+        "Refusing to publish payments_published.charges: payments.customers, payments.invoices, "
+        "which it references, did not publish" in message
+    )
+
+
 def with_foreign_key(table: TableContract, column: str, target: str) -> TableContract:
     extra = ColumnContract(name=column, physical_type="VARCHAR", references=(target,))
     return dataclasses.replace(table, columns=(*table.columns, extra))
