@@ -268,7 +268,7 @@ def _roll_back(
     allow_orphans: bool,
 ) -> int:
     """Roll each table back, unless that would leave a blocking foreign key pointing nowhere."""
-    from pipeline.publish_foreign_keys import rollback_orphans
+    from pipeline.publish_foreign_keys import rollback_orphans  # it imports this module
 
     failed, moved = 0, {}
     for table in tables:
@@ -288,6 +288,8 @@ def _roll_back(
             file=sys.stderr,
         )
         return 1
+    if orphans:
+        print("Rolling back although: " + "; ".join(orphans), file=sys.stderr)
     for table in tables:
         if (table.connector, table.name) not in moved:
             continue
