@@ -3,9 +3,10 @@
 The foreign key check compares the child's snapshot with each parent as landed when the check
 ran. The parent's audited version is another snapshot, taken when its own check ran: a Fivetran
 sync in between (a partial run, a sync mid-run) makes them differ. A publish compares the two
-parent states by their stamp (rows, latest `_fivetran_synced`): the same stamp needs nothing
-more; a different or missing one has the child's snapshot checked again against that version.
-A parent's new version, and a rollback, are checked against the child versions Looker keeps.
+parent states by their live keys (count and sum of hashes, recorded by the check): the same keys
+need nothing more; different or unrecorded ones have the child's snapshot joined again with that
+version. A parent's new version, and a rollback, are checked against the child versions Looker
+keeps.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
@@ -17,7 +18,9 @@ from pipeline.contract import TableContract, resolve_reference
 from pipeline.publish import AUDIT_SCHEMA, published_version, snapshot_name
 from pipeline.warehouse import Warehouse
 
-Stamps = dict[tuple[str, str], tuple[dict[str, str], dict[str, Any]]]  # snapshot -> columns, stamp
+# (snapshot schema, snapshot, key) -> the snapshot's columns, its stamp on that key
+Stamps = dict[tuple[str, str, str], tuple[dict[str, str], dict[str, Any]]]
+SAME_KEYS = ("parent_keys", "parent_key_hash")  # what a foreign key resolves against
 
 
 def recheck(
@@ -35,20 +38,23 @@ def recheck(
     reading = {(parent.connector, parent.name): (parent, v) for parent, v in reads}
     for column in table.columns:
         for target in column.references:
-            connector, name, _ = resolve_reference(table.connector, target)
+            connector, name, key = resolve_reference(table.connector, target)
             if (connector, name) not in reading:  # itself, or a parent that does not gate it
                 continue
             parent, parent_version = reading[(connector, name)]
             relation = f"{column.name} -> {target}"
             snapshot = (AUDIT_SCHEMA, snapshot_name(parent, parent_version))
-            if snapshot not in stamps:
+            if (*snapshot, key) not in stamps:
                 columns = warehouse.columns(*snapshot)
-                stamps[snapshot] = (columns, parent_stamp(warehouse, snapshot, columns))
-            columns, stamp = stamps[snapshot]
-            seen = {key: (checked.get(relation) or {}).get(key) for key in stamp}
+                stamps[(*snapshot, key)] = (
+                    columns,
+                    parent_stamp(warehouse, snapshot, columns, key),
+                )
+            columns, stamp = stamps[(*snapshot, key)]
+            seen = {fact: (checked.get(relation) or {}).get(fact) for fact in stamp}
             where = f"{connector}.{name} version {parent_version}"
-            if stamp["parent_synced"] is not None and seen == stamp:
-                verified[relation] = f"as checked: {where} holds the rows it was checked against"
+            if all(seen[fact] == stamp[fact] for fact in SAME_KEYS):
+                verified[relation] = f"as checked: {where} holds the keys it was checked against"
                 continue
             found = _orphans(warehouse, table, version, column.name, target, snapshot, columns)
             if found["orphans"]:
@@ -64,10 +70,10 @@ def recheck(
 
 
 def _described(stamp: Mapping[str, Any]) -> str:
-    if stamp.get("parent_rows") is None:
+    if stamp.get("parent_keys") is None:
         return "not recorded"
     synced = stamp.get("parent_synced") or "no _fivetran_synced"
-    return f"{stamp['parent_rows']:,} rows, synced up to {synced}"
+    return f"{stamp['parent_keys']:,} live keys, synced up to {synced}"
 
 
 def rollback_orphans(

@@ -389,6 +389,35 @@ def test_a_parent_never_publishes_a_deletion_its_held_back_children_still_refere
     )
 
 
+def test_a_parent_key_changed_in_landing_without_a_new_sync_stamp_is_still_rechecked():
+    """Someone edits the landing tables directly: a customer's id and the charge pointing to it
+    change, rows and `_fivetran_synced` stay. The charge resolves in landing, not in the
+    customers version Looker reads; only the keys themselves tell the two apart."""
+    instance = DagsterInstance.ephemeral()
+    assert run_gate(FAST_PDT, instance).success
+    [row] = warehouse().query("SELECT min(customer_id) AS id FROM payments.charges")
+    warehouse().execute(
+        [
+            f"UPDATE payments.customers SET id = 'cus_edited' WHERE id = '{row['id']}'",
+            f"UPDATE payments.charges SET customer_id = 'cus_edited' "
+            f"WHERE customer_id = '{row['id']}'",
+        ]
+    )
+    defs = build_definitions()
+    job = defs.resolve_implicit_global_asset_job_def()
+    checks = {c for c in defs.resolve_asset_graph().asset_check_keys if c.asset_key == CHARGES}
+    audit = job.get_subset(asset_selection=set(), asset_check_selection=checks)  # no sync
+    audited = audit.execute_in_process(instance=instance, raise_on_error=False)
+    assert all(e.passed for e in audited.get_asset_check_evaluations())  # resolves in landing
+
+    alone = publish_only(instance, {PUBLISHED_CHARGES})
+    assert not alone.success and not materialized(alone)
+    message = alone.get_step_failure_events()[0].step_failure_data.error.message
+    assert "customer_id -> customers.id: " in message
+    assert " rows point nowhere in payments.customers version v" in message
+    assert warehouse().query(ORPHANS)[0]["n"] == 0
+
+
 def test_a_full_run_publishes_children_as_checked_without_a_second_join():
     instance = DagsterInstance.ephemeral()
     verified = verified_keys(run_gate(FAST_PDT, instance), PUBLISHED_CHARGES)
@@ -677,9 +706,24 @@ def test_foreign_keys_between_snapshots_on_both_warehouses(backend, request):
         publish.AUDIT_SCHEMA, publish.snapshot_name(payments["charges"], "v1"), charges
     )
 
-    snapshot = (publish.AUDIT_SCHEMA, publish.snapshot_name(payments["customers"], "v1"))
-    stamp = parent_stamp(target, snapshot, target.columns(*snapshot))
-    assert stamp["parent_rows"] == 2 and stamp["parent_synced"].startswith("2026-11-28")
+    # v2: re-synced (a later stamp), c2 dropped, c3 soft-deleted: the same live keys as v1.
+    later = pd.DataFrame(
+        {"id": ["c3", "c1"], "_fivetran_deleted": [True, False], "_fivetran_synced": [synced] * 2}
+    )
+    later["_fivetran_synced"] += pd.Timedelta(hours=1)
+    target.write_table(
+        publish.AUDIT_SCHEMA, publish.snapshot_name(payments["customers"], "v2"), later
+    )
+    stamps = {}
+    for version in ("v1", "v2"):
+        snapshot = (publish.AUDIT_SCHEMA, publish.snapshot_name(payments["customers"], version))
+        stamps[version] = parent_stamp(target, snapshot, target.columns(*snapshot), "id")
+    assert stamps["v1"]["parent_rows"] == 2 and stamps["v1"]["parent_keys"] == 1
+    assert stamps["v1"]["parent_synced"].startswith("2026-11-28T10:00")
+    assert stamps["v2"]["parent_synced"].startswith("2026-11-28T11:00")
+    same = ("parent_keys", "parent_key_hash")
+    assert [stamps["v1"][f] for f in same] == [stamps["v2"][f] for f in same]
+    assert stamps["v1"]["parent_key_hash"] != "0"
     [(relation, found)] = orphans_between(
         target, payments["charges"], "v1", payments["customers"], "v1"
     )

@@ -310,12 +310,17 @@ def orphans_followup(
         if fk not in state.columns:
             found[relation] = {"error": "column missing"}
             continue
-        connector, parent, _ = resolve_reference(table.connector, target)
+        connector, parent, key = resolve_reference(table.connector, target)
         # A table referencing itself is judged against its own snapshot, not a later landing.
         itself = (connector, parent) == (table.connector, table.name)
         parent_relation = table.relation if itself else (connector, parent)
         parent_columns = state.columns if itself else warehouse.columns(connector, parent)
-        facts, whole = _parent_facts(relation, state, parent_columns, parent_relation, warehouse)
+        if key.lower() not in parent_columns:
+            found[relation] = {"error": f"{connector}.{parent} has no column {key}"}
+            continue
+        facts, whole = _parent_facts(
+            relation, state, parent_columns, parent_relation, key, warehouse
+        )
         children = (
             table if whole or state.delta is None else replace(table, audited=state.delta.view)
         )
@@ -363,19 +368,34 @@ def count_orphans(
 
 
 def parent_stamp(
-    warehouse: Warehouse, relation: tuple[str, str], columns: Mapping[str, str]
+    warehouse: Warehouse, relation: tuple[str, str], columns: Mapping[str, str], key: str
 ) -> dict[str, Any]:
-    """The parent's rows and latest `_fivetran_synced`: Fivetran moves the stamp with every row
-    it writes or soft-deletes, so two versions with the same stamp and rows hold the same rows."""
-    return _stamp_of(warehouse.query(_stamp_sql(relation, columns, warehouse.dialect))[0])
+    """The parent's rows, latest `_fivetran_synced` and live keys (their count and the sum of
+    their hashes): two versions with the same live keys resolve the same foreign keys."""
+    return _stamp_of(warehouse.query(_stamp_sql(relation, columns, key, warehouse.dialect))[0])
 
 
 def _stamp_sql(
-    relation: tuple[str, str], columns: Mapping[str, str], dialect: str, *more: exp.Expression
+    relation: tuple[str, str],
+    columns: Mapping[str, str],
+    key: str,
+    dialect: str,
+    *more: exp.Expression,
 ) -> str:
     facts = [exp.Count(this=exp.Star()).as_("n"), *more]
     if SYNCED in columns:
         facts.append(exp.Max(this=column(SYNCED, dialect)).as_("synced"))
+    value = _col(key, dialect)
+    keyed = exp.Not(this=exp.Is(this=value.copy(), expression=exp.Null()))
+    alive = live(TableState(columns=columns), dialect)
+    keyed = exp.and_(keyed, alive) if alive is not None else keyed
+    hashed = exp.Case(
+        ifs=[exp.If(this=keyed.copy(), true=exp.Anonymous(this="HASH", expressions=[value]))]
+    )
+    facts.append(count_where(keyed).as_("keys"))
+    facts.append(
+        exp.Coalesce(this=exp.Sum(this=hashed), expressions=[exp.Literal.number(0)]).as_("key_hash")
+    )
     return exp.select(*facts).from_(table_ref(*relation, dialect)).sql(dialect)
 
 
@@ -384,6 +404,8 @@ def _stamp_of(row: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "parent_rows": int(row["n"]),
         "parent_synced": synced.isoformat() if hasattr(synced, "isoformat") else synced,
+        "parent_keys": int(row["keys"] or 0),
+        "parent_key_hash": str(int(row["key_hash"])),
     }
 
 
@@ -392,6 +414,7 @@ def _parent_facts(
     state: TableState,
     parent_columns: Mapping[str, str],
     relation: tuple[str, str],
+    key: str,
     warehouse: Warehouse,
 ) -> tuple[dict[str, Any], str | None]:
     """The parent's stamp as read (see `parent_stamp`), and why every child row must be read
@@ -406,7 +429,7 @@ def _parent_facts(
     if delta is not None and stamped:
         deleted = exp.EQ(this=column(DELETED, dialect), expression=exp.true())
         gone.append(count_where(exp.and_(deleted, is_new(delta.since, dialect))).as_("gone"))
-    [row] = warehouse.query(_stamp_sql(relation, parent_columns, dialect, *gone))
+    [row] = warehouse.query(_stamp_sql(relation, parent_columns, key, dialect, *gone))
     facts = _stamp_of(row)
     rows = facts["parent_rows"]
     if delta is None:
