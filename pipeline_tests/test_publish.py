@@ -389,6 +389,41 @@ def test_a_parent_never_publishes_a_deletion_its_held_back_children_still_refere
     )
 
 
+def test_a_parent_waits_for_a_child_refused_later_in_the_same_step():
+    """Customers and charges publish together: charges moved off a customer that customers
+    deletes. Charges is refused in the step (invoices, which it references, is audited but not
+    published), so the old charges stay, and customers must not drop their customer."""
+    instance = DagsterInstance.ephemeral()
+    assert run_gate(FAST_PDT, instance).success
+    [row] = warehouse().query(
+        "SELECT min(customer_id) AS gone, max(customer_id) AS kept FROM payments.charges "
+        "WHERE customer_id NOT IN (SELECT customer_id FROM payments.invoices "
+        "WHERE customer_id IS NOT NULL)"
+    )
+    moved = warehouse().query(
+        f"SELECT id FROM payments.charges WHERE customer_id = '{row['gone']}'"
+    )
+    source_edits.edit_source(
+        "payments_sandbox",
+        "charges",
+        upsert=[{"id": charge["id"], "customer_id": row["kept"]} for charge in moved],
+    )
+    source_edits.edit_source("payments_sandbox", "customers", delete=[row["gone"]])
+    job = build_definitions().resolve_implicit_global_asset_job_def()
+    audit = job.get_subset(asset_selection={CHARGES, *PARENTS})  # audited, not published
+    assert audit.execute_in_process(instance=instance).success
+
+    both = publish_only(instance, {PUBLISHED_CUSTOMERS, PUBLISHED_CHARGES})
+    assert not both.success and not materialized(both)
+    message = both.get_step_failure_events()[0].step_failure_data.error.message
+    assert "Refusing to publish payments_published.charges: its foreign keys reference " in message
+    assert (
+        "Refusing to publish payments_published.customers: its version v" in message
+        and "payments.charges does not publish in this step" in message
+    )
+    assert warehouse().query(ORPHANS)[0]["n"] == 0
+
+
 def test_a_parent_key_changed_in_landing_without_a_new_sync_stamp_is_still_rechecked():
     """Someone edits the landing tables directly: a customer's id and the charge pointing to it
     change, rows and `_fivetran_synced` stay. The charge resolves in landing, not in the
