@@ -10,7 +10,7 @@ schema records every publish and rollback, so the published version is known wit
 import argparse
 import re
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from sqlglot import exp
@@ -55,13 +55,21 @@ def snapshot(warehouse: Warehouse, table: TableContract, version: str) -> TableC
     return replace(table, audited=(AUDIT_SCHEMA, snapshot_name(table, version)))
 
 
-def history(warehouse: Warehouse, table: TableContract) -> list[str]:
-    """Published versions of the table, oldest first, after rollbacks: the last one is live."""
+@dataclass(frozen=True)
+class Ledger:
+    """A table's publications as the ledger records them."""
+
+    stack: list[str]  # published versions, oldest first, after rollbacks: the last one is live
+    held_since: str | None  # when an operator held it, unless released since
+
+
+def ledger(warehouse: Warehouse, table: TableContract) -> Ledger:
+    """The table's published versions and whether an operator holds it."""
     dialect = warehouse.dialect
     try:
         warehouse.columns(AUDIT_SCHEMA, LEDGER)
     except TableNotFound:
-        return []
+        return Ledger([], None)
     where = exp.and_(
         exp.column(identifier("schema_name", dialect)).eq(
             exp.Literal.string(table.published_schema)
@@ -69,23 +77,59 @@ def history(warehouse: Warehouse, table: TableContract) -> list[str]:
         exp.column(identifier("table_name", dialect)).eq(exp.Literal.string(table.name)),
     )
     query = (
-        exp.select(identifier("version", dialect), identifier("action", dialect))
+        exp.select(*(identifier(name, dialect) for name in ("version", "action", "at")))
         .from_(table_ref(AUDIT_SCHEMA, LEDGER, dialect))
         .where(where)
         .order_by(identifier("seq", dialect))
     )
     stack: list[str] = []
+    held: str | None = None
     for row in warehouse.query(query.sql(dialect=dialect)):
         if row["action"] == "publish":
             stack.append(row["version"])
-        elif stack:
+        elif row["action"] == "rollback" and stack:
             stack.pop()
-    return stack
+        elif row["action"] in ("hold", "release"):
+            held = row["at"] if row["action"] == "hold" else None
+    return Ledger(stack, held)
+
+
+def history(warehouse: Warehouse, table: TableContract) -> list[str]:
+    """Published versions of the table, oldest first, after rollbacks: the last one is live."""
+    return ledger(warehouse, table).stack
 
 
 def published_version(warehouse: Warehouse, table: TableContract) -> str | None:
     stack = history(warehouse, table)
     return stack[-1] if stack else None
+
+
+def held_problem(table: TableContract, since: str) -> str:
+    return (
+        f"an operator holds {table.published_schema}.{table.name} since {since} "
+        f"(`python -m pipeline.publish release {table.connector}.{table.name}` lets it publish)"
+    )
+
+
+def hold(warehouse: Warehouse, table: TableContract, run_id: str = "manual") -> str | None:
+    """Keep the table at the version Looker reads now: every publish refuses until `release`."""
+    state = ledger(warehouse, table)
+    if state.held_since:
+        raise PublishError(held_problem(table, state.held_since))
+    live = state.stack[-1] if state.stack else ""
+    warehouse.execute(
+        _ledger_setup(warehouse.dialect) + [_record(table, live, "hold", run_id, warehouse.dialect)]
+    )
+    return live or None
+
+
+def release(warehouse: Warehouse, table: TableContract, run_id: str = "manual") -> None:
+    """Let the table publish again."""
+    state = ledger(warehouse, table)
+    if not state.held_since:
+        raise PublishError(f"{table.published_schema}.{table.name} is not held")
+    live = state.stack[-1] if state.stack else ""
+    warehouse.execute([_record(table, live, "release", run_id, warehouse.dialect)])
 
 
 def publish(warehouse: Warehouse, table: TableContract, version: str, run_id: str) -> bool:
@@ -94,7 +138,10 @@ def publish(warehouse: Warehouse, table: TableContract, version: str, run_id: st
     Versions sort by snapshot time, so a slow run never replaces a newer published version
     with its older one.
     """
-    stack = history(warehouse, table)
+    state = ledger(warehouse, table)
+    if state.held_since:  # the publish step refuses first; this guards every other caller
+        raise PublishError(held_problem(table, state.held_since))
+    stack = state.stack
     if stack and stack[-1] >= version:
         return False
     snapshots = _snapshots(warehouse, table)
@@ -144,6 +191,22 @@ def _point_at(
         if dialect == "snowflake"
         else f"CREATE OR REPLACE VIEW {target} AS SELECT * FROM {frozen}"
     )
+    warehouse.execute(
+        [
+            *_ledger_setup(dialect),
+            _create_schema(table.published_schema, dialect),
+            swap,
+            _record(table, version, action, run_id, dialect),
+        ]
+    )
+
+
+def _ledger_setup(dialect: str) -> list[str]:
+    return [_create_schema(AUDIT_SCHEMA, dialect), _create_ledger(dialect)]
+
+
+def _record(table: TableContract, version: str, action: str, run_id: str, dialect: str) -> str:
+    """The ledger row of an action on the table."""
     ledger = table_ref(AUDIT_SCHEMA, LEDGER, dialect).sql(dialect=dialect)
     seq = identifier("seq", dialect).sql(dialect=dialect)
     values = ", ".join(
@@ -152,16 +215,7 @@ def _point_at(
     )
     at = exp.Literal.string(datetime.now(UTC).isoformat()).sql(dialect=dialect)
     # The sequence number is taken inside the same transaction as the swap (DuckDB).
-    record = f"INSERT INTO {ledger} SELECT {values}, {at}, (SELECT COALESCE(MAX({seq}), 0) + 1 FROM {ledger})"
-    warehouse.execute(
-        [
-            _create_schema(AUDIT_SCHEMA, dialect),
-            _create_ledger(dialect),
-            _create_schema(table.published_schema, dialect),
-            swap,
-            record,
-        ]
-    )
+    return f"INSERT INTO {ledger} SELECT {values}, {at}, (SELECT COALESCE(MAX({seq}), 0) + 1 FROM {ledger})"
 
 
 def prune(warehouse: Warehouse, table: TableContract) -> list[str]:
@@ -224,7 +278,7 @@ def _create_schema(schema: str, dialect: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m pipeline.publish rollback CONNECTOR[.TABLE]`: restore the previous version."""
+    """`python -m pipeline.publish rollback|hold|release|status CONNECTOR[.TABLE]`."""
     from pipeline import environment
     from pipeline.contract import load_contracts
 
@@ -237,6 +291,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="roll back even if blocking foreign keys would then point nowhere",
     )
+    back.add_argument("--hold", action="store_true", help="and hold them there (see hold)")
+    for name, text in (
+        ("hold", "keep published tables at what Looker reads now: every publish refuses"),
+        ("release", "let held tables publish again"),
+    ):
+        sub.add_parser(name, help=text).add_argument("target", help="CONNECTOR or CONNECTOR.TABLE")
     show = sub.add_parser("status", help="print each table's published versions, newest last")
     show.add_argument("target", nargs="?", default="", help="CONNECTOR or CONNECTOR.TABLE")
     args = parser.parse_args(argv)
@@ -255,10 +315,35 @@ def main(argv: list[str] | None = None) -> int:
     with environment.open_warehouse() as warehouse:
         if args.command == "status":
             for table in tables:
-                where = f"{table.published_schema}.{table.name}"
-                print(f"{where}: {', '.join(history(warehouse, table)) or 'never published'}")
+                state = ledger(warehouse, table)
+                held = f" (held since {state.held_since})" if state.held_since else ""
+                print(
+                    f"{table.published_schema}.{table.name}: "
+                    f"{', '.join(state.stack) or 'never published'}{held}"
+                )
             return 0
-        return _roll_back(warehouse, tables, every, args.allow_orphans)
+        if args.command == "rollback":
+            failed = _roll_back(warehouse, tables, every, args.allow_orphans)
+            if failed or not args.hold:
+                return failed
+        return _hold_or_release(warehouse, tables, args.command != "release")
+
+
+def _hold_or_release(warehouse: Warehouse, tables: list[TableContract], holding: bool) -> int:
+    failed = 0
+    for table in tables:
+        where = f"{table.published_schema}.{table.name}"
+        try:
+            if holding:
+                hold(warehouse, table)
+                print(f"{where}: held; publishes refuse until it is released")
+            else:
+                release(warehouse, table)
+                print(f"{where}: released")
+        except PublishError as error:
+            print(f"{where}: {error}", file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
 
 
 def _roll_back(

@@ -1,7 +1,8 @@
 """Which of a publish step's verified tables publish, decided before any of them does.
 
-A table publishes when Looker will read, beside it, the parent versions its foreign keys resolve
-in, and when it leaves no child in the step that stays behind pointing at rows it drops. Refusing
+A table publishes when no operator holds it, when Looker will read, beside it, the parent versions
+its foreign keys resolve in, and when it leaves no child in the step that stays behind pointing at
+rows it drops. Refusing
 one table changes what the others would be published beside, so the decision repeats until no
 more tables are refused.
 """
@@ -27,17 +28,22 @@ class Step:
     needs: Mapping[str, Sequence[tuple[TableContract, str]]]  # table -> gated parents, versions
     checked: Mapping[str, Mapping[str, Any]]  # table -> its foreign key check's findings
     children: Mapping[str, Sequence[TableContract]]  # table -> gated children in its connector
-    shown: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    ledgers: dict[tuple[str, str], publish.Ledger] = field(default_factory=dict)
     stamps: Stamps = field(default_factory=dict)
     rechecked: dict[tuple, tuple[dict[str, str], list[str]]] = field(default_factory=dict)
     orphaned: dict[tuple, list[str]] = field(default_factory=dict)
 
-    def showing(self, table: TableContract) -> str | None:
-        """The version Looker reads before the step publishes, asked once per table."""
+    def ledger(self, table: TableContract) -> publish.Ledger:
+        """The table's ledger before the step publishes, read once per table."""
         where = (table.connector, table.name)
-        if where not in self.shown:
-            self.shown[where] = publish.published_version(self.warehouse, table)
-        return self.shown[where]
+        if where not in self.ledgers:
+            self.ledgers[where] = publish.ledger(self.warehouse, table)
+        return self.ledgers[where]
+
+    def showing(self, table: TableContract) -> str | None:
+        """The version Looker reads before the step publishes."""
+        stack = self.ledger(table).stack
+        return stack[-1] if stack else None
 
 
 def plan(
@@ -70,6 +76,9 @@ def plan(
 def _judge(
     step: Step, table: TableContract, pending: Mapping[str, str]
 ) -> tuple[dict[str, str], list[str]]:
+    held = step.ledger(table).held_since
+    if held:
+        return {}, [publish.held_problem(table, held)]
     others = {name: v for name, v in pending.items() if name != table.name}
     problems = unpublished_parents(table, step.needs[table.name], step.showing, others)
     if problems:

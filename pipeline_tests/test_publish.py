@@ -633,6 +633,48 @@ def test_a_rollback_that_would_orphan_a_childs_rows_refuses(capsys):
     assert "Rolling back although: payments_published.charges (version v" in capsys.readouterr().err
 
 
+def test_a_held_table_stays_rolled_back_until_released(capsys):
+    """A rollback alone lasts until the next publish; with --hold every publish refuses."""
+    instance = DagsterInstance.ephemeral()
+    sync_audit_publish(instance, {CUSTOMERS, PUBLISHED_CUSTOMERS})
+    first = fingerprint("payments_published.customers")
+    [row] = warehouse().query("SELECT min(id) AS id FROM payments.customers")
+    source_edits.edit_source("payments_sandbox", "customers", upsert=[customer(row["id"])])
+    sync_audit_publish(instance, {CUSTOMERS, PUBLISHED_CUSTOMERS})
+    second = fingerprint("payments_published.customers")
+    assert second != first
+
+    assert publish.main(["rollback", "payments.customers"]) == 0
+    assert publish_only(instance, {PUBLISHED_CUSTOMERS}).success  # the next publish undoes it
+    assert fingerprint("payments_published.customers") == second
+
+    assert publish.main(["rollback", "payments.customers", "--hold"]) == 0
+    assert fingerprint("payments_published.customers") == first
+    held = publish_only(instance, {PUBLISHED_CUSTOMERS})
+    assert not held.success and not materialized(held)
+    message = held.get_step_failure_events()[0].step_failure_data.error.message
+    assert (
+        "Refusing to publish payments_published.customers: an operator holds "
+        "payments_published.customers since 20"
+        in message
+        and "`python -m pipeline.publish release payments.customers` lets it publish" in message
+    )
+    assert fingerprint("payments_published.customers") == first
+    table = load_contracts()["payments"].tables["customers"]
+    with pytest.raises(publish.PublishError, match="an operator holds"):  # any other caller too
+        publish.publish(warehouse(), table, "v99999999t999999999999_x", "test")
+    capsys.readouterr()
+    assert publish.main(["status", "payments.customers"]) == 0
+    assert "(held since 20" in capsys.readouterr().out
+    assert publish.main(["hold", "payments.customers"]) == 1  # already held, said so
+
+    assert publish.main(["release", "payments.customers"]) == 0
+    assert publish_only(instance, {PUBLISHED_CUSTOMERS}).success
+    assert fingerprint("payments_published.customers") == second
+    assert publish.main(["release", "payments.customers"]) == 1
+    assert "payments_published.customers is not held" in capsys.readouterr().err
+
+
 def test_snapshots_are_pruned_but_rollback_targets_kept():
     instance = DagsterInstance.ephemeral()
     for _ in range(publish.KEEP_PUBLISHED + 1):
