@@ -4,7 +4,8 @@ Fivetran writes the landing schema; the checks read a snapshot in `tollgate_audi
 asset points the published schema (what Looker reads) at a snapshot every blocking check passed
 on. Snowflake snapshots and publishes with zero-copy CLONE; DuckDB snapshots with one copy and
 publishes by replacing a view, both metadata-only at publish time. A ledger table in the audit
-schema records every publish and rollback, so the published version is known without guessing.
+schema records every publish, rollback, hold and release, so the published version is known
+without guessing.
 """
 
 import argparse
@@ -335,8 +336,8 @@ def _hold_or_release(warehouse: Warehouse, tables: list[TableContract], holding:
         where = f"{table.published_schema}.{table.name}"
         try:
             if holding:
-                hold(warehouse, table)
-                print(f"{where}: held; publishes refuse until it is released")
+                at = hold(warehouse, table) or "nothing published yet"
+                print(f"{where}: held at {at}; publishes refuse until it is released")
             else:
                 release(warehouse, table)
                 print(f"{where}: released")

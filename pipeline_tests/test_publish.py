@@ -648,7 +648,9 @@ def test_a_held_table_stays_rolled_back_until_released(capsys):
     assert publish_only(instance, {PUBLISHED_CUSTOMERS}).success  # the next publish undoes it
     assert fingerprint("payments_published.customers") == second
 
+    capsys.readouterr()
     assert publish.main(["rollback", "payments.customers", "--hold"]) == 0
+    assert "payments_published.customers: held at v" in capsys.readouterr().out
     assert fingerprint("payments_published.customers") == first
     held = publish_only(instance, {PUBLISHED_CUSTOMERS})
     assert not held.success and not materialized(held)
