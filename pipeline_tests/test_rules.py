@@ -157,6 +157,15 @@ def test_duplicate_keys_and_orphans(warehouse):
     )
 
 
+def test_a_parent_without_the_referenced_column_is_named(warehouse):
+    warehouse.write_table("crm", "companies", pd.DataFrame({"company_key": [1, 2]}))
+    land(warehouse)
+    assert (
+        "company_id -> companies.id: crm.companies has no column id"
+        in failed(warehouse)["foreign_keys_resolve"].description
+    )
+
+
 def test_stale_and_out_of_bounds(warehouse):
     land(warehouse, _fivetran_synced=[NOW - timedelta(days=3)] * 3)
     stale = failed(warehouse)["data_is_fresh"]
