@@ -1,5 +1,6 @@
 """Scope: each rule family judged against real DuckDB tables, including redaction of samples."""
 
+import dataclasses
 import hashlib
 from datetime import UTC, datetime, timedelta
 
@@ -164,6 +165,22 @@ def test_a_parent_without_the_referenced_column_is_named(warehouse):
         "company_id -> companies.id: crm.companies has no column id"
         in failed(warehouse)["foreign_keys_resolve"].description
     )
+
+
+@pytest.mark.parametrize(("classification", "recorded"), [(None, True), ("email", False)])
+def test_the_parents_key_hash_is_recorded_only_for_keys_that_are_not_pii(
+    warehouse, classification, recorded
+):
+    """The publish compares it with the version Looker reads; for one PII key it would be that
+    key's hash, so a PII key is joined again at publish instead."""
+    column = dataclasses.replace(CONTACTS.column("company_id"), classification=classification)
+    columns = tuple(column if c.name == "company_id" else c for c in CONTACTS.columns)
+    table = dataclasses.replace(CONTACTS, columns=columns)
+    land(warehouse)
+    check = results(warehouse, table)["foreign_keys_resolve"]
+    found = check.metadata["foreign_keys"].value["company_id -> companies.id"]
+    assert found["parent_keys"] == 2
+    assert (found["parent_key_hash"] is not None) == recorded
 
 
 def test_stale_and_out_of_bounds(warehouse):

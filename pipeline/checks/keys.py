@@ -15,7 +15,7 @@ from pipeline.checks.incremental import is_new
 from pipeline.checks.live import DELETED, count_live, is_padded, is_text, live
 from pipeline.checks.redact import redact
 from pipeline.checks.rule import Rule, TableState, Verdict
-from pipeline.contract import TableContract, resolve_reference
+from pipeline.contract import NON_PII_CLASSES, TableContract, resolve_reference
 from pipeline.warehouse import Warehouse
 from pipeline.warehouse.sql import column, count_where, identifier, table_ref
 from pipeline.warehouse.types import type_family
@@ -324,6 +324,10 @@ def orphans_followup(
         children = (
             table if whole or state.delta is None else replace(table, audited=state.delta.view)
         )
+        contract = table.column(fk)
+        if contract and contract.classification not in (None, *NON_PII_CLASSES):
+            # A hash sum of one PII key is that key's hash: the publish joins instead.
+            facts["parent_key_hash"] = None
         found[relation] = {
             **count_orphans(
                 children, state.columns, fk, target, parent_relation, parent_columns, warehouse
