@@ -11,8 +11,10 @@ without guessing.
 import argparse
 import re
 import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlglot import exp
 
@@ -66,26 +68,51 @@ class Ledger:
 
 def ledger(warehouse: Warehouse, table: TableContract) -> Ledger:
     """The table's published versions and whether an operator holds it."""
+    return ledgers(warehouse, [table])[(table.connector, table.name)]
+
+
+def ledgers(warehouse: Warehouse, tables: Sequence[TableContract]) -> dict[tuple[str, str], Ledger]:
+    """`ledger` of each (connector, table), read in one query."""
     dialect = warehouse.dialect
+    by_place: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    for t in tables:
+        by_place.setdefault((t.published_schema, t.name), set()).add((t.connector, t.name))
+    rows: dict[tuple[str, str], list[dict[str, Any]]] = {
+        key: [] for keys in by_place.values() for key in keys
+    }
+    if not rows:
+        return {}
     try:
         warehouse.columns(AUDIT_SCHEMA, LEDGER)
     except TableNotFound:
-        return Ledger([], None)
-    where = exp.and_(
-        exp.column(identifier("schema_name", dialect)).eq(
-            exp.Literal.string(table.published_schema)
-        ),
-        exp.column(identifier("table_name", dialect)).eq(exp.Literal.string(table.name)),
-    )
+        return {key: Ledger([], None) for key in rows}
+    schema, name = identifier("schema_name", dialect), identifier("table_name", dialect)
     query = (
-        exp.select(*(identifier(name, dialect) for name in ("version", "action", "at")))
+        exp.select(
+            *(
+                identifier(n, dialect)
+                for n in ("schema_name", "table_name", "version", "action", "at")
+            )
+        )
         .from_(table_ref(AUDIT_SCHEMA, LEDGER, dialect))
-        .where(where)
+        .where(
+            exp.and_(
+                exp.column(schema).isin(*sorted({s for s, _ in by_place})),
+                exp.column(name.copy()).isin(*sorted({n for _, n in by_place})),
+            )
+        )
         .order_by(identifier("seq", dialect))
     )
+    for row in warehouse.query(query.sql(dialect=dialect)):
+        for key in by_place.get((row["schema_name"], row["table_name"]), ()):
+            rows[key].append(row)
+    return {key: _replayed(found) for key, found in rows.items()}
+
+
+def _replayed(rows: Sequence[Mapping[str, Any]]) -> Ledger:
     stack: list[str] = []
     held: str | None = None
-    for row in warehouse.query(query.sql(dialect=dialect)):
+    for row in rows:
         if row["action"] == "publish":
             stack.append(row["version"])
         elif row["action"] == "rollback" and stack:
@@ -331,20 +358,27 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _hold_or_release(warehouse: Warehouse, tables: list[TableContract], holding: bool) -> int:
+    def act(table: TableContract) -> str:
+        if not holding:
+            release(warehouse, table)
+            return "released"
+        at = hold(warehouse, table) or "nothing published yet"
+        return f"held at {at}; publishes refuse until it is released"
+
+    return 1 if _each(tables, act) else 0
+
+
+def _each(tables: Sequence[TableContract], act: Callable[[TableContract], str]) -> int:
+    """Print what `act` says of each table, or why it could not; how many it could not."""
     failed = 0
     for table in tables:
         where = f"{table.published_schema}.{table.name}"
         try:
-            if holding:
-                at = hold(warehouse, table) or "nothing published yet"
-                print(f"{where}: held at {at}; publishes refuse until it is released")
-            else:
-                release(warehouse, table)
-                print(f"{where}: released")
+            print(f"{where}: {act(table)}")
         except PublishError as error:
             print(f"{where}: {error}", file=sys.stderr)
             failed += 1
-    return 1 if failed else 0
+    return failed
 
 
 def _roll_back(
@@ -356,7 +390,8 @@ def _roll_back(
     """Roll each table back, unless that would leave a blocking foreign key pointing nowhere."""
     from pipeline.publish_foreign_keys import rollback_orphans  # it imports this module
 
-    failed, moved = 0, {}
+    moved: dict[tuple[str, str], str] = {}
+    failed = 0
     for table in tables:
         try:
             moved[(table.connector, table.name)] = rollback_target(warehouse, table)[1]
@@ -376,16 +411,11 @@ def _roll_back(
         return 1
     if orphans:
         print("Rolling back although: " + "; ".join(orphans), file=sys.stderr)
-    for table in tables:
-        if (table.connector, table.name) not in moved:
-            continue
-        where = f"{table.published_schema}.{table.name}"
-        try:
-            was, now = rollback(warehouse, table)
-            print(f"{where}: rolled back from {was} to {now}")
-        except PublishError as error:
-            print(f"{where}: {error}", file=sys.stderr)
-            failed += 1
+
+    def act(table: TableContract) -> str:
+        return "rolled back from {} to {}".format(*rollback(warehouse, table))
+
+    failed += _each([t for t in tables if (t.connector, t.name) in moved], act)
     return 1 if failed else 0
 
 

@@ -13,9 +13,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from pipeline import publish
 from pipeline.checks.keys import FOREIGN_KEYS_CHECK, RULES, count_orphans, parent_stamp
 from pipeline.contract import TableContract, resolve_reference
-from pipeline.publish import AUDIT_SCHEMA, published_version, snapshot_name
+from pipeline.publish import AUDIT_SCHEMA, snapshot_name
 from pipeline.warehouse import Warehouse
 
 # (snapshot schema, snapshot, key) -> the snapshot's columns, its stamp on that key
@@ -81,13 +82,14 @@ def rollback_orphans(
 ) -> list[str]:
     """Blocking foreign keys that would point nowhere once each (connector, table) in `moved`
     shows that version again and every other table what it shows now."""
+    if not moved:
+        return []
     by_key = {(t.connector, t.name): t for t in tables}
-    shown: dict[tuple[str, str], str | None] = dict(moved)
+    ledgers = publish.ledgers(warehouse, list(by_key.values()))  # one read for every table
 
     def showing(key: tuple[str, str]) -> str | None:
-        if key not in shown:
-            shown[key] = published_version(warehouse, by_key[key])
-        return shown[key]
+        stack = ledgers[key].stack
+        return moved.get(key) or (stack[-1] if stack else None)
 
     rule = next(r for r in RULES if r.check_name == FOREIGN_KEYS_CHECK)
     problems = []

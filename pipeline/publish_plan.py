@@ -34,7 +34,7 @@ class Step:
     orphaned: dict[tuple, list[str]] = field(default_factory=dict)
 
     def ledger(self, table: TableContract) -> publish.Ledger:
-        """The table's ledger before the step publishes, read once per table."""
+        """The table's ledger before the step publishes (`plan` reads the step's at once)."""
         where = (table.connector, table.name)
         if where not in self.ledgers:
             self.ledgers[where] = publish.ledger(self.warehouse, table)
@@ -51,6 +51,12 @@ def plan(
 ) -> tuple[dict[str, dict[str, str]], dict[str, Failure], dict[str, Exception]]:
     """The tables that publish (with how their foreign keys were verified), those refused, and
     those whose verification failed."""
+    involved = [
+        *ready,
+        *(parent for table in ready for parent, _ in step.needs[table.name]),
+        *(child for table in ready for child in step.children.get(table.name, ())),
+    ]
+    step.ledgers |= publish.ledgers(step.warehouse, involved)  # one read for the whole step
     pending = {table.name: step.versions[table.name] for table in ready}
     verified: dict[str, dict[str, str]] = {}
     refusals: dict[str, Failure] = {}
