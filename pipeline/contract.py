@@ -112,6 +112,11 @@ class TableContract:
         return next((c for c in self.columns if c.name == name), None)
 
     @property
+    def id(self) -> tuple[str, str]:
+        """(connector, table): unique across connectors, unlike the table's name."""
+        return (self.connector, self.name)
+
+    @property
     def parents(self) -> tuple[tuple[str, str], ...]:
         """(connector, table) of every other table this table's foreign keys reference."""
         found = (
@@ -119,12 +124,12 @@ class TableContract:
             for column in self.columns
             for target in column.references
         )
-        return tuple(dict.fromkeys(p for p in found if p != (self.connector, self.name)))
+        return tuple(dict.fromkeys(p for p in found if p != self.id))
 
     @property
     def relation(self) -> tuple[str, str]:
         """(schema, table) the checks read: the audit snapshot when set, else the landing table."""
-        return self.audited or (self.connector, self.name)
+        return self.audited or self.id
 
 
 @dataclass(frozen=True)

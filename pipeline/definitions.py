@@ -25,7 +25,7 @@ from pipeline.lookml_model import (
     lookml_key,
     lookml_models,
 )
-from pipeline.published import build_publish_assets, check_publish_order, published_key
+from pipeline.published import build_publish_assets, publish_groups, published_key
 from pipeline.run_end import gate_executor
 
 
@@ -55,13 +55,9 @@ def build_definitions() -> Definitions:
     refreshes = [wire_refresh(r, contracts, published) for r in load_refreshes()]
     checks = contract_checks(contracts, fivetran_assets)
     contract_gate = GateIndex.build(fivetran_assets, checks)
-    by_connector: dict[str, list[TableContract]] = {}
-    for table in published.values():
-        by_connector.setdefault(table.connector, []).append(table)
-    check_publish_order(published, contract_gate.blocking)
     publish_assets = [
         build_publish_assets(tables, contract_gate.blocking, published)
-        for tables in by_connector.values()
+        for tables in publish_groups(published, contract_gate.blocking)
     ]
     # One lookml/<model> per model, between the published tables and the model's refreshes;
     # its Looker checks are defined (and run) with it.

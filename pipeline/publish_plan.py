@@ -1,10 +1,10 @@
 """Which of a publish step's verified tables publish, decided before any of them does.
 
-A table publishes when no operator holds it, when Looker will read, beside it, the parent versions
-its foreign keys resolve in, and when it leaves no child in the step that stays behind pointing at
-rows it drops. Refusing
-one table changes what the others would be published beside, so the decision repeats until no
-more tables are refused.
+A step holds a connector's tables, and those of every connector its blocking foreign keys link
+to. A table publishes when no operator holds it, when Looker will read, beside it, the parent
+versions its foreign keys resolve in, and when it leaves no child that stays behind pointing at
+rows it drops. Refusing one table changes what the others would be published beside, so the
+decision repeats until no more tables are refused.
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -18,27 +18,28 @@ from pipeline.contract import TableContract
 from pipeline.publish_foreign_keys import Stamps, orphans_between, recheck
 from pipeline.warehouse import Warehouse
 
+Id = tuple[str, str]  # a table's (connector, name)
+
 
 @dataclass
 class Step:
     """What one publish step knows of its tables before it decides."""
 
     warehouse: Warehouse
-    versions: Mapping[str, str]  # table -> the audited version its blocking checks passed on
-    needs: Mapping[str, Sequence[tuple[TableContract, str]]]  # table -> gated parents, versions
-    checked: Mapping[str, Mapping[str, Any]]  # table -> its foreign key check's findings
-    children: Mapping[str, Sequence[TableContract]]  # table -> gated children in its connector
-    ledgers: dict[tuple[str, str], publish.Ledger] = field(default_factory=dict)
+    versions: Mapping[Id, str]  # table -> the audited version its blocking checks passed on
+    needs: Mapping[Id, Sequence[tuple[TableContract, str]]]  # table -> gated parents, versions
+    checked: Mapping[Id, Mapping[str, Any]]  # table -> its foreign key check's findings
+    children: Mapping[Id, Sequence[TableContract]]  # table -> gated children in the step
+    ledgers: dict[Id, publish.Ledger] = field(default_factory=dict)
     stamps: Stamps = field(default_factory=dict)
     rechecked: dict[tuple, tuple[dict[str, str], list[str]]] = field(default_factory=dict)
     orphaned: dict[tuple, list[str]] = field(default_factory=dict)
 
     def ledger(self, table: TableContract) -> publish.Ledger:
         """The table's ledger before the step publishes (`plan` reads the step's at once)."""
-        where = (table.connector, table.name)
-        if where not in self.ledgers:
-            self.ledgers[where] = publish.ledger(self.warehouse, table)
-        return self.ledgers[where]
+        if table.id not in self.ledgers:
+            self.ledgers[table.id] = publish.ledger(self.warehouse, table)
+        return self.ledgers[table.id]
 
     def showing(self, table: TableContract) -> str | None:
         """The version Looker reads before the step publishes."""
@@ -48,63 +49,63 @@ class Step:
 
 def plan(
     step: Step, ready: Sequence[TableContract]
-) -> tuple[dict[str, dict[str, str]], dict[str, Failure], dict[str, Exception]]:
+) -> tuple[dict[Id, dict[str, str]], dict[Id, Failure], dict[Id, Exception]]:
     """The tables that publish (with how their foreign keys were verified), those refused, and
     those whose verification failed."""
     involved = [
         *ready,
-        *(parent for table in ready for parent, _ in step.needs[table.name]),
-        *(child for table in ready for child in step.children.get(table.name, ())),
+        *(parent for table in ready for parent, _ in step.needs[table.id]),
+        *(child for table in ready for child in step.children.get(table.id, ())),
     ]
     step.ledgers |= publish.ledgers(step.warehouse, involved)  # one read for the whole step
-    pending = {table.name: step.versions[table.name] for table in ready}
-    verified: dict[str, dict[str, str]] = {}
-    refusals: dict[str, Failure] = {}
-    failed: dict[str, Exception] = {}
+    pending = {table.id: step.versions[table.id] for table in ready}
+    verified: dict[Id, dict[str, str]] = {}
+    refusals: dict[Id, Failure] = {}
+    failed: dict[Id, Exception] = {}
     changed = True
     while changed:
         changed = False
         for table in ready:
-            if table.name not in pending:
+            if table.id not in pending:
                 continue
             try:
-                verified[table.name], problems = _judge(step, table, pending)
+                verified[table.id], problems = _judge(step, table, pending)
             except Exception as error:  # a check that cannot run refuses, like one that fails
-                failed[table.name], problems = error, []
+                failed[table.id], problems = error, []
             if problems:
-                refusals[table.name] = refused(table, problems)
-            if problems or table.name in failed:
-                del pending[table.name]
+                refusals[table.id] = refused(table, problems)
+            if problems or table.id in failed:
+                del pending[table.id]
                 changed = True
-    return {name: verified[name] for name in pending}, refusals, failed
+    return {table: verified[table] for table in pending}, refusals, failed
 
 
 def _judge(
-    step: Step, table: TableContract, pending: Mapping[str, str]
+    step: Step, table: TableContract, pending: Mapping[Id, str]
 ) -> tuple[dict[str, str], list[str]]:
     held = step.ledger(table).held_since
     if held:
         return {}, [publish.held_problem(table, held)]
-    others = {name: v for name, v in pending.items() if name != table.name}
-    problems = unpublished_parents(table, step.needs[table.name], step.showing, others)
+    others = {other: v for other, v in pending.items() if other != table.id}
+    problems = unpublished_parents(table, step.needs[table.id], step.showing, others)
     if problems:
         return {}, problems
-    version = step.versions[table.name]
-    reads = [(p, _after(step, table, p, others)) for p, _ in step.needs[table.name]]
-    key = (table.name, version, tuple((p.connector, p.name, v) for p, v in reads))
+    version = step.versions[table.id]
+    reads = [(p, _after(step, p, others)) for p, _ in step.needs[table.id]]
+    key = (table.id, version, tuple((*p.id, v) for p, v in reads))
     if key not in step.rechecked:
         step.rechecked[key] = recheck(
-            step.warehouse, table, version, reads, step.checked[table.name], step.stamps
+            step.warehouse, table, version, reads, step.checked[table.id], step.stamps
         )
     verified, problems = step.rechecked[key]
     shown = step.showing(table)
     if shown is not None and shown >= version:  # nothing changes for its children
         return verified, problems
-    for child in step.children.get(table.name, ()):
+    for child in step.children.get(table.id, ()):
         child_version = step.showing(child)
-        if child.name in others or child_version is None:
+        if child.id in others or child_version is None:
             continue
-        key = (child.name, child_version, table.name, version)
+        key = (child.id, child_version, table.id, version)
         if key not in step.orphaned:
             step.orphaned[key] = [
                 f"{relation}: {found['orphans']} rows (e.g. {found['example']})"
@@ -123,26 +124,23 @@ def _judge(
     return verified, problems
 
 
-def _after(
-    step: Step, table: TableContract, parent: TableContract, pending: Mapping[str, str]
-) -> str:
+def _after(step: Step, parent: TableContract, pending: Mapping[Id, str]) -> str:
     """The parent version Looker reads once the step is done (a publish never goes back)."""
-    coming = pending.get(parent.name) if parent.connector == table.connector else None
-    return max(v for v in (step.showing(parent), coming) if v)
+    return max(v for v in (step.showing(parent), pending.get(parent.id)) if v)
 
 
 def unpublished_parents(
     table: TableContract,
     needs: Sequence[tuple[TableContract, str]],
     showing: Callable[[TableContract], str | None],
-    coming: Mapping[str, str],
+    coming: Mapping[Id, str],
 ) -> list[str]:
-    """Why Looker would not read a parent at the audited version the table needs."""
+    """Why Looker would not read a parent at the audited version the table needs, once the
+    tables `coming` in the step publish."""
     problems = []
     for parent, version in needs:
         shown = showing(parent)
-        pending = parent.connector == table.connector and coming.get(parent.name) == version
-        if (shown is None or shown < version) and not pending:
+        if (shown is None or shown < version) and coming.get(parent.id) != version:
             where = f"{parent.published_schema}.{parent.name}"
             problems.append(
                 f"its foreign keys reference {parent.connector}.{parent.name}, whose audited "

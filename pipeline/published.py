@@ -1,8 +1,6 @@
 """Publish assets: one per contracted table, one step per connector, exposing audited snapshots."""
 
 from collections.abc import Mapping, Sequence
-from graphlib import CycleError, TopologicalSorter
-from pathlib import Path
 from typing import Any
 
 from dagster import (
@@ -22,7 +20,7 @@ from pipeline.checks.factory import fivetran_key, safe_name
 from pipeline.checks.keys import FOREIGN_KEYS_CHECK
 from pipeline.checks.redact import scrub_error
 from pipeline.checks.scan_history import record_metadata
-from pipeline.contract import ContractError, TableContract
+from pipeline.contract import TableContract
 from pipeline.publish_plan import Step, plan, refused
 from pipeline.warehouse import Warehouse
 from pipeline.warehouse.sql import row_count_query
@@ -45,33 +43,23 @@ def gated_parents(
     return tuple(fivetran_key(*parent) for parent in table.parents)
 
 
-def check_publish_order(
+def publish_groups(
     published: Mapping[AssetKey, TableContract],
     blocking: Mapping[AssetKey, Sequence[AssetCheckKey]],
-) -> None:
-    """ContractError when foreign keys across connectors form a cycle: each connector publishes
-    in one step, after the connectors its tables reference."""
-    graph: dict[str, set[str]] = {}
-    links: dict[str, list[str]] = {}
+) -> list[list[TableContract]]:
+    """The published tables by publish step: each connector, joined with the connectors its
+    tables' blocking foreign keys link it to, so a parent and its children are decided together."""
+    linked = {table.connector: {table.connector} for table in published.values()}
     for table in published.values():
         for parent in gated_parents(table, blocking):
-            if parent.path[1] != table.connector:
-                graph.setdefault(table.connector, set()).add(parent.path[1])
-                links.setdefault(table.connector, []).append(
-                    f"{table.connector}.{table.name} -> {'.'.join(parent.path[1:])}"
-                )
-    try:
-        tuple(TopologicalSorter(graph).static_order())
-    except CycleError as error:
-        cycle = error.args[1][:-1]
-        first = next(t for t in published.values() if t.connector == cycle[0])
-        found = "; ".join(sorted(link for connector in cycle for link in links[connector]))
-        raise ContractError(
-            first.file or Path(first.connector),
-            f"foreign keys across connectors form a cycle ({found}): each connector publishes "
-            "after the connectors it references, so these cannot be ordered; make one "
-            "relationship's severity warn (foreign_keys), or drop it",
-        ) from None
+            other = parent.path[1]
+            if other in linked and linked[other] is not linked[table.connector]:
+                merged = linked[other] | linked[table.connector]
+                linked |= dict.fromkeys(merged, merged)
+    groups: dict[str, list[TableContract]] = {}
+    for table in published.values():
+        groups.setdefault(min(linked[table.connector]), []).append(table)
+    return list(groups.values())
 
 
 def build_publish_assets(
@@ -80,22 +68,12 @@ def build_publish_assets(
     published: Mapping[AssetKey, TableContract],
 ) -> AssetsDefinition:
     """Publish each selected table's audited snapshot, refusing any whose blocking checks failed."""
-    parents = {table.name: gated_parents(table, blocking) for table in tables}
+    parents = {table.id: gated_parents(table, blocking) for table in tables}
     specs = [
         AssetSpec(
             key=published_key(table.connector, table.name),
-            # Automation and the run wait for the parents' checks, and for another connector's
-            # parents to publish first.
-            deps=[
-                fivetran_key(table.connector, table.name),
-                *parents[table.name],
-                *(
-                    published_key(*parent.path[1:])
-                    for parent in parents[table.name]
-                    if parent.path[1] != table.connector
-                    and published_key(*parent.path[1:]) in published
-                ),
-            ],
+            # Automation and the run wait for the parents' checks.
+            deps=[fivetran_key(table.connector, table.name), *parents[table.id]],
             group_name=table.connector,
             owners=[table.owner],
             tags={"contract": table.connector},
@@ -109,35 +87,38 @@ def build_publish_assets(
         for table in tables
     ]
     by_key = {published_key(t.connector, t.name): t for t in tables}
-    children: dict[str, list[TableContract]] = {}  # in this connector, by parent
+    in_step = {table.id for table in tables}
+    children: dict[tuple[str, str], list[TableContract]] = {}  # in this step, by parent
     for table in tables:
-        for parent in parents[table.name]:
-            if parent.path[1] == table.connector:
-                children.setdefault(parent.path[2], []).append(table)
+        for parent in parents[table.id]:
+            if tuple(parent.path[1:]) in in_step:
+                children.setdefault(tuple(parent.path[1:]), []).append(table)
+    connectors = sorted({safe_name(table.connector) for table in tables})
 
-    # One step per connector, as its checks; each table is still verified and published alone.
-    @multi_asset(specs=specs, name=f"publish__{safe_name(tables[0].connector)}", can_subset=True)
+    # One step per connector (or connectors linked by foreign keys), as their checks; each table
+    # is still verified and published alone.
+    @multi_asset(specs=specs, name=f"publish__{'__'.join(connectors)}", can_subset=True)
     def publish_connector(context: AssetExecutionContext, warehouse: Warehouse):
         selected = sorted(context.selected_asset_keys, key=lambda k: k.path)
         chosen = parents_first([by_key[key] for key in selected], parents)
         refusals: list[Failure] = []
-        versions: dict[str, str] = {}
-        needs: dict[str, list[tuple[TableContract, str]]] = {}
-        checked: dict[str, Mapping[str, Any]] = {}
+        versions: dict[tuple[str, str], str] = {}
+        needs: dict[tuple[str, str], list[tuple[TableContract, str]]] = {}
+        checked: dict[tuple[str, str], Mapping[str, Any]] = {}
         sources = [fivetran_key(t.connector, t.name) for t in chosen]
-        sources += [p for t in chosen for p in parents[t.name]]
+        sources += [p for t in chosen for p in parents[t.id]]
         checks = list(dict.fromkeys(c for s in sources for c in blocking.get(s, ())))
         latest = gate.verdicts(context.instance, checks, context.run.run_id)
         for table in chosen:  # from Dagster's records, read before the warehouse is opened
             source = fivetran_key(table.connector, table.name)
             try:
-                versions[table.name] = verified_version(latest, table, blocking.get(source, ()))
-                needs[table.name] = parent_versions(
-                    latest, table, parents[table.name], blocking, published
+                versions[table.id] = verified_version(latest, table, blocking.get(source, ()))
+                needs[table.id] = parent_versions(
+                    latest, table, parents[table.id], blocking, published
                 )
-                checked[table.name] = foreign_keys_checked(latest, source)
-            except Failure as failure:  # the connector's other tables still publish
-                versions.pop(table.name, None)
+                checked[table.id] = foreign_keys_checked(latest, source)
+            except Failure as failure:  # the step's other tables still publish
+                versions.pop(table.id, None)
                 refusals.append(failure)
         step = Step(warehouse, versions, needs, checked, children)
         done, failures = publish_tables(context, step, chosen)
@@ -150,21 +131,21 @@ def build_publish_assets(
 
 
 def parents_first(
-    tables: Sequence[TableContract], parents: Mapping[str, Sequence[AssetKey]]
+    tables: Sequence[TableContract], parents: Mapping[tuple[str, str], Sequence[AssetKey]]
 ) -> list[TableContract]:
     """The tables in an order that publishes a parent before its children (cycles kept as met)."""
     by_key = {fivetran_key(t.connector, t.name): t for t in tables}
-    order: dict[str, TableContract] = {}
-    visiting: set[str] = set()
+    order: dict[tuple[str, str], TableContract] = {}
+    visiting: set[tuple[str, str]] = set()
 
     def visit(table: TableContract) -> None:
-        if table.name in order or table.name in visiting:
+        if table.id in order or table.id in visiting:
             return
-        visiting.add(table.name)
-        for parent in parents.get(table.name, ()):
+        visiting.add(table.id)
+        for parent in parents.get(table.id, ()):
             if parent in by_key:
                 visit(by_key[parent])
-        order[table.name] = table
+        order[table.id] = table
 
     for table in tables:
         visit(table)
@@ -216,45 +197,42 @@ def publish_tables(
     # Opening a connection reads a DuckDB file's whole catalog under its lock, or logs in to
     # Snowflake, and costs more than a publish.
     warehouse = step.warehouse
-    ready = [table for table in chosen if table.name in step.versions]
-    published: dict[str, MaterializeResult] = {}
-    failed: dict[str, Exception] = {}
-    refusals: dict[str, Failure] = {}
+    ready = [table for table in chosen if table.id in step.versions]
+    published: dict[tuple[str, str], MaterializeResult] = {}
+    failed: dict[tuple[str, str], Exception] = {}
+    refusals: dict[tuple[str, str], Failure] = {}
     try:
         with warehouse.session():
             decided, refusals, failed = plan(step, ready)
             for table in ready:
-                if table.name not in decided:
+                if table.id not in decided:
                     continue
-                needs = step.needs[table.name]
                 lost = [  # decided beside parents that then did not publish
                     f"{p.connector}.{p.name}"
-                    for p, _ in needs
-                    if p.connector == table.connector
-                    and p.name in decided
-                    and (p.name in failed or p.name in refusals)
+                    for p, _ in step.needs[table.id]
+                    if p.id in decided and (p.id in failed or p.id in refusals)
                 ]
                 if lost:
-                    refusals[table.name] = refused(
+                    refusals[table.id] = refused(
                         table, [f"{', '.join(lost)}, which it references, did not publish"]
                     )
                     continue
                 try:
-                    published[table.name] = publish_table(
-                        context, warehouse, table, step.versions[table.name], decided[table.name]
+                    published[table.id] = publish_table(
+                        context, warehouse, table, step.versions[table.id], decided[table.id]
                     )
                 except Exception as error:
-                    failed[table.name] = error
+                    failed[table.id] = error
     except Exception as error:  # the connection itself: every table not published on it
         done = published.keys() | failed.keys() | refusals.keys()
-        unpublished = [t.name for t in ready if t.name not in done]
+        unpublished = [t.id for t in ready if t.id not in done]
         failed |= dict.fromkeys(unpublished, error)
         if not unpublished:  # closing it failed after every table was published on it
             context.log.error(f"the warehouse connection failed at its close: {scrub_error(error)}")
     failures = [
-        Failure(f"Could not publish {t.published_schema}.{t.name}: {scrub_error(failed[t.name])}")
+        Failure(f"Could not publish {t.published_schema}.{t.name}: {scrub_error(failed[t.id])}")
         for t in ready
-        if t.name in failed
+        if t.id in failed
     ]
     return list(published.values()), [*refusals.values(), *failures]
 

@@ -42,7 +42,11 @@ def summarize(instance: DagsterInstance, run_id: str, graph: "BaseAssetGraph") -
     checked_with = {(a, c): _checked_together(graph, a, c) for a, c in blocking}
     held_back = []
     for key in sorted(planned - done, key=lambda k: k.to_user_string()):
-        upstream = {k.to_user_string() for k in graph.get_ancestor_asset_keys(key)}
+        upstream = {
+            k.to_user_string()
+            for together in _in_step(graph, key, planned)
+            for k in graph.get_ancestor_asset_keys(together)
+        }
         by = sorted(f"{a} {c}" for a, c in blocking if checked_with[(a, c)] & upstream)
         if by:
             held_back.append({"asset_key": key.to_user_string(), "held_back_by": by})
@@ -53,6 +57,14 @@ def summarize(instance: DagsterInstance, run_id: str, graph: "BaseAssetGraph") -
         "failed_steps": failed_steps,
         "exit_code": exit_code_meaning(bool(blocking), failed_steps, len(held_back)),
     }
+
+
+def _in_step(graph: "BaseAssetGraph", key: AssetKey, planned: set[AssetKey]) -> set[AssetKey]:
+    """The planned assets materialized in the same step as this one (itself if unknown): a failure
+    upstream of any of them skips the step."""
+    if key not in graph.materializable_asset_keys or not hasattr(graph, "assets_def_for_key"):
+        return {key}
+    return {key, *(set(graph.assets_def_for_key(key).keys) & planned)}
 
 
 def _checked_together(graph: "BaseAssetGraph", asset: str, check: str) -> set[str]:

@@ -17,16 +17,16 @@ from sqlglot import exp
 from pipeline import publish
 from pipeline.checks.factory import fivetran_key
 from pipeline.checks.keys import FOREIGN_KEYS_CHECK
-from pipeline.contract import ColumnContract, ContractError, TableContract, load_contracts
+from pipeline.contract import ColumnContract, TableContract, load_contracts
 from pipeline.definitions import build_definitions
 from pipeline.looker_lineage import LOOKML_DIR
 from pipeline.publish_plan import unpublished_parents
 from pipeline.published import (
     build_publish_assets,
-    check_publish_order,
     gated_parents,
     parent_versions,
     parents_first,
+    publish_groups,
     published_key,
 )
 from pipeline.sandbox import fivetran_api, looker_api, source_edits
@@ -495,35 +495,39 @@ def with_foreign_key(table: TableContract, column: str, target: str) -> TableCon
     return dataclasses.replace(table, columns=(*table.columns, extra))
 
 
-def test_foreign_keys_across_connectors_publish_parents_first_and_never_in_a_cycle():
+def test_connectors_linked_by_foreign_keys_publish_in_one_step_even_in_a_cycle():
+    """A parent in another connector is decided with its children, as one in the same connector
+    is: in one step, with no order between steps to keep and so no cycle to refuse."""
     contracts = load_contracts()
-    tables = {(c, t.name): t for c, contract in contracts.items() for t in contract.tables.values()}
+    tables = {t.id: t for contract in contracts.values() for t in contract.tables.values()}
     tables["crm", "deals"] = with_foreign_key(
         tables["crm", "deals"], "customer_id", "payments.customers.id"
     )
-    published = {published_key(c, t): table for (c, t), table in tables.items()}
     blocking = {
-        fivetran_key(c, t): (AssetCheckKey(fivetran_key(c, t), FOREIGN_KEYS_CHECK),)
-        for c, t in tables
+        fivetran_key(*t): (AssetCheckKey(fivetran_key(*t), FOREIGN_KEYS_CHECK),) for t in tables
     }
-    check_publish_order(published, blocking)  # one way round: ordered
-    crm = build_publish_assets(
-        [t for (c, _), t in tables.items() if c == "crm"], blocking, published
-    )
-    deps = crm.asset_deps[published_key("crm", "deals")]
-    assert {CUSTOMERS, PUBLISHED_CUSTOMERS} <= deps  # the payments publish runs first
+
+    def groups() -> list[set[tuple[str, str]]]:
+        published = {published_key(*t.id): t for t in tables.values()}
+        return [{t.id for t in group} for group in publish_groups(published, blocking)]
+
+    assert groups() == [set(tables)]
+    published = {published_key(*t.id): t for t in tables.values()}
+    step = build_publish_assets(list(tables.values()), blocking, published)
+    assert step.op.name == "publish__crm__payments"
+    deps = step.asset_deps[published_key("crm", "deals")]
+    assert CUSTOMERS in deps and PUBLISHED_CUSTOMERS not in deps  # its checks, not another step
 
     tables["payments", "customers"] = with_foreign_key(
         tables["payments", "customers"], "company_id", "crm.companies.id"
     )
-    published = {published_key(c, t): table for (c, t), table in tables.items()}
-    with pytest.raises(ContractError, match="foreign keys across connectors form a cycle") as error:
-        check_publish_order(published, blocking)
-    assert "crm.deals -> payments.customers; payments.customers -> crm.companies" in str(
-        error.value
-    )
-    # Not blocking (severity warn): nothing to order, nothing held back.
-    check_publish_order(published, {})
+    assert groups() == [set(tables)]  # both ways round: still one step
+    # Not blocking (severity warn): nothing links them, a step per connector.
+    blocking = {}
+    assert sorted(groups(), key=min) == [
+        {t for t in tables if t[0] == "crm"},
+        {t for t in tables if t[0] == "payments"},
+    ]
 
 
 def test_foreign_keys_both_ways_in_one_connector_publish_together():
@@ -537,7 +541,7 @@ def test_foreign_keys_both_ways_in_one_connector_publish_together():
         )
         for t in tables
     }
-    parents = {t.name: gated_parents(t, blocking) for t in tables}
+    parents = {t.id: gated_parents(t, blocking) for t in tables}
     order = [t.name for t in parents_first(tables, parents)]
     assert sorted(order) == ["companies", "contacts", "deals"]
     assert order.index("contacts") < order.index("deals")  # what can be ordered is
@@ -550,11 +554,12 @@ def test_foreign_keys_both_ways_in_one_connector_publish_together():
         return publish.published_version(warehouse(), parent)
 
     with warehouse().session():
-        [refused] = unpublished_parents(crm["deals"], needs, showing, {"contacts": "v2"})
+        contacts = {("crm", "contacts"): "v2"}
+        [refused] = unpublished_parents(crm["deals"], needs, showing, contacts)
         assert "reference crm.companies, whose audited version v2" in refused
-        both = {"companies": "v2", "contacts": "v2"}
+        both = {("crm", "companies"): "v2", ("crm", "contacts"): "v2"}
         assert unpublished_parents(crm["deals"], needs, showing, both) == []
-        older = {"companies": "v1", "contacts": "v2"}
+        older = {("crm", "companies"): "v1", ("crm", "contacts"): "v2"}
         assert unpublished_parents(crm["deals"], needs, showing, older) != []
 
 
