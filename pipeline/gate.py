@@ -19,10 +19,12 @@ from dagster import (
 )
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
+from pipeline import publish
 from pipeline.checks.factory import AUDITED_VERSION
 from pipeline.checks.scan_history import COMPLETED, record_metadata
 
-HISTORY_SEARCHED = 100  # check results searched for this run's own or a published version's
+HISTORY_SEARCHED = 100  # check results read at once, for this run's own or a published version's
+CLOCK_SLACK_SECONDS = 86_400
 # Not exported at dagster's top level, but the status filter of the public
 # event_log_storage.get_asset_check_execution_history takes it (dagster 1.13, pinned).
 PASSED = AssetCheckExecutionRecordStatus.SUCCEEDED
@@ -116,15 +118,30 @@ def judged(
 def passed_on(
     instance: DagsterInstance, checks: Sequence[AssetCheckKey], version: str
 ) -> list[str]:
-    """Blocking checks with no passing result on `version` (searched back in time)."""
-    missing = []
-    for check in checks:
+    """Blocking checks with no passing result on `version` (searched back to when it was taken)."""
+    return [
+        f"{check_name(check)} has no passing result on version {version}"
+        for check in checks
+        if not _passed(instance, check, version)
+    ]
+
+
+def _passed(instance: DagsterInstance, check: AssetCheckKey, version: str) -> bool:
+    # A version published long ago (held, or rolled back to) has its passing result behind any
+    # number of newer ones: page back until the results predate the version's snapshot.
+    taken = publish.taken_at(version)
+    # Dagster's storage and the step that named the version may not share a clock.
+    since = taken.timestamp() - CLOCK_SLACK_SECONDS if taken else 0.0
+    cursor = None
+    while True:
         records = instance.event_log_storage.get_asset_check_execution_history(
-            check, limit=HISTORY_SEARCHED, status={AssetCheckExecutionRecordStatus.SUCCEEDED}
+            check, limit=HISTORY_SEARCHED, cursor=cursor, status={PASSED}
         )
-        if not any(_version(r) == version for r in records):
-            missing.append(f"{check_name(check)} has no passing result on version {version}")
-    return missing
+        if any(_version(r) == version for r in records):
+            return True
+        if len(records) < HISTORY_SEARCHED or records[-1].create_timestamp < since:
+            return False
+        cursor = records[-1].id
 
 
 def verdicts(

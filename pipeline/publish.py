@@ -33,11 +33,20 @@ class PublishError(RuntimeError):
 
 
 VERSION_PATTERN = r"v\d{8}t\d{12}_[0-9a-z-]*"  # what new_version makes, lower-cased
+VERSION_TIME = "v%Y%m%dt%H%M%S%f"
 
 
 def new_version(run_id: str) -> str:
     """A sortable, unique version id: UTC time of the snapshot and the run that took it."""
-    return datetime.now(UTC).strftime("v%Y%m%dt%H%M%S%f") + "_" + run_id[:8].lower()
+    return datetime.now(UTC).strftime(VERSION_TIME) + "_" + run_id[:8].lower()
+
+
+def taken_at(version: str) -> datetime | None:
+    """When the snapshot `version` was taken; None for a name `new_version` did not make."""
+    try:
+        return datetime.strptime(version.split("_")[0], VERSION_TIME).replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 def snapshot_name(table: TableContract, version: str) -> str:

@@ -6,6 +6,7 @@ import lkml
 import pytest
 import sqlglot
 from dagster import (
+    AssetCheckEvaluation,
     AssetCheckKey,
     AssetKey,
     DagsterInstance,
@@ -14,8 +15,8 @@ from dagster import (
 )
 from sqlglot import exp
 
-from pipeline import publish
-from pipeline.checks.factory import fivetran_key
+from pipeline import gate, publish
+from pipeline.checks.factory import AUDITED_VERSION, fivetran_key
 from pipeline.checks.keys import FOREIGN_KEYS_CHECK
 from pipeline.contract import ColumnContract, TableContract, load_contracts
 from pipeline.definitions import build_definitions
@@ -680,6 +681,33 @@ def test_a_held_table_stays_rolled_back_until_released(capsys):
     assert fingerprint("payments_published.customers") == second
     assert publish.main(["release", "payments.customers"]) == 1
     assert "payments_published.customers is not held" in capsys.readouterr().err
+
+
+def test_a_version_published_long_ago_still_finds_its_passing_result():
+    """A hold (or a rollback) keeps an old version published while newer audits pass: its
+    passing result lies behind any number of newer ones, and a Looker refresh must find it."""
+    instance = DagsterInstance.ephemeral()
+    check = AssetCheckKey(CHARGES, "required_columns_are_not_null")
+
+    def passed(version: str) -> None:
+        evaluation = AssetCheckEvaluation(
+            asset_key=CHARGES,
+            check_name=check.name,
+            passed=True,
+            metadata={AUDITED_VERSION: version},
+        )
+        instance.report_runless_asset_event(evaluation)
+
+    held = publish.new_version("aaaaaaaa")
+    passed(held)
+    for n in range(gate.HISTORY_SEARCHED + 5):  # an hourly gate's four days and more
+        passed(publish.new_version(f"{n:08d}"))
+    assert gate.passed_on(instance, [check], held) == []
+    never = publish.new_version("bbbbbbbb")
+    assert gate.passed_on(instance, [check], never) == [
+        f"fivetran/payments/charges required_columns_are_not_null has no passing result on "
+        f"version {never}"
+    ]
 
 
 def test_snapshots_are_pruned_but_rollback_targets_kept():
