@@ -1,6 +1,9 @@
 """Jobs, schedules and automation conditions shared by the gate's assets and checks."""
 
+from collections.abc import Sequence
+
 from dagster import (
+    AssetKey,
     AssetSelection,
     AutomationCondition,
     AutomationConditionSensorDefinition,
@@ -14,13 +17,23 @@ GATE_JOB = "tollgate_gate"
 
 # A check runs again whenever its table lands a new sync (even when Fivetran synced on its own).
 CHECK_CONDITION = AutomationCondition.eager()
-# A table is published, and Looker refreshed, after what it reads updates and only once every
-# blocking check upstream has passed on that latest data (a pass from an older sync does not
-# count). The publish and refresh assets verify this again themselves.
+# Looker is refreshed after what it reads updates and only once every blocking check upstream
+# has passed on that latest data (a pass from an older sync does not count). The publish and
+# refresh assets verify this again themselves.
 REFRESH_CONDITION = (
     AutomationCondition.eager() & AutomationCondition.all_deps_blocking_checks_passed()
 )
-PUBLISH_CONDITION = REFRESH_CONDITION
+
+
+def publish_condition(parents: Sequence[AssetKey]) -> AutomationCondition:
+    """A table is published once its own blocking checks passed on its latest sync; not waiting
+    for those of the tables its foreign keys reference, as the publish itself verifies its keys
+    against the versions of them Looker reads."""
+    passed = AutomationCondition.all_deps_blocking_checks_passed()
+    if parents:
+        passed = passed.ignore(AssetSelection.assets(*parents))
+    return AutomationCondition.eager() & passed
+
 
 gate_job = define_asset_job(
     GATE_JOB,

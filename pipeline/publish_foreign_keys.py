@@ -31,9 +31,11 @@ def recheck(
     reads: Sequence[tuple[TableContract, str]],
     checked: Mapping[str, Any],
     stamps: Stamps,
+    hints: Mapping[tuple[str, str], str],
 ) -> tuple[dict[str, str], list[str]]:
     """How each foreign key to a parent in `reads` (parent, version Looker reads) was verified,
-    and the ones that do not resolve there; `checked` is the foreign key check's metadata."""
+    and the ones that do not resolve there; `checked` is the foreign key check's metadata,
+    `hints` what would let each parent's keys resolve."""
     verified: dict[str, str] = {}
     problems: list[str] = []
     reading = {(parent.connector, parent.name): (parent, v) for parent, v in reads}
@@ -62,8 +64,8 @@ def recheck(
                 problems.append(
                     f"{relation}: {found['orphans']} rows point nowhere in {where}, which Looker "
                     f"reads (e.g. {found['example']}); the check found them in {connector}.{name} "
-                    f"as landed then ({_described(seen)}), not as audited ({_described(stamp)}): "
-                    f"audit {connector}.{name} again, then publish both"
+                    f"as landed then ({_described(seen)}), not in the version Looker reads "
+                    f"({_described(stamp)}): {hints[(connector, name)]}"
                 )
             else:
                 verified[relation] = f"checked again against {where}: every key resolves"

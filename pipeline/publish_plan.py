@@ -7,9 +7,9 @@ rows it drops. Refusing one table changes what the others would be published bes
 decision repeats until no more tables are refused.
 """
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from dagster import Failure
 
@@ -21,13 +21,21 @@ from pipeline.warehouse import Warehouse
 Id = tuple[str, str]  # a table's (connector, name)
 
 
+class Parent(NamedTuple):
+    """A table a child's blocking foreign keys reference, as its checks left it."""
+
+    table: TableContract
+    audited: str | None  # its latest audit, when every blocking check passed on it
+    held_back: str = ""  # else the checks that did not pass
+
+
 @dataclass
 class Step:
     """What one publish step knows of its tables before it decides."""
 
     warehouse: Warehouse
     versions: Mapping[Id, str]  # table -> the audited version its blocking checks passed on
-    needs: Mapping[Id, Sequence[tuple[TableContract, str]]]  # table -> gated parents, versions
+    needs: Mapping[Id, Sequence[Parent]]  # table -> the parents its foreign keys gate on
     checked: Mapping[Id, Mapping[str, Any]]  # table -> its foreign key check's findings
     children: Mapping[Id, Sequence[TableContract]]  # table -> gated children in the step
     ledgers: dict[Id, publish.Ledger] = field(default_factory=dict)
@@ -54,7 +62,7 @@ def plan(
     those whose verification failed."""
     involved = [
         *ready,
-        *(parent for table in ready for parent, _ in step.needs[table.id]),
+        *(parent.table for table in ready for parent in step.needs[table.id]),
         *(child for table in ready for child in step.children.get(table.id, ())),
     ]
     step.ledgers |= publish.ledgers(step.warehouse, involved)  # one read for the whole step
@@ -87,15 +95,19 @@ def _judge(
     if held:
         return {}, [publish.held_problem(table, held)]
     others = {other: v for other, v in pending.items() if other != table.id}
-    problems = unpublished_parents(table, step.needs[table.id], step.showing, others)
+    # Its keys must resolve in each parent as Looker reads it once the step is done, whichever
+    # audited version that is: a parent held back (or held) keeps its published version.
+    afters = [(parent, _after(step, parent.table, others)) for parent in step.needs[table.id]]
+    problems = [_unread(parent) for parent, after in afters if after is None]
     if problems:
         return {}, problems
     version = step.versions[table.id]
-    reads = [(p, _after(step, p, others)) for p, _ in step.needs[table.id]]
+    reads = [(parent.table, after) for parent, after in afters]
+    hints = {parent.table.id: _hint(step, parent, after) for parent, after in afters}
     key = (table.id, version, tuple((*p.id, v) for p, v in reads))
     if key not in step.rechecked:
         step.rechecked[key] = recheck(
-            step.warehouse, table, version, reads, step.checked[table.id], step.stamps
+            step.warehouse, table, version, reads, step.checked[table.id], step.stamps, hints
         )
     verified, problems = step.rechecked[key]
     shown = step.showing(table)
@@ -124,30 +136,32 @@ def _judge(
     return verified, problems
 
 
-def _after(step: Step, parent: TableContract, pending: Mapping[Id, str]) -> str:
+def _after(step: Step, parent: TableContract, pending: Mapping[Id, str]) -> str | None:
     """The parent version Looker reads once the step is done (a publish never goes back)."""
-    return max(v for v in (step.showing(parent), pending.get(parent.id)) if v)
+    return max((v for v in (step.showing(parent), pending.get(parent.id)) if v), default=None)
 
 
-def unpublished_parents(
-    table: TableContract,
-    needs: Sequence[tuple[TableContract, str]],
-    showing: Callable[[TableContract], str | None],
-    coming: Mapping[Id, str],
-) -> list[str]:
-    """Why Looker would not read a parent at the audited version the table needs, once the
-    tables `coming` in the step publish."""
-    problems = []
-    for parent, version in needs:
-        shown = showing(parent)
-        if (shown is None or shown < version) and coming.get(parent.id) != version:
-            where = f"{parent.published_schema}.{parent.name}"
-            problems.append(
-                f"its foreign keys reference {parent.connector}.{parent.name}, whose audited "
-                f"version {version} is not what Looker reads ({where} shows "
-                f"{shown or 'nothing yet'}): publish {where} first"
-            )
-    return problems
+def _unread(parent: Parent) -> str:
+    """Why a parent Looker does not read yet leaves its children nothing to resolve in."""
+    where = f"{parent.table.published_schema}.{parent.table.name}"
+    why = f"it is held back: {parent.held_back}" if parent.audited is None else f"publish {where}"
+    return (
+        f"its foreign keys reference {parent.table.connector}.{parent.table.name}, which Looker "
+        f"does not read yet ({where} shows nothing): {why}"
+    )
+
+
+def _hint(step: Step, parent: Parent, after: str) -> str:
+    """What would let a child's keys resolve in the parent version Looker reads."""
+    name = f"{parent.table.connector}.{parent.table.name}"
+    if parent.audited is None:
+        return f"its newer rows are held back ({parent.held_back})"
+    if parent.audited > after:
+        held = step.ledger(parent.table).held_since
+        if held:
+            return f"its audited version {parent.audited} is held by an operator since {held}"
+        return f"publish {name} version {parent.audited} first, or both together"
+    return f"audit {name} again, then publish both"
 
 
 def refused(table: TableContract, problems: list[str]) -> Failure:

@@ -15,13 +15,13 @@ from dagster import (
 )
 
 from pipeline import gate, publish
-from pipeline.automation import PUBLISH_CONDITION
+from pipeline.automation import publish_condition
 from pipeline.checks.factory import fivetran_key, safe_name
 from pipeline.checks.keys import FOREIGN_KEYS_CHECK
 from pipeline.checks.redact import scrub_error
 from pipeline.checks.scan_history import record_metadata
 from pipeline.contract import TableContract
-from pipeline.publish_plan import Step, plan, refused
+from pipeline.publish_plan import Parent, Step, plan, refused
 from pipeline.warehouse import Warehouse
 from pipeline.warehouse.sql import row_count_query
 
@@ -33,10 +33,8 @@ def published_key(connector: str, table: str) -> AssetKey:
 def gated_parents(
     table: TableContract, blocking: Mapping[AssetKey, Sequence[AssetCheckKey]]
 ) -> tuple[AssetKey, ...]:
-    """The landed tables whose audited version Looker must read before this one publishes.
-
-    Its foreign keys were checked against them: publishing it while one of them is held back
-    would show Looker rows whose parent it cannot see. None when that check does not block."""
+    """The landed tables this one's blocking foreign keys reference: its keys must resolve in the
+    version of each that Looker reads beside it. None when that check does not block."""
     source = fivetran_key(table.connector, table.name)
     if AssetCheckKey(source, FOREIGN_KEYS_CHECK) not in blocking.get(source, ()):
         return ()
@@ -72,7 +70,7 @@ def build_publish_assets(
     specs = [
         AssetSpec(
             key=published_key(table.connector, table.name),
-            # Automation and the run wait for the parents' checks.
+            # The run decides parents and children together, after both were checked.
             deps=[fivetran_key(table.connector, table.name), *parents[table.id]],
             group_name=table.connector,
             owners=[table.owner],
@@ -81,7 +79,7 @@ def build_publish_assets(
                 f"{table.connector}.{table.name} as audited, published to "
                 f"{table.published_schema}.{table.name} for Looker."
             ),
-            automation_condition=PUBLISH_CONDITION,
+            automation_condition=publish_condition(parents[table.id]),
             skippable=True,
         )
         for table in tables
@@ -103,7 +101,7 @@ def build_publish_assets(
         chosen = parents_first([by_key[key] for key in selected], parents)
         refusals: list[Failure] = []
         versions: dict[tuple[str, str], str] = {}
-        needs: dict[tuple[str, str], list[tuple[TableContract, str]]] = {}
+        needs: dict[tuple[str, str], list[Parent]] = {}
         checked: dict[tuple[str, str], Mapping[str, Any]] = {}
         sources = [fivetran_key(t.connector, t.name) for t in chosen]
         sources += [p for t in chosen for p in parents[t.id]]
@@ -113,7 +111,7 @@ def build_publish_assets(
             source = fivetran_key(table.connector, table.name)
             try:
                 versions[table.id] = verified_version(latest, table, blocking.get(source, ()))
-                needs[table.id] = parent_versions(
+                needs[table.id] = gating_parents(
                     latest, table, parents[table.id], blocking, published
                 )
                 checked[table.id] = foreign_keys_checked(latest, source)
@@ -152,14 +150,15 @@ def parents_first(
     return list(order.values())
 
 
-def parent_versions(
+def gating_parents(
     latest: Mapping[AssetCheckKey, gate.AssetCheckExecutionRecord | None],
     table: TableContract,
     parents: Sequence[AssetKey],
     blocking: Mapping[AssetKey, Sequence[AssetCheckKey]],
     published: Mapping[AssetKey, TableContract],
-) -> list[tuple[TableContract, str]]:
-    """Each gated parent with the audited version Looker must read; Failure if one has none."""
+) -> list[Parent]:
+    """Each gated parent with its latest audit that passed, or why it is held back; Failure
+    if one is not a table tollgate publishes."""
     found, problems = [], []
     for parent in parents:
         name = ".".join(parent.path[1:])
@@ -168,14 +167,14 @@ def parent_versions(
             problems.append(f"its foreign keys reference {name}, which tollgate does not publish")
             continue
         try:
-            found.append((contract, gate.audited_version(latest, blocking.get(parent, ()), parent)))
+            found.append(
+                Parent(contract, gate.audited_version(latest, blocking.get(parent, ()), parent))
+            )
         except Failure as failure:  # the parent's own refusal lists every check
             held = gate.metadata_value(failure.metadata.get("failing_checks"))
             held = held or [failure.description or ""]
             more = f"; and {len(held) - 2} more" if len(held) > 2 else ""
-            problems.append(
-                f"its foreign keys reference {name}, which is held back: {'; '.join(held[:2])}{more}"
-            )
+            found.append(Parent(contract, None, f"{'; '.join(held[:2])}{more}"))
     if problems:
         raise refused(table, problems)
     return found
@@ -208,9 +207,9 @@ def publish_tables(
                 if table.id not in decided:
                     continue
                 lost = [  # decided beside parents that then did not publish
-                    f"{p.connector}.{p.name}"
-                    for p, _ in step.needs[table.id]
-                    if p.id in decided and (p.id in failed or p.id in refusals)
+                    f"{p.table.connector}.{p.table.name}"
+                    for p in step.needs[table.id]
+                    if p.table.id in decided and (p.table.id in failed or p.table.id in refusals)
                 ]
                 if lost:
                     refusals[table.id] = refused(

@@ -21,11 +21,10 @@ from pipeline.checks.keys import FOREIGN_KEYS_CHECK
 from pipeline.contract import ColumnContract, TableContract, load_contracts
 from pipeline.definitions import build_definitions
 from pipeline.looker_lineage import LOOKML_DIR
-from pipeline.publish_plan import unpublished_parents
 from pipeline.published import (
     build_publish_assets,
     gated_parents,
-    parent_versions,
+    gating_parents,
     parents_first,
     publish_groups,
     published_key,
@@ -254,14 +253,18 @@ def publish_only(instance: DagsterInstance, keys: set[AssetKey]):
     return subset.execute_in_process(instance=instance, raise_on_error=False)
 
 
-def test_a_child_never_publishes_while_a_parent_it_references_is_held_back(monkeypatch):
+def test_a_child_publishes_only_rows_whose_parent_looker_reads(monkeypatch):
     """A charge moves to a customer that lands broken: charges pass, customers fail. Neither a
-    later partial run nor automation may show Looker that charge without its customer."""
+    later partial run nor automation may show Looker that charge without its customer; once
+    the charge points to a customer Looker reads, charges publishes while customers is still
+    held back."""
     instance = DagsterInstance.ephemeral()
     assert run_gate(FAST_PDT, instance).success
     defs = build_definitions()
     before = evaluate_automation_conditions(defs=defs, instance=instance)
-    [charge] = warehouse().query("SELECT min(id) AS id FROM payments.charges")
+    [charge] = warehouse().query(
+        "SELECT min(id) AS id, min(customer_id) AS was FROM payments.charges"
+    )
     source_edits.edit_source("payments_sandbox", "customers", upsert=[{"id": "cus_new_parent"}])
     source_edits.edit_source(
         "payments_sandbox",
@@ -276,17 +279,42 @@ def test_a_child_never_publishes_while_a_parent_it_references_is_held_back(monke
     assert (CUSTOMERS, "required_columns_are_not_null") in failed
     assert not {key for key in failed if key[0] == CHARGES}  # its foreign key resolves in landing
 
+    # Automation does not wait for the customers' checks: the publish verifies the keys itself.
     ticked = evaluate_automation_conditions(defs=defs, instance=instance, cursor=before.cursor)
-    assert PUBLISHED_CHARGES not in {r.key for r in ticked.results if r.true_subset.size > 0}
+    requested = {r.key for r in ticked.results if r.true_subset.size > 0}
+    assert PUBLISHED_CHARGES in requested and PUBLISHED_CUSTOMERS not in requested
 
     again = publish_only(instance, {PUBLISHED_CHARGES})
     assert not again.success and not materialized(again)
     [failure] = again.get_step_failure_events()
     message = failure.step_failure_data.error.message
-    assert "Refusing to publish payments_published.charges: its foreign keys reference " in message
-    assert "payments.customers, which is held back: " in message
-    assert "fivetran/payments/customers required_columns_are_not_null failed" in message
+    assert (
+        "Refusing to publish payments_published.charges: customer_id -> customers.id: 1 rows "
+        "point nowhere in payments.customers version v"
+    ) in message
+    assert "which Looker reads (e.g. cus_new_parent)" in message
+    assert (
+        "its newer rows are held back (fivetran/payments/customers required_columns_are_not_null "
+        "failed"
+    ) in message
     assert warehouse().query(ORPHANS)[0]["n"] == 0
+
+    # The charge moves back: every key resolves in the customers Looker reads.
+    source_edits.edit_source(
+        "payments_sandbox", "charges", upsert=[{"id": charge["id"], "customer_id": charge["was"]}]
+    )
+    job = build_definitions().resolve_implicit_global_asset_job_def()
+    charges = job.get_subset(asset_selection={CHARGES, PUBLISHED_CHARGES})
+    back = charges.execute_in_process(instance=instance, raise_on_error=False)
+    assert back.success and PUBLISHED_CHARGES in materialized(back)
+    assert verified_keys(back, PUBLISHED_CHARGES)["customer_id -> customers.id"].startswith(
+        "checked again against payments.customers version v"
+    )
+    assert warehouse().query(ORPHANS)[0]["n"] == 0
+    [shown] = warehouse().query(
+        f"SELECT customer_id FROM payments_published.charges WHERE id = '{charge['id']}'"
+    )
+    assert shown["customer_id"] == charge["was"]
 
 
 def test_a_child_waits_until_looker_reads_its_parents_audited_version():
@@ -298,8 +326,10 @@ def test_a_child_waits_until_looker_reads_its_parents_audited_version():
     alone = publish_only(instance, {PUBLISHED_CHARGES})
     assert not alone.success and not materialized(alone)
     message = alone.get_step_failure_events()[0].step_failure_data.error.message
-    assert "its foreign keys reference payments.customers, whose audited version" in message
-    assert "(payments_published.customers shows nothing yet): publish " in message
+    assert (
+        "its foreign keys reference payments.customers, which Looker does not read yet "
+        "(payments_published.customers shows nothing): publish payments_published.customers"
+    ) in message
 
     together = publish_only(instance, {PUBLISHED_CHARGES, *PUBLISHED_PARENTS})
     assert together.success  # one step: the parents are published first
@@ -392,8 +422,8 @@ def test_a_parent_never_publishes_a_deletion_its_held_back_children_still_refere
 
 def test_a_parent_waits_for_a_child_refused_later_in_the_same_step():
     """Customers and charges publish together: charges moved off a customer that customers
-    deletes. Charges is refused in the step (invoices, which it references, is audited but not
-    published), so the old charges stay, and customers must not drop their customer."""
+    deletes. Charges is refused in the step (an operator holds it), so the old charges stay,
+    and customers must not drop their customer."""
     instance = DagsterInstance.ephemeral()
     assert run_gate(FAST_PDT, instance).success
     [row] = warehouse().query(
@@ -413,11 +443,12 @@ def test_a_parent_waits_for_a_child_refused_later_in_the_same_step():
     job = build_definitions().resolve_implicit_global_asset_job_def()
     audit = job.get_subset(asset_selection={CHARGES, *PARENTS})  # audited, not published
     assert audit.execute_in_process(instance=instance).success
+    publish.hold(warehouse(), load_contracts()["payments"].tables["charges"])
 
     both = publish_only(instance, {PUBLISHED_CUSTOMERS, PUBLISHED_CHARGES})
     assert not both.success and not materialized(both)
     message = both.get_step_failure_events()[0].step_failure_data.error.message
-    assert "Refusing to publish payments_published.charges: its foreign keys reference " in message
+    assert "Refusing to publish payments_published.charges: an operator holds " in message
     assert (
         "Refusing to publish payments_published.customers: its version v" in message
         and "payments.charges does not publish in this step" in message
@@ -547,37 +578,20 @@ def test_foreign_keys_both_ways_in_one_connector_publish_together():
     assert sorted(order) == ["companies", "contacts", "deals"]
     assert order.index("contacts") < order.index("deals")  # what can be ordered is
 
-    # Nothing is published yet: a parent counts only while it is still to come in this step,
-    # verified on the version the child needs.
-    needs = [(companies, "v2"), (crm["contacts"], "v2")]
-
-    def showing(parent: TableContract) -> str | None:
-        return publish.published_version(warehouse(), parent)
-
-    with warehouse().session():
-        contacts = {("crm", "contacts"): "v2"}
-        [refused] = unpublished_parents(crm["deals"], needs, showing, contacts)
-        assert "reference crm.companies, whose audited version v2" in refused
-        both = {("crm", "companies"): "v2", ("crm", "contacts"): "v2"}
-        assert unpublished_parents(crm["deals"], needs, showing, both) == []
-        older = {("crm", "companies"): "v1", ("crm", "contacts"): "v2"}
-        assert unpublished_parents(crm["deals"], needs, showing, older) != []
-
 
 def test_a_parent_nothing_publishes_or_gates_refuses_its_child():
     """A referenced table whose connector is not loaded has no publish asset and no checks."""
     charges = load_contracts()["payments"].tables["charges"]
     with pytest.raises(Failure) as refusal:
-        parent_versions({}, charges, [CUSTOMERS], {}, {})
+        gating_parents({}, charges, [CUSTOMERS], {}, {})
     assert "reference payments.customers, which tollgate does not publish" in str(
         refusal.value.description
     )
+    # One that nothing gates is held back: its children resolve only in what Looker reads.
     customers = load_contracts()["payments"].tables["customers"]
-    with pytest.raises(Failure) as refusal:
-        parent_versions({}, charges, [CUSTOMERS], {}, {PUBLISHED_CUSTOMERS: customers})
-    assert "payments.customers, which is held back: fivetran/payments/customers has no " in str(
-        refusal.value.description
-    )
+    [parent] = gating_parents({}, charges, [CUSTOMERS], {}, {PUBLISHED_CUSTOMERS: customers})
+    assert parent.table == customers and parent.audited is None
+    assert parent.held_back.startswith("fivetran/payments/customers has no blocking contract")
 
 
 def test_rollback_restores_the_previous_published_version(capsys):
@@ -681,6 +695,49 @@ def test_a_held_table_stays_rolled_back_until_released(capsys):
     assert fingerprint("payments_published.customers") == second
     assert publish.main(["release", "payments.customers"]) == 1
     assert "payments_published.customers is not held" in capsys.readouterr().err
+
+
+def test_tables_referencing_a_held_table_publish_while_their_keys_resolve_in_it():
+    """An operator holds customers, which every charge and invoice references. Charges that
+    point to customers Looker reads keep publishing; a charge for a customer only the held-back
+    audit holds waits for the release."""
+    instance = DagsterInstance.ephemeral()
+    assert run_gate(FAST_PDT, instance).success
+    assert publish.main(["hold", "payments.customers"]) == 0
+    held = fingerprint("payments_published.customers")
+    [charge] = warehouse().query("SELECT min(id) AS id FROM payments.charges")
+    source_edits.edit_source(
+        "payments_sandbox", "charges", upsert=[{"id": charge["id"], "amount": 7}]
+    )
+    source_edits.edit_source("payments_sandbox", "customers", upsert=[customer("cus_after_hold")])
+
+    kept = run_gate(FAST_PDT, instance)
+    assert not kept.success  # customers refused: held
+    assert PUBLISHED_CHARGES in materialized(kept) and PUBLISHED_CUSTOMERS not in materialized(kept)
+    assert fingerprint("payments_published.customers") == held
+    [shown] = warehouse().query(
+        f"SELECT amount FROM payments_published.charges WHERE id = '{charge['id']}'"
+    )
+    assert shown["amount"] == 7
+
+    source_edits.edit_source(
+        "payments_sandbox",
+        "charges",
+        upsert=[{"id": charge["id"], "customer_id": "cus_after_hold"}],
+    )
+    waits = run_gate(FAST_PDT, instance)
+    assert not {PUBLISHED_CHARGES, PUBLISHED_CUSTOMERS} & materialized(waits)
+    message = " ".join(e.step_failure_data.error.message for e in waits.get_step_failure_events())
+    assert (
+        "Refusing to publish payments_published.charges: customer_id -> customers.id: 1 rows"
+        in message
+    )
+    assert "(e.g. cus_after_hold)" in message and "is held by an operator since 20" in message
+    assert warehouse().query(ORPHANS)[0]["n"] == 0
+
+    assert publish.main(["release", "payments.customers"]) == 0
+    assert run_gate(FAST_PDT, instance).success
+    assert warehouse().query(ORPHANS)[0]["n"] == 0
 
 
 def test_a_version_published_long_ago_still_finds_its_passing_result():
