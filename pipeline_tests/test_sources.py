@@ -8,6 +8,7 @@ import pytest
 
 from pipeline.checks.detect import pii_classes
 from pipeline.checks.patterns import PATTERNS
+from pipeline.sandbox.incremental import merge
 from pipeline.sandbox.sources import CRM, DEFECTS, PAYMENTS, requested_defects, sources
 from pipeline.warehouse import DuckDBWarehouse
 
@@ -265,6 +266,31 @@ def test_csv_folders_become_connectors_with_sniffed_types(csv_dir):
         "paid": "BOOLEAN", "price": "DOUBLE", "note": "VARCHAR",
     }  # fmt: skip
     assert shop.column_config(frozenset())["orders"]["note"] == {"enabled": True, "hashed": False}
+
+
+def test_csv_rows_upsert_by_the_contracts_primary_key(csv_dir, tmp_path, monkeypatch):
+    """A changed CSV row updates in place, as Fivetran upserts by key, rather than landing as a
+    new row beside a soft-deleted copy; a table without a contracted key matches by content."""
+    contracts = tmp_path / "contracts"
+    contracts.mkdir()
+    (contracts / "shop.yaml").write_text(
+        "apiVersion: v3.0.2\nkind: DataContract\nid: shop\nname: shop\nversion: 1.0.0\n"
+        "status: active\nteam: {name: shop-data}\n"
+        "customProperties: [{property: fivetranConnectorId, value: shop_csv}]\n"
+        "schema:\n  - name: orders\n    properties:\n"
+        "      - {name: id, physicalType: BIGINT, primaryKey: true}\n"
+    )
+    monkeypatch.setenv("TOLLGATE_CONTRACTS_DIR", str(contracts))
+    shop = sources()[-1]
+    assert shop.tables["orders"].key == ("id",) and shop.tables["regions"].key == ()
+    before = shop.land(frozenset(), SYNCED, {})["orders"]
+    (csv_dir / "shop" / "orders.csv").write_text(ORDERS.replace("first order", "amended"))
+    later = SYNCED + pd.Timedelta(hours=1)
+    fresh = shop.land(frozenset(), later, {})["orders"]
+    after = merge(before, fresh, later, shop.tables["orders"].key)  # as the sandbox's sync does
+    assert sorted(after["id"]) == [1, 2, 3] and not after["_fivetran_deleted"].any()
+    stamps = dict(zip(after["id"], after["_fivetran_synced"], strict=True))
+    assert stamps[1] == later and stamps[2] == stamps[3] == SYNCED
 
 
 def test_csv_replay_lands_rows_as_read_without_defects(csv_dir, tmp_path):

@@ -23,6 +23,8 @@ from pipeline.sandbox.defects import (
 if TYPE_CHECKING:
     import pandas as pd
 
+    from pipeline.contract import TableContract
+
 __all__ = ["DEFECTS", "GROUP_ID", "SandboxTable", "Source", "requested_defects", "sources"]
 
 GROUP_ID = "tollgate_sandbox"  # the Fivetran group (destination) the example connectors are in
@@ -183,35 +185,34 @@ def sources() -> list[Source]:
 
 def _csv_tables(folder: Path) -> dict[str, SandboxTable]:
     """A replayed connector's tables: sniffed types (a header-only CSV takes its contract's),
-    Fivetran's system columns kept apart, hashing and blocking from its fivetran.yaml."""
+    Fivetran's system columns kept apart, hashing and blocking from its fivetran.yaml, and the
+    contract's primary key to upsert by."""
     from pipeline.sandbox import csv_replay
 
     sniffed = csv_replay.tables(folder)
     config = csv_replay.column_config(folder, sniffed)
-    contracted = _contract_types(folder.name, csv_replay.header_only(folder))
+    contracted = _contracted(folder.name)
+    header_only = csv_replay.header_only(folder)
     found = {}
     for name, columns in sniffed.items():
+        table = contracted.get(name)
+        typed = {c.name: c.physical_type for c in table.columns} if table else {}
         types = {
-            column: contracted.get(name, {}).get(column, kind)
+            column: (typed.get(column) if name in header_only else None) or kind
             for column, kind in columns.items()
             if column not in csv_replay.SYSTEM_COLUMNS
         }
         flags = config.get(name, csv_replay.ColumnConfig())
-        found[name] = SandboxTable(name, types, flags.hashed, flags.blocked)
+        key = tuple(c.name for c in table.columns if c.primary_key) if table else ()
+        # Without a contracted key (or with a key column missing), rows match by their content.
+        key = key if set(key) <= set(types) else ()
+        found[name] = SandboxTable(name, types, flags.hashed, flags.blocked, key)
     return found
 
 
-def _contract_types(connector: str, tables: set[str]) -> dict[str, dict[str, str]]:
-    """Table -> column -> the contract's physicalType, for the given tables of a connector."""
-    if not tables:
-        return {}
+def _contracted(connector: str) -> dict[str, TableContract]:
+    """The connector's contracted tables, by name (none without a contract)."""
     from pipeline.contract import load_contracts
 
     contract = load_contracts().get(connector)
-    if contract is None:
-        return {}
-    return {
-        name: {c.name: c.physical_type for c in contract.tables[name].columns if c.physical_type}
-        for name in tables
-        if name in contract.tables
-    }
+    return dict(contract.tables) if contract else {}
