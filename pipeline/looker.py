@@ -181,10 +181,11 @@ def verify_gate(
         {c: r for c, r in verdicts.items() if c.asset_key.path[0] == "lookml"}
     )
     versions = []
-    with warehouse.session():  # one connection for every table's published version
-        found = {key: publish.published_version(warehouse, published[key]) for key in refresh.deps}
-    for key, version in found.items():
-        table = published[key]
+    tables = [published[key] for key in refresh.deps]
+    with warehouse.session():  # one connection, one ledger query for every table
+        ledgers = publish.ledgers(warehouse, tables)
+    for table in tables:
+        version = ledgers[table.id].live
         where = f"{table.published_schema}.{table.name}"
         if version is None:
             problems.append(f"{where} has never been published (owner: {table.owner})")

@@ -74,6 +74,11 @@ class Ledger:
     stack: list[str]  # published versions, oldest first, after rollbacks: the last one is live
     held_since: str | None  # when an operator held it, unless released since
 
+    @property
+    def live(self) -> str | None:
+        """The version Looker reads (None before the first publish)."""
+        return self.stack[-1] if self.stack else None
+
 
 def ledger(warehouse: Warehouse, table: TableContract) -> Ledger:
     """The table's published versions and whether an operator holds it."""
@@ -136,11 +141,6 @@ def history(warehouse: Warehouse, table: TableContract) -> list[str]:
     return ledger(warehouse, table).stack
 
 
-def published_version(warehouse: Warehouse, table: TableContract) -> str | None:
-    stack = history(warehouse, table)
-    return stack[-1] if stack else None
-
-
 def held_problem(table: TableContract, since: str) -> str:
     return (
         f"an operator holds {table.published_schema}.{table.name} since {since} "
@@ -153,11 +153,11 @@ def hold(warehouse: Warehouse, table: TableContract, run_id: str = "manual") -> 
     state = ledger(warehouse, table)
     if state.held_since:
         raise PublishError(held_problem(table, state.held_since))
-    live = state.stack[-1] if state.stack else ""
+    live = state.live or ""
     warehouse.execute(
         _ledger_setup(warehouse.dialect) + [_record(table, live, "hold", run_id, warehouse.dialect)]
     )
-    return live or None
+    return state.live
 
 
 def release(warehouse: Warehouse, table: TableContract, run_id: str = "manual") -> None:
@@ -165,8 +165,7 @@ def release(warehouse: Warehouse, table: TableContract, run_id: str = "manual") 
     state = ledger(warehouse, table)
     if not state.held_since:
         raise PublishError(f"{table.published_schema}.{table.name} is not held")
-    live = state.stack[-1] if state.stack else ""
-    warehouse.execute([_record(table, live, "release", run_id, warehouse.dialect)])
+    warehouse.execute([_record(table, state.live or "", "release", run_id, warehouse.dialect)])
 
 
 def publish(warehouse: Warehouse, table: TableContract, version: str, run_id: str) -> bool:

@@ -90,8 +90,7 @@ def rollback_orphans(
     ledgers = publish.ledgers(warehouse, list(by_key.values()))  # one read for every table
 
     def showing(key: tuple[str, str]) -> str | None:
-        stack = ledgers[key].stack
-        return moved.get(key) or (stack[-1] if stack else None)
+        return moved.get(key) or ledgers[key].live
 
     rule = next(r for r in RULES if r.check_name == FOREIGN_KEYS_CHECK)
     problems = []

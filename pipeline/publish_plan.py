@@ -51,8 +51,7 @@ class Step:
 
     def showing(self, table: TableContract) -> str | None:
         """The version Looker reads before the step publishes."""
-        stack = self.ledger(table).stack
-        return stack[-1] if stack else None
+        return self.ledger(table).live
 
 
 def plan(
