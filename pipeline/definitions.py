@@ -25,6 +25,7 @@ from pipeline.lookml_model import (
     lookml_key,
     lookml_models,
 )
+from pipeline.lookml_rules import unpublished
 from pipeline.published import build_publish_assets, publish_groups, published_key
 from pipeline.run_end import gate_executor
 
@@ -128,7 +129,6 @@ def wire_refresh(
 ) -> Refresh:
     """The refresh's deps are the published tables it reads; any other read is a problem."""
     by_schema = {c.published_schema.lower(): c for c in contracts.values()}
-    landing = {c.connector.lower(): c for c in contracts.values()}
     deps, problems = [], list(refresh.problems)
     for read in refresh.reads:
         schema, _, name = read.lower().rpartition(".")
@@ -136,15 +136,9 @@ def wire_refresh(
         key = published_key(contract.connector, name) if contract else None
         if key in published:
             deps.append(key)
-        elif schema in landing:
-            problems.append(
-                f"LookML reads {read}, Fivetran's landing table: read "
-                f"{landing[schema].published_schema}.{name}, the audited version, instead"
-            )
-        else:
-            problems.append(
-                f"LookML reads {read}, which no contract publishes (no check could gate it)"
-            )
+        else:  # a contracted table its connector does not sync is published by nothing
+            problem = unpublished(read, contracts) or unpublished(read, {})
+            problems.append(f"LookML {problem}")
     return replace(refresh, deps=tuple(dict.fromkeys(deps)), problems=tuple(problems))
 
 

@@ -95,16 +95,49 @@ def resolve_refresh(
     )
 
 
+# A derived table with one of these is persisted: Looker builds it on its own schedule.
+PERSISTED = ("datagroup_trigger", "sql_trigger_value", "persist_for", "interval_trigger")
+
+
+def model_reads(
+    model: Model, default_schema: str | None
+) -> tuple[dict[tuple[str, str], str], list[str]]:
+    """Every table Looker may query for the model, with the first place that reads it: its
+    explores, the derived tables it persists, and its triggers' SQL; and what could not be
+    resolved."""
+    walk = _Walk(model, default_schema)
+    for name, explore in model.explores.items():
+        if explore.get("extension") != "required":
+            walk.explore(name, explore)
+    for name, view in model.views.items():
+        derived = view.get("derived_table") or {}
+        where = f"{origin(view, 'derived_table')}: view {name}"
+        if any(key in derived for key in PERSISTED):
+            walk.view(name, f"{where}: persisted derived table")
+        if "sql_trigger_value" in derived:
+            walk.read(where, "sql_trigger_value", derived["sql_trigger_value"])
+    for name, datagroup in model.datagroups.items():
+        if "sql_trigger" in datagroup:
+            walk.read(
+                f"{origin(datagroup)}: datagroup {name}", "sql_trigger", datagroup["sql_trigger"]
+            )
+    return walk.tables, list(dict.fromkeys(model.problems + walk.problems))
+
+
 class _Walk:
     """Follows explores to views, and views to tables and to the views their SQL names."""
 
     def __init__(self, model: Model, default_schema: str | None):
         self.model, self.default_schema = model, default_schema
-        self.tables: set[tuple[str, str]] = set()
+        self.tables: dict[tuple[str, str], str] = {}  # each table, with the first place reading it
         self.views: set[str] = set()
+        self.explores: set[str] = set()
         self.problems: list[str] = []
 
     def explore(self, name: str, explore: dict[str, Any]) -> None:
+        if name in self.explores:
+            return
+        self.explores.add(name)
         where = f"{origin(explore)}: explore {name}"
         if "sql_table_name" in explore:
             self.problems.append(f"{where}: sql_table_name on an explore is not resolved")
@@ -137,15 +170,19 @@ class _Walk:
             self.problems.append(f"{where}: has both sql_table_name and derived_table")
         if derived is None:  # Looker reads the view's name as a table when sql_table_name is unset
             table = view.get("sql_table_name", name)
-            self._read(f"{origin(view, 'sql_table_name')}: view {name}", "sql_table_name",
+            self.read(f"{origin(view, 'sql_table_name')}: view {name}", "sql_table_name",
                        f"SELECT * FROM {table}")  # fmt: skip
         elif "sql" in derived:
-            self._read(f"{origin(view, 'derived_table')}: view {name}", "derived_table.sql",
+            self.read(f"{origin(view, 'derived_table')}: view {name}", "derived_table.sql",
                        derived["sql"])  # fmt: skip
-        elif "explore_source" in derived:
-            self.problems.append(f"{origin(view, 'derived_table')}: view {name}: "
-                                 "derived_table.explore_source (native derived table) cannot be "
-                                 "resolved to tables")  # fmt: skip
+        elif "explore_source" in derived:  # a native derived table queries an explore's views
+            source = derived["explore_source"].get("name")
+            at = f"{origin(view, 'derived_table')}: view {name}: derived_table.explore_source"
+            if source in self.model.explores:
+                self.explore(source, self.model.explores[source])
+            else:
+                self.problems.append(f"{at}: {source} is not an explore of model "
+                                     f"{self.model.name}")  # fmt: skip
         else:
             self.problems.append(f"{origin(view, 'derived_table')}: view {name}: derived_table "
                                  "without sql cannot be resolved to tables")  # fmt: skip
@@ -158,9 +195,9 @@ class _Walk:
     def _subquery(self, where: str, key: str, sql: Any) -> None:
         """Tables read by a subquery inside a field's or join's SQL expression."""
         if isinstance(sql, str) and SUBQUERY.search(sql):
-            self._read(where, key, f"SELECT {FIELD_REFERENCE.sub('lookml_field', sql)}")
+            self.read(where, key, f"SELECT {FIELD_REFERENCE.sub('lookml_field', sql)}")
 
-    def _read(self, where: str, construct: str, sql: str) -> None:
+    def read(self, where: str, construct: str, sql: str) -> None:
         try:
             tables, views = sql_sources(sql)
         except UnresolvedSql as error:
@@ -168,7 +205,7 @@ class _Walk:
             return
         for schema, table in tables:
             if schema or self.default_schema:
-                self.tables.add((schema or self.default_schema.lower(), table))
+                self.tables.setdefault((schema or self.default_schema.lower(), table), where)
             else:
                 self.problems.append(
                     f"{where}: {construct}: table {table!r} names no schema and connection "

@@ -42,11 +42,13 @@ from pipeline.lookml_rules import (
     columns_in_contracts,
     deleted_rows_filtered,
     model_views,
+    reads_published,
     served_explores,
 )
 from pipeline.warehouse import Warehouse
 
 VIEW_COLUMNS = "view_columns_are_in_contracts"
+READS_PUBLISHED = "looker_reads_only_published_tables"
 EXPLORES_RUN = "explores_compile_and_run"
 JOINS_HOLD = "joins_match_declared_relationship"
 DELETED_FILTERED = "deleted_rows_are_filtered"
@@ -56,6 +58,8 @@ DESCRIPTIONS = {
     NO_PII_EXPOSED: "Every dimension showing a raw PII column needs required_access_grants or "
     "hidden: yes.",
     VIEW_COLUMNS: "Every ${TABLE}.column a view reads exists in the contract of its table.",
+    READS_PUBLISHED: "Every explore, persisted derived table and trigger of the model reads only "
+    "tables tollgate publishes.",
     EXPLORES_RUN: "Every dimension and measure of every explore compiles to SQL that runs "
     "(LIMIT 0).",
     JOINS_HOLD: "Each many_to_one / one_to_one join key is unique on its one side.",
@@ -211,6 +215,7 @@ def _results(
         LOOKML_VALID: lambda: project_validates(*api()),
         NO_PII_EXPOSED: lambda: _pii(model, views(), contracts),
         VIEW_COLUMNS: lambda: columns_in_contracts(lookml(), views(), contracts),
+        READS_PUBLISHED: lambda: reads_published(lookml(), contracts, model.default_schema),
         EXPLORES_RUN: lambda: explores_run(api()[0], model.name, served_explores(lookml())),
         JOINS_HOLD: lambda: joins_hold(api()[0], lookml(), contracts),
         DATA_TESTS: lambda: data_tests_pass(api()[0], api()[1], model.name, lookml().tests),

@@ -26,7 +26,7 @@ class Model:
     file: str
     connection: str
     persist_with: str | None
-    datagroups: set[str] = field(default_factory=set)
+    datagroups: dict[str, dict[str, Any]] = field(default_factory=dict)
     tests: set[str] = field(default_factory=set)  # LookML data tests (`test:` blocks)
     views: dict[str, dict[str, Any]] = field(default_factory=dict)
     explores: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -89,7 +89,9 @@ class Project:
         for file in files:
             for kind in KINDS:
                 objects[kind].extend(_tagged(obj, file) for obj in self.docs[file].get(kind, []))
-            model.datagroups |= {d["name"] for d in self.docs[file].get("datagroups", [])}
+            model.datagroups |= {
+                d["name"]: _tagged(d, file) for d in self.docs[file].get("datagroups", [])
+            }
             model.tests |= {t["name"] for t in self.docs[file].get("tests", [])}
         for kind in KINDS:
             assembled = _assemble(kind[:-1], objects[kind], model.problems)

@@ -11,7 +11,7 @@ from sqlglot import exp
 from sqlglot.optimizer.qualify import qualify
 
 from pipeline.contract import Contract, TableContract
-from pipeline.looker_lineage import LIQUID
+from pipeline.looker_lineage import LIQUID, model_reads
 from pipeline.lookml_project import Model
 from pipeline.warehouse import Warehouse
 
@@ -98,6 +98,39 @@ def contract_table(
         if schema in (contract.connector.lower(), (contract.published_schema or "").lower()):
             return schema, table, contract.tables.get(table)
     return schema, table, None
+
+
+def unpublished(read: str, contracts: Mapping[str, Contract]) -> str | None:
+    """Why Looker must not read the table `schema.table`; None for one tollgate publishes."""
+    schema, _, name = read.lower().rpartition(".")
+    for contract in contracts.values():
+        if schema == contract.published_schema.lower() and name in contract.tables:
+            return None
+        if schema == contract.connector.lower():
+            return (
+                f"reads {read}, Fivetran's landing table: read "
+                f"{contract.published_schema}.{name}, the audited version, instead"
+            )
+    return f"reads {read}, which no contract publishes (no check could gate it)"
+
+
+def reads_published(
+    lineage: Model, contracts: Mapping[str, Contract], default_schema: str | None
+) -> Outcome:
+    """Every table the model's explores, persisted derived tables and triggers read is one
+    tollgate publishes, and every one of them resolves."""
+    tables, problems = model_reads(lineage, default_schema)
+    findings = [f"LookML not resolved: {p}" for p in problems]
+    for (schema, table), where in sorted(tables.items()):
+        problem = unpublished(f"{schema}.{table}", contracts)
+        if problem:
+            findings.append(f"{where} {problem}")
+    read = sorted(f"{schema}.{table}" for schema, table in tables)
+    return Outcome(
+        findings,
+        f"the {len(read)} tables the model reads are all published by tollgate",
+        {"tables": read},
+    )
 
 
 def columns_in_contracts(

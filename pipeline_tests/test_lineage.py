@@ -196,17 +196,70 @@ def test_unqualified_table_without_default_schema_is_a_problem_naming_the_file(t
     assert refresh.reads == CHARGES  # every table it could resolve is still a dependency
 
 
-def test_native_derived_table_is_a_problem_naming_the_file(tmp_path):
+def test_a_native_derived_table_reads_the_tables_of_its_source_explore(tmp_path):
+    """Looker builds a native derived table from its explore's views: the refresh of its
+    datagroup reads them, though nothing else the datagroup caches does."""
     ndt = """
 view: per_customer {
   derived_table: {
-    explore_source: charges { column: customer_id { field: charges.customer_id } }
+    explore_source: orders { column: customer_id { field: charges.customer_id } }
     datagroup_trigger: etl
   }
 }"""
-    refresh = load(tmp_path, {"views/ndt.view.lkml": ndt}, model="explore: charges {}")
-    one_problem(refresh, "views/ndt.view.lkml: view per_customer", "explore_source")
+    orders = """
+datagroup: other { max_cache_age: "1 hour" }
+explore: charges {}
+explore: orders {
+  from: charges
+  persist_with: other
+  join: customers { sql_on: ${orders.customer_id} = ${customers.id} ;; relationship: many_to_one }
+}"""
+    refresh = load(tmp_path, {"views/ndt.view.lkml": ndt}, model=orders)
+    assert refresh.problems == ()
+    assert refresh.reads == CHARGES_CUSTOMERS
+
+    missing = ndt.replace("explore_source: orders", "explore_source: order")
+    refresh = load(tmp_path, {"views/ndt.view.lkml": missing}, model=orders)
+    one_problem(
+        refresh,
+        "views/ndt.view.lkml: view per_customer: derived_table.explore_source: order is not an "
+        "explore of model m",
+    )
     assert refresh.reads == CHARGES
+
+
+def test_everything_looker_may_query_for_a_model_must_read_published_tables(tmp_path):
+    """Not just what a refresh reads: an explore cached by another datagroup, a PDT persisted
+    on its own trigger, and that trigger's SQL are queried by Looker too."""
+    from pipeline.lookml_project import load_model
+    from pipeline.lookml_rules import reads_published
+
+    pdt = """
+view: raw_totals {
+  derived_table: {
+    sql: SELECT customer_id, count(*) AS n FROM payments_published.charges GROUP BY 1 ;;
+    sql_trigger_value: SELECT count(*) FROM payments.charges ;;
+  }
+}
+view: raw_invoices { sql_table_name: payments.invoices ;; }
+view: templated { sql_table_name: {{ _user_attributes['schema'] }}.charges ;; }"""
+    model = """
+datagroup: other { max_cache_age: "1 hour" }
+explore: charges {}
+explore: invoices { from: raw_invoices persist_with: other }
+explore: base { from: templated extension: required }"""
+    refresh = load(tmp_path, {"views/raw.view.lkml": pdt}, model=model)
+    assert refresh.problems == () and refresh.reads == CHARGES  # the refresh itself is clean
+    outcome = reads_published(load_model(tmp_path / "lookml", "m"), load_contracts(), None)
+    assert outcome.findings == [
+        "views/raw.view.lkml: view raw_totals reads payments.charges, Fivetran's landing table: "
+        "read payments_published.charges, the audited version, instead",
+        "views/raw.view.lkml: view raw_invoices reads payments.invoices, Fivetran's landing "
+        "table: read payments_published.invoices, the audited version, instead",
+    ]
+    assert outcome.metadata["tables"] == [
+        "payments.charges", "payments.invoices", "payments_published.charges",
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -103,6 +103,39 @@ def test_an_ungranted_pii_dimension_withholds_its_models_refreshes_until_fixed(
     assert any("/derived_table/payments/revenue_by_customer/start" in c for c in refresh_calls())
 
 
+def test_looker_reading_a_landing_table_outside_every_refresh_withholds_its_models_refreshes(
+    tmp_path, monkeypatch
+):
+    """An explore cached by a datagroup tollgate does not refresh, and that datagroup's trigger,
+    read Fivetran's landing table: no refresh's lineage covers them, yet Looker queries them."""
+    project = lookml_copy(tmp_path, monkeypatch)
+    (project / "views" / "payments" / "raw_charges.view.lkml").write_text(
+        "view: raw_charges {\n  sql_table_name: payments.charges ;;\n"
+        "  dimension: id { primary_key: yes  sql: ${TABLE}.id ;; }\n}\n"
+    )
+    edit(
+        project / "payments.model.lkml",
+        "persist_with: payments_etl\n",
+        "persist_with: payments_etl\n\n"
+        "datagroup: hourly {\n  sql_trigger: SELECT max(_fivetran_synced) FROM payments.invoices ;;\n}\n\n"
+        "explore: raw_charges {\n  persist_with: hourly\n}\n",
+    )
+    result = run_gate(FAST_PDT)
+    failures = lookml_failures(result)
+    warned = {("payments", "deleted_rows_are_filtered")}  # raw_charges keeps deleted rows: a WARN
+    assert set(failures) - warned == {("payments", "looker_reads_only_published_tables")}
+    found = failures["payments", "looker_reads_only_published_tables"]
+    assert (
+        "views/payments/raw_charges.view.lkml: view raw_charges reads payments.charges, "
+        "Fivetran's landing table: read payments_published.charges, the audited version, instead"
+    ) in found
+    assert (
+        "payments.model.lkml: datagroup hourly reads payments.invoices, Fivetran's landing table"
+    ) in found
+    assert materialized(result) & LOOKER_KEYS == {AssetKey(["looker", "crm_etl"])}
+    assert len(refresh_calls()) == 1 and "/derived_table/" not in refresh_calls()[0]
+
+
 def test_sql_validation_names_explore_view_field_and_column_of_a_dropped_or_renamed_column():
     instance = DagsterInstance.ephemeral()
     assert run_gate(FAST_PDT, instance).success
