@@ -1,7 +1,13 @@
 """Helpers for tests that run the whole gate in-process."""
 
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
 from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult
 
+from pipeline.contract import CONTRACTS_DIR
 from pipeline.definitions import build_definitions
 
 TABLES = {
@@ -42,3 +48,20 @@ def failed_checks(result: ExecuteInProcessResult) -> dict[tuple[str, ...], str]:
         for evaluation in result.get_asset_check_evaluations()
         if not evaluation.passed
     }
+
+
+def replay_connector(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, contract: str
+) -> Path:
+    """A CSV replay connector `name` beside the shipped ones, with its contract; returns the
+    folder its CSVs go in."""
+    contracts = tmp_path / "contracts"
+    contracts.mkdir()
+    for shipped in CONTRACTS_DIR.glob("*.yaml"):
+        shutil.copy(shipped, contracts)
+    (contracts / f"{name}.yaml").write_text(textwrap.dedent(contract))
+    folder = tmp_path / "replay" / name
+    folder.mkdir(parents=True)
+    monkeypatch.setenv("TOLLGATE_CONTRACTS_DIR", str(contracts))
+    monkeypatch.setenv("TOLLGATE_SANDBOX_CSV_DIR", str(folder.parent))
+    return folder

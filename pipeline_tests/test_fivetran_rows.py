@@ -7,16 +7,13 @@ the contract's types.
 """
 
 import re
-import shutil
-import textwrap
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pipeline.contract import CONTRACTS_DIR
 from pipeline.warehouse import DuckDBWarehouse
-from pipeline_tests.gate import failed_checks, run_gate
+from pipeline_tests.gate import failed_checks, replay_connector, run_gate
 
 SHOP = """
 apiVersion: v3.0.2
@@ -128,22 +125,14 @@ DIRTY_FAILURES = {
 @pytest.fixture
 def replay(tmp_path, monkeypatch):
     """Write a replay folder for connector `shop` and the contracts; return a writer."""
-    contracts = tmp_path / "contracts"
-    contracts.mkdir()
-    for shipped in CONTRACTS_DIR.glob("*.yaml"):
-        shutil.copy(shipped, contracts)
-    (contracts / "shop.yaml").write_text(textwrap.dedent(SHOP))
-    folder = tmp_path / "replay" / "shop"
-    folder.mkdir(parents=True)
+    folder = replay_connector(tmp_path, monkeypatch, "shop", SHOP)
     (folder / "fivetran.yaml").write_text(SIDECAR)
-    monkeypatch.setenv("TOLLGATE_CONTRACTS_DIR", str(contracts))
-    monkeypatch.setenv("TOLLGATE_SANDBOX_CSV_DIR", str(folder.parent))
 
     def write(tables: dict[str, str]) -> None:
         for name, text in tables.items():
             (folder / f"{name}.csv").write_text(text)
 
-    write.contracts = contracts
+    write.contracts = tmp_path / "contracts"
     return write
 
 

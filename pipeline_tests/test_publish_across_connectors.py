@@ -1,19 +1,15 @@
 """Scope: a foreign key to another connector's table, end to end: a CSV replay's orders reference
 payments.customers, and the two connectors publish in one step, decided together."""
 
-import shutil
-import textwrap
-
 import pytest
 from dagster import AssetKey, DagsterInstance
 
-from pipeline.contract import CONTRACTS_DIR
 from pipeline.definitions import build_definitions
 from pipeline.run_summary import summarize
 from pipeline.sandbox import source_edits
 from pipeline.settings import duckdb_path
 from pipeline.warehouse import DuckDBWarehouse
-from pipeline_tests.gate import materialized
+from pipeline_tests.gate import materialized, replay_connector
 
 SHOP = """
 apiVersion: v3.0.2
@@ -47,15 +43,7 @@ WHERE customer_id NOT IN (
 @pytest.fixture
 def orders(tmp_path, monkeypatch):
     """Connector `shop` replays orders.csv; returns a writer of its rows (id, customer_id)."""
-    contracts = tmp_path / "contracts"
-    contracts.mkdir()
-    for shipped in CONTRACTS_DIR.glob("*.yaml"):
-        shutil.copy(shipped, contracts)
-    (contracts / "shop.yaml").write_text(textwrap.dedent(SHOP))
-    folder = tmp_path / "replay" / "shop"
-    folder.mkdir(parents=True)
-    monkeypatch.setenv("TOLLGATE_CONTRACTS_DIR", str(contracts))
-    monkeypatch.setenv("TOLLGATE_SANDBOX_CSV_DIR", str(folder.parent))
+    folder = replay_connector(tmp_path, monkeypatch, "shop", SHOP)
 
     def write(*rows: tuple[int, str]) -> None:
         lines = "".join(f"{order},{customer}\n" for order, customer in rows)
