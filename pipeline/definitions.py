@@ -25,7 +25,7 @@ from pipeline.lookml_model import (
     lookml_key,
     lookml_models,
 )
-from pipeline.lookml_rules import unpublished
+from pipeline.lookml_rules import published_by_nothing, unpublished
 from pipeline.published import build_publish_assets, publish_groups, published_key
 from pipeline.run_end import gate_executor
 
@@ -136,9 +136,8 @@ def wire_refresh(
         key = published_key(contract.connector, name) if contract else None
         if key in published:
             deps.append(key)
-        else:  # a contracted table its connector does not sync is published by nothing
-            problem = unpublished(read, contracts) or unpublished(read, {})
-            problems.append(f"LookML {problem}")
+        else:  # a contracted table its connector does not sync is published by nothing too
+            problems.append(f"LookML {unpublished(read, contracts) or published_by_nothing(read)}")
     return replace(refresh, deps=tuple(dict.fromkeys(deps)), problems=tuple(problems))
 
 

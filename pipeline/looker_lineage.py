@@ -171,10 +171,10 @@ class _Walk:
         if derived is None:  # Looker reads the view's name as a table when sql_table_name is unset
             table = view.get("sql_table_name", name)
             self.read(f"{origin(view, 'sql_table_name')}: view {name}", "sql_table_name",
-                       f"SELECT * FROM {table}")  # fmt: skip
+                      f"SELECT * FROM {table}")  # fmt: skip
         elif "sql" in derived:
             self.read(f"{origin(view, 'derived_table')}: view {name}", "derived_table.sql",
-                       derived["sql"])  # fmt: skip
+                      derived["sql"])  # fmt: skip
         elif "explore_source" in derived:  # a native derived table queries an explore's views
             source = derived["explore_source"].get("name")
             at = f"{origin(view, 'derived_table')}: view {name}: derived_table.explore_source"

@@ -111,6 +111,10 @@ def unpublished(read: str, contracts: Mapping[str, Contract]) -> str | None:
                 f"reads {read}, Fivetran's landing table: read "
                 f"{contract.published_schema}.{name}, the audited version, instead"
             )
+    return published_by_nothing(read)
+
+
+def published_by_nothing(read: str) -> str:
     return f"reads {read}, which no contract publishes (no check could gate it)"
 
 

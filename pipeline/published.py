@@ -1,4 +1,5 @@
-"""Publish assets: one per contracted table, one step per connector, exposing audited snapshots."""
+"""Publish assets: one per contracted table, exposing audited snapshots; one step per connector,
+or per group of connectors their foreign keys link."""
 
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -21,7 +22,7 @@ from pipeline.checks.keys import FOREIGN_KEYS_CHECK
 from pipeline.checks.redact import scrub_error
 from pipeline.checks.scan_history import record_metadata
 from pipeline.contract import TableContract
-from pipeline.publish_plan import Parent, Step, plan, refused
+from pipeline.publish_plan import Id, Parent, Step, plan, refused
 from pipeline.warehouse import Warehouse
 from pipeline.warehouse.sql import row_count_query
 
@@ -86,7 +87,7 @@ def build_publish_assets(
     ]
     by_key = {published_key(t.connector, t.name): t for t in tables}
     in_step = {table.id for table in tables}
-    children: dict[tuple[str, str], list[TableContract]] = {}  # in this step, by parent
+    children: dict[Id, list[TableContract]] = {}  # in this step, by parent
     for table in tables:
         for parent in parents[table.id]:
             if tuple(parent.path[1:]) in in_step:
@@ -100,9 +101,9 @@ def build_publish_assets(
         selected = sorted(context.selected_asset_keys, key=lambda k: k.path)
         chosen = parents_first([by_key[key] for key in selected], parents)
         refusals: list[Failure] = []
-        versions: dict[tuple[str, str], str] = {}
-        needs: dict[tuple[str, str], list[Parent]] = {}
-        checked: dict[tuple[str, str], Mapping[str, Any]] = {}
+        versions: dict[Id, str] = {}
+        needs: dict[Id, list[Parent]] = {}
+        checked: dict[Id, Mapping[str, Any]] = {}
         sources = [fivetran_key(t.connector, t.name) for t in chosen]
         sources += [p for t in chosen for p in parents[t.id]]
         checks = list(dict.fromkeys(c for s in sources for c in blocking.get(s, ())))
@@ -129,12 +130,12 @@ def build_publish_assets(
 
 
 def parents_first(
-    tables: Sequence[TableContract], parents: Mapping[tuple[str, str], Sequence[AssetKey]]
+    tables: Sequence[TableContract], parents: Mapping[Id, Sequence[AssetKey]]
 ) -> list[TableContract]:
     """The tables in an order that publishes a parent before its children (cycles kept as met)."""
     by_key = {fivetran_key(t.connector, t.name): t for t in tables}
-    order: dict[tuple[str, str], TableContract] = {}
-    visiting: set[tuple[str, str]] = set()
+    order: dict[Id, TableContract] = {}
+    visiting: set[Id] = set()
 
     def visit(table: TableContract) -> None:
         if table.id in order or table.id in visiting:
@@ -197,9 +198,9 @@ def publish_tables(
     # Snowflake, and costs more than a publish.
     warehouse = step.warehouse
     ready = [table for table in chosen if table.id in step.versions]
-    published: dict[tuple[str, str], MaterializeResult] = {}
-    failed: dict[tuple[str, str], Exception] = {}
-    refusals: dict[tuple[str, str], Failure] = {}
+    published: dict[Id, MaterializeResult] = {}
+    failed: dict[Id, Exception] = {}
+    refusals: dict[Id, Failure] = {}
     try:
         with warehouse.session():
             decided, refusals, failed = plan(step, ready)
