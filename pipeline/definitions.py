@@ -24,6 +24,7 @@ from pipeline.lookml_model import (
     check_severities,
     lookml_key,
     lookml_models,
+    served_alongside,
 )
 from pipeline.lookml_rules import published_by_nothing, unpublished
 from pipeline.published import build_publish_assets, publish_groups, published_key
@@ -63,7 +64,8 @@ def build_definitions() -> Definitions:
     # One lookml/<model> per model, between the published tables and the model's refreshes;
     # its Looker checks are defined (and run) with it.
     severities = check_severities()
-    lookml_assets = [build_lookml_asset(m, contracts, severities) for m in lookml_models(refreshes)]
+    models = [*lookml_models(refreshes), *served_alongside(refreshes, published)]
+    lookml_assets = [build_lookml_asset(m, contracts, severities) for m in models]
     # What each refresh must verify itself: every blocking check upstream of what it reads,
     # its model's Looker checks included.
     index = GateIndex.build([*fivetran_assets, *publish_assets, *lookml_assets], checks)

@@ -45,6 +45,7 @@ class Refresh:
     deps: tuple[AssetKey, ...] = ()  # the published tables it reads (set by definitions)
     problems: tuple[str, ...] = ()  # why it must not run: unresolved lineage, ungated reads
     default_schema: str | None = None  # the model connection's, for unqualified table names
+    connection: str = ""  # the model's Looker connection
 
 
 def refresh_model(refresh: Refresh) -> str:
@@ -114,6 +115,7 @@ def load_refreshes(path: Path | None = None, project: Path | None = None) -> lis
                 views=tuple(sorted(lineage.views)),
                 problems=lineage.problems,
                 default_schema=lineage.default_schema,
+                connection=lineage.connection,
             )
         )
     return refreshes

@@ -56,6 +56,7 @@ class RefreshLineage:
     views: frozenset[str]  # LookML views whose data the refresh puts in front of users
     problems: tuple[str, ...]  # what could not be resolved, each naming its file and construct
     default_schema: str | None = None  # the model connection's, for unqualified table names
+    connection: str = ""  # the model's Looker connection
 
 
 def resolve_refresh(
@@ -92,6 +93,7 @@ def resolve_refresh(
         views=frozenset(walk.views),
         problems=tuple(dict.fromkeys(model.problems + walk.problems)),
         default_schema=default_schema,
+        connection=model.connection,
     )
 
 

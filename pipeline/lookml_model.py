@@ -24,10 +24,10 @@ from dagster_looker import LookerResource
 
 from pipeline import report
 from pipeline.automation import CHECK_CONDITION, REFRESH_CONDITION
-from pipeline.contract import Contract
+from pipeline.contract import Contract, TableContract
 from pipeline.looker import Refresh, refresh_model
 from pipeline.looker_checks import LOOKML_VALID, NO_PII_EXPOSED, pii_findings
-from pipeline.looker_lineage import lookml_dir, refreshes_file
+from pipeline.looker_lineage import lookml_dir, model_reads, refreshes_file
 from pipeline.looker_sql import (
     branch,
     data_tests_pass,
@@ -36,7 +36,7 @@ from pipeline.looker_sql import (
     open_session,
     project_validates,
 )
-from pipeline.lookml_project import LOOKML_DIGEST, Model, load_model, project_digest
+from pipeline.lookml_project import LOOKML_DIGEST, Model, Project, load_model, project_digest
 from pipeline.lookml_rules import (
     Outcome,
     columns_in_contracts,
@@ -68,6 +68,10 @@ DESCRIPTIONS = {
 }
 # Only this rule may be relaxed to warn (looker_refreshes.yaml, `checks:`); the rest always block.
 ADJUSTABLE = {DELETED_FILTERED: "warn"}
+# A model no refresh belongs to is served from the same warehouse all the same: what it reads is
+# judged, from the LookML alone (no project validation or queries for a model tollgate does not
+# refresh).
+SERVED_ALONGSIDE = (READS_PUBLISHED,)
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,7 @@ class LookmlModel:
     views: tuple[str, ...]  # views the refreshes put in front of users
     default_schema: str | None = None  # the model connection's, for unqualified table names
     problems: tuple[str, ...] = ()  # the refreshes' unresolved lineage or ungated reads
+    checks: tuple[str, ...] = tuple(DESCRIPTIONS)  # the Looker checks judged on it
 
 
 def lookml_key(model: str) -> AssetKey:
@@ -98,6 +103,31 @@ def lookml_models(refreshes: list[Refresh]) -> list[LookmlModel]:
         )
         for name, group in sorted(by_model.items())
     ]
+
+
+def served_alongside(
+    refreshes: list[Refresh], published: Mapping[AssetKey, TableContract]
+) -> list[LookmlModel]:
+    """The project's models no refresh belongs to, on a Looker connection a refreshed model uses:
+    Looker serves them from the same warehouse, so what they read is held to the gate too."""
+    project = Project(lookml_dir())
+    refreshed = {refresh_model(r) for r in refreshes}
+    schemas = {r.connection: r.default_schema for r in refreshes}
+    by_table = {(t.published_schema.lower(), t.name.lower()): k for k, t in published.items()}
+    found = []
+    for name in sorted(set(project.model_files) - refreshed):
+        try:
+            model = project.model(name)
+        except (LookupError, FileNotFoundError) as error:  # judged (and failed) at run time
+            found.append(LookmlModel(name, (), (), None, (str(error),), SERVED_ALONGSIDE))
+            continue
+        if model.connection not in schemas:  # another database: not tollgate's to judge
+            continue
+        tables, _ = model_reads(model, schemas[model.connection])
+        deps = tuple(by_table[t] for t in sorted(tables) if t in by_table)
+        schema = schemas[model.connection]
+        found.append(LookmlModel(name, deps, (), schema, (), SERVED_ALONGSIDE))
+    return found
 
 
 def check_severities(path: Path | None = None) -> dict[str, str]:
@@ -142,6 +172,7 @@ def build_lookml_asset(
                 automation_condition=CHECK_CONDITION,
             )
             for name, text in DESCRIPTIONS.items()
+            if name in model.checks
         ],
         can_subset=True,
     )

@@ -136,6 +136,36 @@ def test_looker_reading_a_landing_table_outside_every_refresh_withholds_its_mode
     assert len(refresh_calls()) == 1 and "/derived_table/" not in refresh_calls()[0]
 
 
+def test_a_model_no_refresh_belongs_to_is_held_to_published_tables_too(tmp_path, monkeypatch):
+    """A model tollgate refreshes nothing of is still served from the warehouse: it gets its own
+    lookml/<model> asset, judged on what it reads; one on another connection is not ours."""
+    project = lookml_copy(tmp_path, monkeypatch)
+    (project / "raw.model.lkml").write_text(
+        'connection: "warehouse"\ninclude: "/views/raw/*.view.lkml"\nexplore: raw_charges {}\n'
+    )
+    (project / "views" / "raw").mkdir()
+    (project / "views" / "raw" / "raw_charges.view.lkml").write_text(
+        "view: raw_charges {\n  sql_table_name: payments.charges ;;\n"
+        "  dimension: id { primary_key: yes  sql: ${TABLE}.id ;; }\n}\n"
+    )
+    (project / "app.model.lkml").write_text(
+        'connection: "app_postgres"\ninclude: "/views/raw/*.view.lkml"\nexplore: raw_charges {}\n'
+    )
+    result = run_gate(FAST_PDT)
+    assert not result.success
+    assert lookml_failures(result) == {
+        ("raw", "looker_reads_only_published_tables"): (
+            "views/raw/raw_charges.view.lkml: view raw_charges reads payments.charges, "
+            "Fivetran's landing table: read payments_published.charges, the audited version, "
+            "instead"
+        )
+    }
+    checked = {e.asset_key for e in result.get_asset_check_evaluations()}
+    assert AssetKey(["lookml", "raw"]) in checked and AssetKey(["lookml", "app"]) not in checked
+    # The refreshed models are judged on their own: every refresh still runs.
+    assert materialized(result) >= LOOKER_KEYS
+
+
 def test_sql_validation_names_explore_view_field_and_column_of_a_dropped_or_renamed_column():
     instance = DagsterInstance.ephemeral()
     assert run_gate(FAST_PDT, instance).success
