@@ -61,8 +61,8 @@ def build_definitions() -> Definitions:
         build_publish_assets(tables, contract_gate.blocking, published)
         for tables in publish_groups(published, contract_gate.blocking)
     ]
-    # One lookml/<model> per model, between the published tables and the model's refreshes;
-    # its Looker checks are defined (and run) with it.
+    # One lookml/<model> per model, between the published tables and the model's refreshes (and
+    # one per model on the same connection that no refresh covers); its Looker checks run with it.
     severities = check_severities()
     models = [*lookml_models(refreshes), *served_alongside(refreshes, published)]
     lookml_assets = [build_lookml_asset(m, contracts, severities) for m in models]
