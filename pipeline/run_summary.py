@@ -41,12 +41,14 @@ def summarize(instance: DagsterInstance, run_id: str, graph: "BaseAssetGraph") -
     # A failed blocking check fails its whole step: it holds back what reads any asset checked there.
     checked_with = {(a, c): _checked_together(graph, a, c) for a, c in blocking}
     held_back = []
+    ancestors: dict[AssetKey, set[str]] = {}  # a step's assets share them: each walked once
     for key in sorted(planned - done, key=lambda k: k.to_user_string()):
-        upstream = {
-            k.to_user_string()
-            for together in _in_step(graph, key, planned)
-            for k in graph.get_ancestor_asset_keys(together)
-        }
+        upstream: set[str] = set()
+        for together in _in_step(graph, key, planned):
+            if together not in ancestors:
+                found = graph.get_ancestor_asset_keys(together)
+                ancestors[together] = {k.to_user_string() for k in found}
+            upstream |= ancestors[together]
         by = sorted(f"{a} {c}" for a, c in blocking if checked_with[(a, c)] & upstream)
         if by:
             held_back.append({"asset_key": key.to_user_string(), "held_back_by": by})
