@@ -14,7 +14,7 @@ from dagster_fivetran.translator import FivetranMetadataSet
 from pipeline import environment
 from pipeline.automation import automation_sensor, gate_job, gate_schedule
 from pipeline.checks.factory import build_connector_checks, fivetran_key
-from pipeline.contract import Contract, ContractError, TableContract, load_contracts
+from pipeline.contract import Contract, ContractError, load_contracts
 from pipeline.fivetran import ContractTranslator, build_connector_assets
 from pipeline.gate import GateIndex
 from pipeline.load_log import info_once, warn_once
@@ -26,7 +26,7 @@ from pipeline.lookml_model import (
     lookml_models,
     served_alongside,
 )
-from pipeline.lookml_rules import published_by_nothing, unpublished
+from pipeline.lookml_rules import Readable, readable_tables, unpublished
 from pipeline.published import build_publish_assets, publish_groups, published_key
 from pipeline.run_end import gate_executor
 
@@ -54,7 +54,8 @@ def build_definitions() -> Definitions:
         for t in c.tables.values()
         if fivetran_key(c.connector, t.name) in synced
     }
-    refreshes = [wire_refresh(r, contracts, published) for r in load_refreshes()]
+    readable = readable_tables(published)
+    refreshes = [wire_refresh(r, contracts, readable) for r in load_refreshes()]
     checks = contract_checks(contracts, fivetran_assets)
     contract_gate = GateIndex.build(fivetran_assets, checks)
     publish_assets = [
@@ -64,8 +65,8 @@ def build_definitions() -> Definitions:
     # One lookml/<model> per model, between the published tables and the model's refreshes (and
     # one per model on the same connection that no refresh covers); its Looker checks run with it.
     severities = check_severities()
-    models = [*lookml_models(refreshes), *served_alongside(refreshes, published)]
-    lookml_assets = [build_lookml_asset(m, contracts, severities) for m in models]
+    models = [*lookml_models(refreshes), *served_alongside(refreshes, readable)]
+    lookml_assets = [build_lookml_asset(m, contracts, readable, severities) for m in models]
     # What each refresh must verify itself: every blocking check upstream of what it reads,
     # its model's Looker checks included.
     index = GateIndex.build([*fivetran_assets, *publish_assets, *lookml_assets], checks)
@@ -126,20 +127,15 @@ def contract_checks(
     return checks
 
 
-def wire_refresh(
-    refresh: Refresh, contracts: dict[str, Contract], published: dict[AssetKey, TableContract]
-) -> Refresh:
+def wire_refresh(refresh: Refresh, contracts: dict[str, Contract], readable: Readable) -> Refresh:
     """The refresh's deps are the published tables it reads; any other read is a problem."""
-    by_schema = {c.published_schema.lower(): c for c in contracts.values()}
     deps, problems = [], list(refresh.problems)
     for read in refresh.reads:
         schema, _, name = read.lower().rpartition(".")
-        contract = by_schema.get(schema)
-        key = published_key(contract.connector, name) if contract else None
-        if key in published:
-            deps.append(key)
-        else:  # a contracted table its connector does not sync is published by nothing too
-            problems.append(f"LookML {unpublished(read, contracts) or published_by_nothing(read)}")
+        if (schema, name) in readable:
+            deps.append(readable[schema, name])
+        else:
+            problems.append(f"LookML {unpublished(read, contracts, readable)}")
     return replace(refresh, deps=tuple(dict.fromkeys(deps)), problems=tuple(problems))
 
 

@@ -24,7 +24,7 @@ from dagster_looker import LookerResource
 
 from pipeline import report
 from pipeline.automation import CHECK_CONDITION, REFRESH_CONDITION
-from pipeline.contract import Contract, TableContract
+from pipeline.contract import Contract
 from pipeline.looker import Refresh, refresh_model
 from pipeline.looker_checks import LOOKML_VALID, NO_PII_EXPOSED, pii_findings
 from pipeline.looker_lineage import lookml_dir, model_reads, refreshes_file
@@ -39,6 +39,7 @@ from pipeline.looker_sql import (
 from pipeline.lookml_project import LOOKML_DIGEST, Model, Project, load_model, project_digest
 from pipeline.lookml_rules import (
     Outcome,
+    Readable,
     columns_in_contracts,
     deleted_rows_filtered,
     model_views,
@@ -105,15 +106,12 @@ def lookml_models(refreshes: list[Refresh]) -> list[LookmlModel]:
     ]
 
 
-def served_alongside(
-    refreshes: list[Refresh], published: Mapping[AssetKey, TableContract]
-) -> list[LookmlModel]:
+def served_alongside(refreshes: list[Refresh], readable: Readable) -> list[LookmlModel]:
     """The project's models no refresh belongs to, on a Looker connection a refreshed model uses:
     Looker serves them from the same warehouse, so what they read is held to the gate too."""
     project = Project(lookml_dir())
     refreshed = {refresh_model(r) for r in refreshes}
     schemas = {r.connection: r.default_schema for r in refreshes}
-    by_table = {(t.published_schema.lower(), t.name.lower()): k for k, t in published.items()}
     found = []
     for name in sorted(set(project.model_files) - refreshed):
         try:
@@ -124,7 +122,7 @@ def served_alongside(
         if model.connection not in schemas:  # another database: not tollgate's to judge
             continue
         tables, _ = model_reads(model, schemas[model.connection])
-        deps = tuple(by_table[t] for t in sorted(tables) if t in by_table)
+        deps = tuple(readable[t] for t in sorted(tables) if t in readable)
         schema = schemas[model.connection]
         found.append(LookmlModel(name, deps, (), schema, (), SERVED_ALONGSIDE))
     return found
@@ -144,7 +142,10 @@ def check_severities(path: Path | None = None) -> dict[str, str]:
 
 
 def build_lookml_asset(
-    model: LookmlModel, contracts: Mapping[str, Contract], severities: Mapping[str, str]
+    model: LookmlModel,
+    contracts: Mapping[str, Contract],
+    readable: Readable,
+    severities: Mapping[str, str],
 ) -> AssetsDefinition:
     """lookml/<model> and its Looker checks, in one step; the blocking checks hold its refreshes."""
     key = lookml_key(model.name)
@@ -192,7 +193,8 @@ def build_lookml_asset(
             yield MaterializeResult(asset_key=key, metadata=described)
         if selected:
             yield from report.recorded(
-                context, _results(key, model, selected, level, api, warehouse, contracts, served)
+                context,
+                _results(key, model, selected, level, api, warehouse, contracts, readable, served),
             )
 
     return lookml_model
@@ -229,6 +231,7 @@ def _results(
     api: LookerApi,
     warehouse: Warehouse,
     contracts: Mapping[str, Contract],
+    readable: Readable,
     judged: Mapping[str, str],
 ) -> Iterator[AssetCheckResult]:
     @cache
@@ -246,7 +249,9 @@ def _results(
         LOOKML_VALID: lambda: project_validates(*api()),
         NO_PII_EXPOSED: lambda: _pii(model, views(), contracts),
         VIEW_COLUMNS: lambda: columns_in_contracts(lookml(), views(), contracts),
-        READS_PUBLISHED: lambda: reads_published(lookml(), contracts, model.default_schema),
+        READS_PUBLISHED: lambda: reads_published(
+            lookml(), contracts, readable, model.default_schema
+        ),
         EXPLORES_RUN: lambda: explores_run(api()[0], model.name, served_explores(lookml())),
         JOINS_HOLD: lambda: joins_hold(api()[0], lookml(), contracts),
         DATA_TESTS: lambda: data_tests_pass(api()[0], api()[1], model.name, lookml().tests),

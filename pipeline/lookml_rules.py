@@ -100,33 +100,46 @@ def contract_table(
     return schema, table, None
 
 
-def unpublished(read: str, contracts: Mapping[str, Contract]) -> str | None:
+Readable = Mapping[tuple[str, str], Any]  # (schema, table), lower case -> its publish asset
+
+
+def readable_tables(published: Mapping[Any, TableContract]) -> dict[tuple[str, str], Any]:
+    """(published schema, table) Looker may read -> the publish asset that writes it."""
+    return {(t.published_schema.lower(), t.name.lower()): key for key, t in published.items()}
+
+
+def unpublished(read: str, contracts: Mapping[str, Contract], readable: Readable) -> str | None:
     """Why Looker must not read the table `schema.table`; None for one tollgate publishes."""
     schema, _, name = read.lower().rpartition(".")
+    if (schema, name) in readable:
+        return None
     for contract in contracts.values():
-        if schema == contract.published_schema.lower() and name in contract.tables:
-            return None
         if schema == contract.connector.lower():
             return (
                 f"reads {read}, Fivetran's landing table: read "
                 f"{contract.published_schema}.{name}, the audited version, instead"
             )
-    return published_by_nothing(read)
-
-
-def published_by_nothing(read: str) -> str:
+        if schema == contract.published_schema.lower() and name in contract.tables:
+            return (
+                f"reads {read}, which nothing publishes: {contract.file.name} contracts it, but "
+                f"connector {contract.connector!r} is not in the Fivetran workspace, so no check "
+                "audits it"
+            )
     return f"reads {read}, which no contract publishes (no check could gate it)"
 
 
 def reads_published(
-    lineage: Model, contracts: Mapping[str, Contract], default_schema: str | None
+    lineage: Model,
+    contracts: Mapping[str, Contract],
+    readable: Readable,
+    default_schema: str | None,
 ) -> Outcome:
     """Every table the model's explores, persisted derived tables and triggers read is one
     tollgate publishes, and every one of them resolves."""
     tables, problems = model_reads(lineage, default_schema)
     findings = [f"LookML not resolved: {p}" for p in problems]
     for (schema, table), where in sorted(tables.items()):
-        problem = unpublished(f"{schema}.{table}", contracts)
+        problem = unpublished(f"{schema}.{table}", contracts, readable)
         if problem:
             findings.append(f"{where} {problem}")
     read = sorted(f"{schema}.{table}" for schema, table in tables)

@@ -232,7 +232,7 @@ def test_everything_looker_may_query_for_a_model_must_read_published_tables(tmp_
     """Not just what a refresh reads: an explore cached by another datagroup, a PDT persisted
     on its own trigger, and that trigger's SQL are queried by Looker too."""
     from pipeline.lookml_project import load_model
-    from pipeline.lookml_rules import reads_published
+    from pipeline.lookml_rules import readable_tables, reads_published
 
     pdt = """
 view: raw_totals {
@@ -250,7 +250,9 @@ explore: invoices { from: raw_invoices persist_with: other }
 explore: base { from: templated extension: required }"""
     refresh = load(tmp_path, {"views/raw.view.lkml": pdt}, model=model)
     assert refresh.problems == () and refresh.reads == CHARGES  # the refresh itself is clean
-    outcome = reads_published(load_model(tmp_path / "lookml", "m"), load_contracts(), None)
+    contracts = load_contracts()
+    published = readable_tables({t.id: t for c in contracts.values() for t in c.tables.values()})
+    outcome = reads_published(load_model(tmp_path / "lookml", "m"), contracts, published, None)
     assert outcome.findings == [
         "views/raw.view.lkml: view raw_totals reads payments.charges, Fivetran's landing table: "
         "read payments_published.charges, the audited version, instead",

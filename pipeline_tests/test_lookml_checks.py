@@ -9,11 +9,25 @@ import pytest
 from dagster import AssetKey, AssetSelection, DagsterInstance, Definitions, define_asset_job
 
 from pipeline import environment
+from pipeline.contract import CONTRACTS_DIR
 from pipeline.definitions import build_definitions
 from pipeline.looker_lineage import LOOKML_DIR
 from pipeline.sandbox import looker_api
 from pipeline_tests.gate import LOOKER_KEYS, failed_checks, materialized, run_gate
 
+SHOP = """
+apiVersion: v3.0.2
+kind: DataContract
+id: shop
+name: shop
+version: 1.0.0
+status: active
+team: {name: shop-data}
+schema:
+  - name: orders
+    properties:
+      - {name: id, physicalType: BIGINT, primaryKey: true}
+"""
 FAST_PDT = {"ops": {"looker__revenue_by_customer": {"config": {"poll_interval_seconds": 0.05}}}}
 REFRESH_CALLS = ("PATCH /api/4.0/datagroups/", "GET /api/4.0/derived_table/")
 
@@ -164,6 +178,38 @@ def test_a_model_no_refresh_belongs_to_is_held_to_published_tables_too(tmp_path,
     assert AssetKey(["lookml", "raw"]) in checked and AssetKey(["lookml", "app"]) not in checked
     # The refreshed models are judged on their own: every refresh still runs.
     assert materialized(result) >= LOOKER_KEYS
+
+
+def test_a_contracted_table_nothing_publishes_fails_the_model_reading_it(tmp_path, monkeypatch):
+    """A contract for a connector the Fivetran workspace lacks loads no check and no publish
+    asset: Looker reading its published schema reads whatever is there, never audited. Before,
+    the check judged reads against the contracts and passed it."""
+    contracts = tmp_path / "contracts"
+    shutil.copytree(CONTRACTS_DIR, contracts)
+    (contracts / "shop.yaml").write_text(SHOP)
+    monkeypatch.setenv("TOLLGATE_CONTRACTS_DIR", str(contracts))
+    project = lookml_copy(tmp_path, monkeypatch)
+    (project / "views" / "payments" / "orders.view.lkml").write_text(
+        "view: orders {\n  sql_table_name: shop_published.orders ;;\n"
+        "  dimension: id { primary_key: yes  sql: ${TABLE}.id ;; }\n}\n"
+    )
+    edit(
+        project / "payments.model.lkml",
+        "persist_with: payments_etl\n",
+        'persist_with: payments_etl\n\ndatagroup: hourly { max_cache_age: "1 hour" }\n\n'
+        "explore: orders {\n  persist_with: hourly\n}\n",
+    )
+    warehouse = environment.warehouse()
+    warehouse.query("CREATE SCHEMA IF NOT EXISTS shop_published")
+    warehouse.query("CREATE TABLE shop_published.orders AS SELECT 1 AS id")
+    result = run_gate(FAST_PDT)
+    found = lookml_failures(result)["payments", "looker_reads_only_published_tables"]
+    assert found == (
+        "views/payments/orders.view.lkml: view orders reads shop_published.orders, which nothing "
+        "publishes: shop.yaml contracts it, but connector 'shop' is not in the Fivetran "
+        "workspace, so no check audits it"
+    )
+    assert materialized(result) & LOOKER_KEYS == {AssetKey(["looker", "crm_etl"])}
 
 
 def test_sql_validation_names_explore_view_field_and_column_of_a_dropped_or_renamed_column():
@@ -339,7 +385,8 @@ def test_deleted_rows_rule_is_a_warning_by_default_and_blocks_when_set_to_error(
     strict.write_text(REFRESHES_FILE.read_text() + "checks:\n  deleted_rows_are_filtered: error\n")
     [payments] = [m for m in lookml_models(load_refreshes()) if m.name == "payments"]
     specs = {
-        s.name: s for s in build_lookml_asset(payments, {}, check_severities(strict)).check_specs
+        s.name: s
+        for s in build_lookml_asset(payments, {}, {}, check_severities(strict)).check_specs
     }
     assert specs["deleted_rows_are_filtered"].blocking
     strict.write_text(REFRESHES_FILE.read_text() + "checks:\n  lookml_is_valid: warn\n")

@@ -186,7 +186,7 @@ def test_a_failed_lookml_check_fails_the_step_after_its_asset_and_holds_back_the
 
 def test_the_gate_index_counts_checks_defined_with_their_asset():
     [crm] = [m for m in lookml_models(load_refreshes()) if m.name == "crm"]
-    index = GateIndex.build([build_lookml_asset(crm, {}, check_severities())], [])
+    index = GateIndex.build([build_lookml_asset(crm, {}, {}, check_severities())], [])
     assert {c.name for c in index.blocking[CRM]} == BLOCKING
 
 
