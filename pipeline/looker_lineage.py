@@ -98,7 +98,9 @@ def resolve_refresh(
 
 
 # A derived table with one of these is persisted: Looker builds it on its own schedule.
-PERSISTED = ("datagroup_trigger", "sql_trigger_value", "persist_for", "interval_trigger")
+PERSISTED = (
+    "datagroup_trigger", "sql_trigger_value", "persist_for", "interval_trigger", "materialized_view",
+)  # fmt: skip
 
 
 def model_reads(
@@ -114,7 +116,7 @@ def model_reads(
     for name, view in model.views.items():
         derived = view.get("derived_table") or {}
         where = f"{origin(view, 'derived_table')}: view {name}"
-        if any(key in derived for key in PERSISTED):
+        if any(derived.get(key, "no") != "no" for key in PERSISTED):
             walk.view(name, f"{where}: persisted derived table")
         if "sql_trigger_value" in derived:
             walk.read(where, "sql_trigger_value", derived["sql_trigger_value"])

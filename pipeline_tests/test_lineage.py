@@ -242,6 +242,15 @@ view: raw_totals {
   }
 }
 view: raw_invoices { sql_table_name: payments.invoices ;; }
+view: live_customers {
+  derived_table: {
+    sql: SELECT id FROM payments.customers ;;
+    materialized_view: yes
+  }
+}
+view: ephemeral {
+  derived_table: { sql: SELECT 1 AS n FROM payments.refunds ;; materialized_view: no }
+}
 view: templated { sql_table_name: {{ _user_attributes['schema'] }}.charges ;; }"""
     model = """
 datagroup: other { max_cache_age: "1 hour" }
@@ -256,11 +265,14 @@ explore: base { from: templated extension: required }"""
     assert outcome.findings == [
         "views/raw.view.lkml: view raw_totals reads payments.charges, Fivetran's landing table: "
         "read payments_published.charges, the audited version, instead",
+        "views/raw.view.lkml: view live_customers reads payments.customers, Fivetran's landing "
+        "table: read payments_published.customers, the audited version, instead",
         "views/raw.view.lkml: view raw_invoices reads payments.invoices, Fivetran's landing "
         "table: read payments_published.invoices, the audited version, instead",
     ]
     assert outcome.metadata["tables"] == [
-        "payments.charges", "payments.invoices", "payments_published.charges",
+        "payments.charges", "payments.customers", "payments.invoices",
+        "payments_published.charges",
     ]  # fmt: skip
 
 
