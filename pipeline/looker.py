@@ -82,10 +82,9 @@ def load_refreshes(path: Path | None = None, project: Path | None = None) -> lis
     """Refreshes from the config; the tables each reads come from LookML, plus any listed `reads`."""
     path = path or refreshes_file()
     config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    connections = looker_connections(path, config)
     default_schemas = {
-        name: settings["default_schema"]
-        for name, settings in (config.get("connections") or {}).items()
-        if (settings or {}).get("default_schema")
+        name: c.default_schema for name, c in connections.items() if c.default_schema
     }
     lookml = Project(project or lookml_dir())  # read once for every refresh
     refreshes = []
@@ -100,6 +99,12 @@ def load_refreshes(path: Path | None = None, project: Path | None = None) -> lis
             lineage = resolve_refresh(lookml, datagroup, pdt, default_schemas)
         except (LookupError, FileNotFoundError) as error:
             raise ValueError(f"{path}: refresh {entry['name']!r}: {error}") from None
+        if not connections.get(lineage.connection, WAREHOUSE).warehouse:
+            raise ValueError(
+                f"{path}: refresh {entry['name']!r}: its model's connection "
+                f"{lineage.connection!r} is declared `warehouse: false`, yet tollgate gates and "
+                "refreshes it: declare it `warehouse: true`, or remove the refresh"
+            )
         # `reads` adds tables the LookML does not show; it never removes one LookML reads.
         derived = {f"{schema}.{table}" for schema, table in lineage.tables}
         reads = sorted(derived | {t.lower() for t in entry.get("reads") or []})
@@ -119,6 +124,39 @@ def load_refreshes(path: Path | None = None, project: Path | None = None) -> lis
             )
         )
     return refreshes
+
+
+@dataclass(frozen=True)
+class Connection:
+    """A Looker connection as looker_refreshes.yaml declares it."""
+
+    default_schema: str | None = None  # for unqualified table names
+    warehouse: bool = True  # false: another database, whose models tollgate does not judge
+
+
+WAREHOUSE = Connection()
+
+
+def looker_connections(
+    path: Path | None = None, config: dict | None = None
+) -> dict[str, Connection]:
+    """`connections:` of looker_refreshes.yaml; an unknown setting is an error naming it."""
+    path = path or refreshes_file()
+    if config is None:
+        config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    connections = {}
+    for name, settings in (config.get("connections") or {}).items():
+        settings = {} if settings is None else settings
+        known = isinstance(settings, dict) and set(settings) <= {"default_schema", "warehouse"}
+        if not known or not isinstance(settings.get("warehouse", True), bool):
+            raise ValueError(
+                f"{path}: connections: {name}: {settings!r}: the settings are "
+                "default_schema: <schema> and warehouse: true | false"
+            )
+        connections[name] = Connection(
+            settings.get("default_schema"), settings.get("warehouse", True)
+        )
+    return connections
 
 
 def build_refresh_asset(

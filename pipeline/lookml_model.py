@@ -25,7 +25,7 @@ from dagster_looker import LookerResource
 from pipeline import report
 from pipeline.automation import CHECK_CONDITION, REFRESH_CONDITION
 from pipeline.contract import Contract
-from pipeline.looker import Refresh, refresh_model
+from pipeline.looker import Refresh, looker_connections, refresh_model
 from pipeline.looker_checks import LOOKML_VALID, NO_PII_EXPOSED, pii_findings
 from pipeline.looker_lineage import lookml_dir, model_reads, refreshes_file
 from pipeline.looker_sql import (
@@ -83,6 +83,7 @@ class LookmlModel:
     default_schema: str | None = None  # the model connection's, for unqualified table names
     problems: tuple[str, ...] = ()  # the refreshes' unresolved lineage or ungated reads
     checks: tuple[str, ...] = tuple(DESCRIPTIONS)  # the Looker checks judged on it
+    undeclared_connection: str = ""  # its connection, when looker_refreshes.yaml does not name it
 
 
 def lookml_key(model: str) -> AssetKey:
@@ -107,11 +108,13 @@ def lookml_models(refreshes: list[Refresh]) -> list[LookmlModel]:
 
 
 def served_alongside(refreshes: list[Refresh], readable: Readable) -> list[LookmlModel]:
-    """The project's models no refresh belongs to, on a Looker connection a refreshed model uses:
-    Looker serves them from the same warehouse, so what they read is held to the gate too."""
+    """The project's models no refresh belongs to, unless looker_refreshes.yaml declares their
+    connection `warehouse: false`: Looker may serve them from the warehouse, so what they read is
+    held to the gate too."""
     project = Project(lookml_dir())
     refreshed = {refresh_model(r) for r in refreshes}
-    schemas = {r.connection: r.default_schema for r in refreshes}
+    declared = looker_connections()
+    refreshed_connections = {r.connection for r in refreshes}
     found = []
     for name in sorted(set(project.model_files) - refreshed):
         try:
@@ -119,12 +122,15 @@ def served_alongside(refreshes: list[Refresh], readable: Readable) -> list[Lookm
         except (LookupError, FileNotFoundError) as error:  # judged (and failed) at run time
             found.append(LookmlModel(name, (), (), None, (str(error),), SERVED_ALONGSIDE))
             continue
-        if model.connection not in schemas:  # another database: not tollgate's to judge
+        connection = declared.get(model.connection)
+        if connection and not connection.warehouse:  # another database: not tollgate's to judge
             continue
-        tables, _ = model_reads(model, schemas[model.connection])
+        schema = connection.default_schema if connection else None
+        tables, _ = model_reads(model, schema)
         deps = tuple(readable[t] for t in sorted(tables) if t in readable)
-        schema = schemas[model.connection]
-        found.append(LookmlModel(name, deps, (), schema, (), SERVED_ALONGSIDE))
+        known = connection or model.connection in refreshed_connections
+        undeclared = "" if known else model.connection
+        found.append(LookmlModel(name, deps, (), schema, (), SERVED_ALONGSIDE, undeclared))
     return found
 
 
@@ -249,9 +255,7 @@ def _results(
         LOOKML_VALID: lambda: project_validates(*api()),
         NO_PII_EXPOSED: lambda: _pii(model, views(), contracts),
         VIEW_COLUMNS: lambda: columns_in_contracts(lookml(), views(), contracts),
-        READS_PUBLISHED: lambda: reads_published(
-            lookml(), contracts, readable, model.default_schema
-        ),
+        READS_PUBLISHED: lambda: _reads(model, lookml(), contracts, readable),
         EXPLORES_RUN: lambda: explores_run(api()[0], model.name, served_explores(lookml())),
         JOINS_HOLD: lambda: joins_hold(api()[0], lookml(), contracts),
         DATA_TESTS: lambda: data_tests_pass(api()[0], api()[1], model.name, lookml().tests),
@@ -293,6 +297,19 @@ def _result(
         description=outcome.summary,
         metadata={**outcome.metadata, **judged},
     )
+
+
+def _reads(
+    model: LookmlModel, lookml: Model, contracts: Mapping[str, Contract], readable: Readable
+) -> Outcome:
+    outcome = reads_published(lookml, contracts, readable, model.default_schema)
+    if outcome.findings and model.undeclared_connection:
+        outcome.findings.append(
+            f"model {model.name}'s connection {model.undeclared_connection!r} is not declared in "
+            f"{refreshes_file().name}, so it is judged as the warehouse's: if it is another "
+            "database, declare it under connections: with warehouse: false"
+        )
+    return outcome
 
 
 def _pii(model: LookmlModel, views: list[str], contracts: Mapping[str, Contract]) -> Outcome:

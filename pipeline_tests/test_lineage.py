@@ -196,6 +196,28 @@ def test_unqualified_table_without_default_schema_is_a_problem_naming_the_file(t
     assert refresh.reads == CHARGES  # every table it could resolve is still a dependency
 
 
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"default_shema": "payments_published"}, "default_shema"),
+        ({"warehouse": "no"}, "'warehouse': 'no'"),
+        ("payments_published", "'payments_published'"),
+    ],
+)
+def test_a_connection_setting_tollgate_does_not_know_is_an_error_naming_it(
+    tmp_path, settings, named
+):
+    """Before, a misspelt setting was dropped: the default schema silently went unset."""
+    with pytest.raises(ValueError, match="looker_refreshes.yaml: connections: warehouse: ") as e:
+        load(tmp_path, INVOICES, model=INVOICES_EXPLORE, connections={"warehouse": settings})
+    assert named in str(e.value)
+
+
+def test_a_refresh_on_a_connection_declared_outside_the_warehouse_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="refresh 'r': its model's connection 'warehouse' is "):
+        load(tmp_path, INVOICES, connections={"warehouse": {"warehouse": False}})
+
+
 def test_a_native_derived_table_reads_the_tables_of_its_source_explore(tmp_path):
     """Looker builds a native derived table from its explore's views: the refresh of its
     datagroup reads them, though nothing else the datagroup caches does."""

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 from dagster import AssetKey, AssetSelection, DagsterInstance, Definitions, define_asset_job
 
-from pipeline import environment
+from pipeline import environment, looker_lineage
 from pipeline.contract import CONTRACTS_DIR
 from pipeline.definitions import build_definitions
-from pipeline.looker_lineage import LOOKML_DIR
+from pipeline.looker_lineage import LOOKML_DIR, REFRESHES_FILE
 from pipeline.sandbox import looker_api
 from pipeline_tests.gate import LOOKER_KEYS, failed_checks, materialized, run_gate
 
@@ -152,7 +152,9 @@ def test_looker_reading_a_landing_table_outside_every_refresh_withholds_its_mode
 
 def test_a_model_no_refresh_belongs_to_is_held_to_published_tables_too(tmp_path, monkeypatch):
     """A model tollgate refreshes nothing of is still served from the warehouse: it gets its own
-    lookml/<model> asset, judged on what it reads; one on another connection is not ours."""
+    lookml/<model> asset, judged on what it reads. So is one on a connection looker_refreshes.yaml
+    does not name (before: left alone, though it may be a second connection to the warehouse);
+    only a connection declared `warehouse: false` is not tollgate's to judge."""
     project = lookml_copy(tmp_path, monkeypatch)
     (project / "raw.model.lkml").write_text(
         'connection: "warehouse"\ninclude: "/views/raw/*.view.lkml"\nexplore: raw_charges {}\n'
@@ -163,21 +165,31 @@ def test_a_model_no_refresh_belongs_to_is_held_to_published_tables_too(tmp_path,
         "  dimension: id { primary_key: yes  sql: ${TABLE}.id ;; }\n}\n"
     )
     (project / "app.model.lkml").write_text(
-        'connection: "app_postgres"\ninclude: "/views/raw/*.view.lkml"\nexplore: raw_charges {}\n'
+        'connection: "reporting"\ninclude: "/views/raw/*.view.lkml"\nexplore: raw_charges {}\n'
     )
     result = run_gate(FAST_PDT)
     assert not result.success
+    landing = (
+        "views/raw/raw_charges.view.lkml: view raw_charges reads payments.charges, "
+        "Fivetran's landing table: read payments_published.charges, the audited version, instead"
+    )
     assert lookml_failures(result) == {
-        ("raw", "looker_reads_only_published_tables"): (
-            "views/raw/raw_charges.view.lkml: view raw_charges reads payments.charges, "
-            "Fivetran's landing table: read payments_published.charges, the audited version, "
-            "instead"
-        )
+        ("raw", "looker_reads_only_published_tables"): landing,
+        ("app", "looker_reads_only_published_tables"): landing + "; model app's connection "
+        "'reporting' is not declared in looker_refreshes.yaml, so it is judged as the "
+        "warehouse's: if it is another database, declare it under connections: with "
+        "warehouse: false",
     }
-    checked = {e.asset_key for e in result.get_asset_check_evaluations()}
-    assert AssetKey(["lookml", "raw"]) in checked and AssetKey(["lookml", "app"]) not in checked
     # The refreshed models are judged on their own: every refresh still runs.
     assert materialized(result) >= LOOKER_KEYS
+
+    refreshes = tmp_path / "looker_refreshes.yaml"
+    refreshes.write_text(
+        REFRESHES_FILE.read_text() + "connections:\n  reporting: {warehouse: false}\n"
+    )
+    monkeypatch.setattr(looker_lineage, "REFRESHES_FILE", refreshes)
+    keys = {spec.key for a in build_definitions().assets for spec in a.specs}
+    assert AssetKey(["lookml", "raw"]) in keys and AssetKey(["lookml", "app"]) not in keys
 
 
 def test_a_contracted_table_nothing_publishes_fails_the_model_reading_it(tmp_path, monkeypatch):
