@@ -69,10 +69,10 @@ DESCRIPTIONS = {
 }
 # Only this rule may be relaxed to warn (looker_refreshes.yaml, `checks:`); the rest always block.
 ADJUSTABLE = {DELETED_FILTERED: "warn"}
-# A model no refresh belongs to is served from the same warehouse all the same: what it reads is
-# judged, from the LookML alone (no project validation or queries for a model tollgate does not
-# refresh).
-SERVED_ALONGSIDE = (READS_PUBLISHED,)
+# A model no refresh belongs to is served from the same warehouse all the same: what it reads and
+# the raw PII it shows are judged, from the LookML alone (no project validation or queries for a
+# model tollgate does not refresh).
+SERVED_ALONGSIDE = (READS_PUBLISHED, NO_PII_EXPOSED)
 
 
 @dataclass(frozen=True)

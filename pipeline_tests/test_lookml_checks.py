@@ -152,14 +152,19 @@ def test_looker_reading_a_landing_table_outside_every_refresh_withholds_its_mode
 
 def test_a_model_no_refresh_belongs_to_is_held_to_published_tables_too(tmp_path, monkeypatch):
     """A model tollgate refreshes nothing of is still served from the warehouse: it gets its own
-    lookml/<model> asset, judged on what it reads. So is one on a connection looker_refreshes.yaml
+    lookml/<model> asset, judged on what it reads and on the raw PII it shows. So is one on a connection looker_refreshes.yaml
     does not name (before: left alone, though it may be a second connection to the warehouse);
     only a connection declared `warehouse: false` is not tollgate's to judge."""
     project = lookml_copy(tmp_path, monkeypatch)
     (project / "raw.model.lkml").write_text(
-        'connection: "warehouse"\ninclude: "/views/raw/*.view.lkml"\nexplore: raw_charges {}\n'
+        'connection: "warehouse"\ninclude: "/views/raw/*.view.lkml"\n'
+        "explore: raw_charges {}\nexplore: people {}\n"
     )
     (project / "views" / "raw").mkdir()
+    (project / "views" / "raw" / "people.view.lkml").write_text(
+        "view: people {\n  sql_table_name: payments_published.customers ;;\n"
+        "  dimension: name { sql: ${TABLE}.name ;; }\n}\n"
+    )
     (project / "views" / "raw" / "raw_charges.view.lkml").write_text(
         "view: raw_charges {\n  sql_table_name: payments.charges ;;\n"
         "  dimension: id { primary_key: yes  sql: ${TABLE}.id ;; }\n}\n"
@@ -175,6 +180,9 @@ def test_a_model_no_refresh_belongs_to_is_held_to_published_tables_too(tmp_path,
     )
     assert lookml_failures(result) == {
         ("raw", "looker_reads_only_published_tables"): landing,
+        ("raw", "no_pii_shown_without_access_grant"): (
+            "people.name shows payments_published.customers.name (name, owner team:payments-data)"
+        ),
         ("app", "looker_reads_only_published_tables"): landing + "; model app's connection "
         "'reporting' is not declared in looker_refreshes.yaml, so it is judged as the "
         "warehouse's: if it is another database, declare it under connections: with "
