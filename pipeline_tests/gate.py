@@ -22,6 +22,10 @@ LOOKER_KEYS = {
     AssetKey(["looker", "crm_etl"]),
 }
 LOOKML_KEYS = {AssetKey(["lookml", "payments"]), AssetKey(["lookml", "crm"])}
+# The ODCS header of the contract tests write for a connector `shop`; its schema follows.
+SHOP_HEADER = (
+    "apiVersion: v3.0.2\nkind: DataContract\nid: shop\nname: shop\nversion: 1.0.0\nstatus: active\n"
+)
 
 
 def run_gate(

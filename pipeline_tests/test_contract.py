@@ -5,14 +5,11 @@ import textwrap
 import pytest
 
 from pipeline.contract import ContractError, load_contracts
+from pipeline_tests.gate import SHOP_HEADER
 
-GOOD = """
-apiVersion: v3.0.2
-kind: DataContract
-id: shop
-name: shop
-version: 1.0.0
-status: active
+GOOD = (
+    SHOP_HEADER
+    + """
 team: {name: shop-data}
 schema:
   - name: customers
@@ -34,6 +31,7 @@ schema:
         required: true
         relationships: [{type: foreignKey, to: customers.id}]
 """
+)
 
 
 def write(tmp_path, text):

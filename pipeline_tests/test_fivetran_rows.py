@@ -13,15 +13,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pipeline.warehouse import DuckDBWarehouse
-from pipeline_tests.gate import failed_checks, replay_connector, run_gate
+from pipeline_tests.gate import SHOP_HEADER, failed_checks, replay_connector, run_gate
 
-SHOP = """
-apiVersion: v3.0.2
-kind: DataContract
-id: shop
-name: shop
-version: 1.0.0
-status: active
+SHOP = (
+    SHOP_HEADER
+    + """
 team: {name: shop-data}
 customProperties:
   - {property: fivetranConnectorId, value: shop_csv}
@@ -73,6 +69,7 @@ schema:
       - {name: amount, physicalType: "DECIMAL(18,2)"}
       - {name: refunded_at, physicalType: TIMESTAMP}
 """
+)
 SIDECAR = "tables:\n  customers: {hashed: [email], blocked: [ssn]}\n"
 NOW = datetime.now(UTC)
 FRESH, STALE, FUTURE = (

@@ -15,15 +15,11 @@ from pipeline.checks.factory import evaluate, table_rules, table_state
 from pipeline.contract import CONTRACTS_DIR, load_contracts
 from pipeline.sandbox import source_edits
 from pipeline.warehouse import DuckDBWarehouse
-from pipeline_tests.gate import run_gate
+from pipeline_tests.gate import SHOP_HEADER, run_gate
 
-CONTRACT = """
-apiVersion: v3.0.2
-kind: DataContract
-id: shop
-name: shop
-version: 1.0.0
-status: active
+CONTRACT = (
+    SHOP_HEADER
+    + """
 schema:
   - name: accounts
     properties:
@@ -48,6 +44,7 @@ schema:
         quality: [{metric: invalidValues, mustBe: 0, arguments: {validValues: [paid, open]}}]
       - {name: notes, physicalType: VARCHAR}
 """
+)
 ROWS = 2_000
 HASH = "sha256(id::VARCHAR)"
 # Each defect lands in new rows only (synced now); the rule that must catch it.

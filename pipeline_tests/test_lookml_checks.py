@@ -13,21 +13,18 @@ from pipeline.contract import CONTRACTS_DIR
 from pipeline.definitions import build_definitions
 from pipeline.looker_lineage import LOOKML_DIR, REFRESHES_FILE
 from pipeline.sandbox import looker_api
-from pipeline_tests.gate import LOOKER_KEYS, failed_checks, materialized, run_gate
+from pipeline_tests.gate import LOOKER_KEYS, SHOP_HEADER, failed_checks, materialized, run_gate
 
-SHOP = """
-apiVersion: v3.0.2
-kind: DataContract
-id: shop
-name: shop
-version: 1.0.0
-status: active
+SHOP = (
+    SHOP_HEADER
+    + """
 team: {name: shop-data}
 schema:
   - name: orders
     properties:
       - {name: id, physicalType: BIGINT, primaryKey: true}
 """
+)
 FAST_PDT = {"ops": {"looker__revenue_by_customer": {"config": {"poll_interval_seconds": 0.05}}}}
 REFRESH_CALLS = ("PATCH /api/4.0/datagroups/", "GET /api/4.0/derived_table/")
 

@@ -9,15 +9,11 @@ from pipeline.run_summary import summarize
 from pipeline.sandbox import source_edits
 from pipeline.settings import duckdb_path
 from pipeline.warehouse import DuckDBWarehouse
-from pipeline_tests.gate import materialized, replay_connector
+from pipeline_tests.gate import SHOP_HEADER, materialized, replay_connector
 
-SHOP = """
-apiVersion: v3.0.2
-kind: DataContract
-id: shop
-name: shop
-version: 1.0.0
-status: active
+SHOP = (
+    SHOP_HEADER
+    + """
 team: {name: shop-data}
 customProperties:
   - {property: fivetranConnectorId, value: shop_csv}
@@ -30,6 +26,7 @@ schema:
         required: true
         relationships: [{type: foreignKey, to: payments.customers.id}]
 """
+)
 CUSTOMERS = AssetKey(["fivetran", "payments", "customers"])
 ORDERS = AssetKey(["fivetran", "shop", "orders"])
 PUBLISHED_CUSTOMERS = AssetKey(["published", "payments", "customers"])

@@ -10,14 +10,11 @@ from dagster import AssetCheckSeverity
 
 from pipeline.checks.factory import build_connector_checks, evaluate, table_rules
 from pipeline.contract import load_contracts
+from pipeline_tests.gate import SHOP_HEADER
 
-CONTRACT = """
-apiVersion: v3.0.2
-kind: DataContract
-id: shop
-name: shop
-version: 1.0.0
-status: active
+CONTRACT = (
+    SHOP_HEADER
+    + """
 schema:
   - name: orders
     quality: [{rules}]
@@ -28,6 +25,7 @@ schema:
         quality: [{column_rules}]
       - {{name: placed, physicalType: DATE{options}}}
 """
+)
 # Ten live rows and one soft-deleted row, which no rule may count.
 STATUS = ["paid"] * 6 + ["n/a", None, "  ", "bogus", None]
 DELETED = [False] * 10 + [True]

@@ -11,6 +11,7 @@ from pipeline.checks.patterns import PATTERNS
 from pipeline.sandbox.incremental import merge
 from pipeline.sandbox.sources import CRM, DEFECTS, PAYMENTS, requested_defects, sources
 from pipeline.warehouse import DuckDBWarehouse
+from pipeline_tests.gate import SHOP_HEADER
 
 SYNCED = datetime(2026, 3, 1, 12, tzinfo=UTC)
 EXAMPLES = (PAYMENTS, CRM)
@@ -274,8 +275,7 @@ def test_csv_rows_upsert_by_the_contracts_primary_key(csv_dir, tmp_path, monkeyp
     contracts = tmp_path / "contracts"
     contracts.mkdir()
     (contracts / "shop.yaml").write_text(
-        "apiVersion: v3.0.2\nkind: DataContract\nid: shop\nname: shop\nversion: 1.0.0\n"
-        "status: active\nteam: {name: shop-data}\n"
+        SHOP_HEADER + "team: {name: shop-data}\n"
         "customProperties: [{property: fivetranConnectorId, value: shop_csv}]\n"
         "schema:\n  - name: orders\n    properties:\n"
         "      - {name: id, physicalType: BIGINT, primaryKey: true}\n"
