@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import yaml
 from dagster import (
     AssetCheckKey,
     AssetExecutionContext,
@@ -28,6 +27,7 @@ from pipeline import gate, publish
 from pipeline.automation import REFRESH_CONDITION
 from pipeline.checks.factory import fivetran_key
 from pipeline.contract import TableContract
+from pipeline.looker_config import load_config
 from pipeline.looker_lineage import lookml_dir, refreshes_file, resolve_refresh
 from pipeline.looker_sql import BRANCH_VARIABLE, branch
 from pipeline.lookml_project import LOOKML_DIGEST, Project, project_digest
@@ -81,39 +81,35 @@ class SandboxLookerResource(LookerResource):
 def load_refreshes(path: Path | None = None, project: Path | None = None) -> list[Refresh]:
     """Refreshes from the config; the tables each reads come from LookML, plus any listed `reads`."""
     path = path or refreshes_file()
-    config = yaml.safe_load(path.read_text(encoding="utf-8"))
-    connections = looker_connections(path, config)
+    config = load_config(path)
     default_schemas = {
-        name: c.default_schema for name, c in connections.items() if c.default_schema
+        name: c.default_schema for name, c in config.connections.items() if c and c.default_schema
     }
     lookml = Project(project or lookml_dir())  # read once for every refresh
     refreshes = []
-    for entry in config["refreshes"]:
-        datagroup = (
-            (entry["datagroup"]["model"], entry["datagroup"]["name"])
-            if "datagroup" in entry
-            else None
-        )
-        pdt = (entry["pdt"]["model"], entry["pdt"]["view"]) if "pdt" in entry else None
+    for entry in config.refreshes:
+        datagroup = (entry.datagroup.model, entry.datagroup.name) if entry.datagroup else None
+        pdt = (entry.pdt.model, entry.pdt.view) if entry.pdt else None
         try:
             lineage = resolve_refresh(lookml, datagroup, pdt, default_schemas)
         except (LookupError, FileNotFoundError) as error:
-            raise ValueError(f"{path}: refresh {entry['name']!r}: {error}") from None
-        if not connections.get(lineage.connection, WAREHOUSE).warehouse:
+            raise ValueError(f"{path}: refresh {entry.name!r}: {error}") from None
+        connection = config.connection(lineage.connection)
+        if connection and not connection.warehouse:
             raise ValueError(
-                f"{path}: refresh {entry['name']!r}: its model's connection "
+                f"{path}: refresh {entry.name!r}: its model's connection "
                 f"{lineage.connection!r} is declared `warehouse: false`, yet tollgate gates and "
                 "refreshes it: declare it `warehouse: true`, or remove the refresh"
             )
         # `reads` adds tables the LookML does not show; it never removes one LookML reads.
         derived = {f"{schema}.{table}" for schema, table in lineage.tables}
-        reads = sorted(derived | {t.lower() for t in entry.get("reads") or []})
+        reads = sorted(derived | {t.lower() for t in entry.reads})
         if not reads and not lineage.problems:
-            raise ValueError(f"{path}: refresh {entry['name']!r} reads no warehouse table")
+            raise ValueError(f"{path}: refresh {entry.name!r} reads no warehouse table")
         refreshes.append(
             Refresh(
-                name=entry["name"],
-                description=entry.get("description", ""),
+                name=entry.name,
+                description=entry.description,
                 reads=tuple(reads),
                 datagroup=datagroup,
                 pdt=pdt,
@@ -124,39 +120,6 @@ def load_refreshes(path: Path | None = None, project: Path | None = None) -> lis
             )
         )
     return refreshes
-
-
-@dataclass(frozen=True)
-class Connection:
-    """A Looker connection as looker_refreshes.yaml declares it."""
-
-    default_schema: str | None = None  # for unqualified table names
-    warehouse: bool = True  # false: another database, whose models tollgate does not judge
-
-
-WAREHOUSE = Connection()
-
-
-def looker_connections(
-    path: Path | None = None, config: dict | None = None
-) -> dict[str, Connection]:
-    """`connections:` of looker_refreshes.yaml; an unknown setting is an error naming it."""
-    path = path or refreshes_file()
-    if config is None:
-        config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    connections = {}
-    for name, settings in (config.get("connections") or {}).items():
-        settings = {} if settings is None else settings
-        known = isinstance(settings, dict) and set(settings) <= {"default_schema", "warehouse"}
-        if not known or not isinstance(settings.get("warehouse", True), bool):
-            raise ValueError(
-                f"{path}: connections: {name}: {settings!r}: the settings are "
-                "default_schema: <schema> and warehouse: true | false"
-            )
-        connections[name] = Connection(
-            settings.get("default_schema"), settings.get("warehouse", True)
-        )
-    return connections
 
 
 def build_refresh_asset(

@@ -7,7 +7,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -25,8 +24,9 @@ from dagster_looker import LookerResource
 from pipeline import report
 from pipeline.automation import CHECK_CONDITION, REFRESH_CONDITION
 from pipeline.contract import Contract
-from pipeline.looker import Refresh, looker_connections, refresh_model
+from pipeline.looker import Refresh, refresh_model
 from pipeline.looker_checks import LOOKML_VALID, NO_PII_EXPOSED, pii_findings
+from pipeline.looker_config import load_config
 from pipeline.looker_lineage import lookml_dir, model_reads, refreshes_file
 from pipeline.looker_sql import (
     branch,
@@ -113,7 +113,7 @@ def served_alongside(refreshes: list[Refresh], readable: Readable) -> list[Lookm
     held to the gate too."""
     project = Project(lookml_dir())
     refreshed = {refresh_model(r) for r in refreshes}
-    declared = looker_connections()
+    declared = load_config(refreshes_file())
     refreshed_connections = {r.connection for r in refreshes}
     found = []
     for name in sorted(set(project.model_files) - refreshed):
@@ -122,7 +122,7 @@ def served_alongside(refreshes: list[Refresh], readable: Readable) -> list[Lookm
         except (LookupError, FileNotFoundError) as error:  # judged (and failed) at run time
             found.append(LookmlModel(name, (), (), None, (str(error),), SERVED_ALONGSIDE))
             continue
-        connection = declared.get(model.connection)
+        connection = declared.connection(model.connection)
         if connection and not connection.warehouse:  # another database: not tollgate's to judge
             continue
         schema = connection.default_schema if connection else None
@@ -137,7 +137,7 @@ def served_alongside(refreshes: list[Refresh], readable: Readable) -> list[Lookm
 def check_severities(path: Path | None = None) -> dict[str, str]:
     """Severity of the adjustable Looker checks, from `checks:` in looker_refreshes.yaml."""
     path = path or refreshes_file()
-    chosen = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("checks") or {}
+    chosen = load_config(path).checks
     for name, level in chosen.items():
         if name not in ADJUSTABLE or level not in ("error", "warn"):
             raise ValueError(

@@ -197,20 +197,41 @@ def test_unqualified_table_without_default_schema_is_a_problem_naming_the_file(t
 
 
 @pytest.mark.parametrize(
-    ("settings", "named"),
+    ("text", "message"),
     [
-        ({"default_shema": "payments_published"}, "default_shema"),
-        ({"warehouse": "no"}, "'warehouse': 'no'"),
-        ("payments_published", "'payments_published'"),
+        ("refreshes: [{name: r, datagroup: {model: m, name: etl}, read: [crm.deals]}]",
+         "unknown key `read` at refreshes.0 (refresh 'r') (did you mean `reads`?)"),
+        ("refreshes: [{name: r, datagroup: {model: m, nmae: etl}}]",
+         "unknown key `nmae` at refreshes.0.datagroup (refresh 'r') (did you mean `name`?)"),
+        ("refreshes: [{name: r, pdt: {model: m, view: v}}]\n"
+         "connections: {warehouse: {default_shema: payments_published}}",
+         "unknown key `default_shema` at connections.warehouse (did you mean `default_schema`?)"),
+        ("refreshes: [{name: r, pdt: {model: m, view: v}}]\n"
+         "connections: {warehouse: {warehouse: 'no'}}",
+         "connections.warehouse.warehouse: Input should be a valid boolean"),
+        ("refreshes: [{name: r, pdt: {model: m, view: v}}]\nconnection: {warehouse: {}}",
+         "unknown key `connection` at the top level (did you mean `connections`?)"),
+        ("refreshes: [{name: r, pdt: {model: m, view: v}, reads: crm.deals}]",
+         "refreshes.0.reads (refresh 'r'): Input should be a valid list"),
+        ("refreshes: [{name: r, pdt: {model: m, view: v}}, {name: r, pdt: {model: m, view: w}}]",
+         "refresh 'r' is listed twice"),
+        ("refreshes: [{name: r, pdt: {model: m, view: v}}]\nchecks: {deleted_rows: warn}",
+         "checks: deleted_rows: 'warn'; only deleted_rows_are_filtered can be set, to error or warn"),
     ],
-)
-def test_a_connection_setting_tollgate_does_not_know_is_an_error_naming_it(
-    tmp_path, settings, named
-):
-    """Before, a misspelt setting was dropped: the default schema silently went unset."""
-    with pytest.raises(ValueError, match="looker_refreshes.yaml: connections: warehouse: ") as e:
-        load(tmp_path, INVOICES, model=INVOICES_EXPLORE, connections={"warehouse": settings})
-    assert named in str(e.value)
+)  # fmt: skip
+def test_a_key_looker_refreshes_yaml_does_not_know_is_an_error_naming_it(tmp_path, text, message):
+    """Before, a misspelt key was dropped: `read:` lost the tables it added, `default_shema:`
+    left the default schema unset, and the gate ran on what was left."""
+    from pipeline.lookml_model import check_severities
+
+    path = tmp_path / "looker_refreshes.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError) as error:
+        check_severities(path)
+    assert str(error.value) == f"{path}: {message}"
+    if "checks:" not in text:  # the refreshes read the same file, as strictly
+        with pytest.raises(ValueError, match=re.escape(message)):
+            load_refreshes(path, tmp_path / "lookml")
 
 
 def test_a_refresh_on_a_connection_declared_outside_the_warehouse_is_an_error(tmp_path):
