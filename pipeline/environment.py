@@ -4,6 +4,7 @@ Called when definitions are built, never at import. Secrets go in as dagster.Env
 values are read only when a resource is initialised and never appear in definitions or logs.
 """
 
+import difflib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,6 +40,15 @@ SANDBOX_NAMES = {
     "snowflake": "DuckDB (local sandbox warehouse)",
     "looker": "the local Looker sandbox",
 }
+
+
+# Every TOLLGATE_ variable tollgate reads; any other is a typo that would silently change nothing.
+VARIABLES = (
+    "TOLLGATE_ENV", "TOLLGATE_SANDBOX_SERVICES", "TOLLGATE_DATA_DIR", "TOLLGATE_REPORTS_DIR",
+    "TOLLGATE_CONTRACTS_DIR", "TOLLGATE_LOOKML_DIR", "TOLLGATE_LOOKER_BRANCH",
+    "TOLLGATE_LOOKER_BRANCHES_DIR", "TOLLGATE_SANDBOX_DEFECTS", "TOLLGATE_SANDBOX_CSV_DIR",
+    "TOLLGATE_SANDBOX_SCALE",
+)  # fmt: skip
 
 
 # Why a real service cannot work across the local sandbox warehouse.
@@ -87,6 +97,13 @@ def missing(service: str) -> list[str]:
 
 def setup() -> Setup:
     """Read TOLLGATE_ENV, the credentials and TOLLGATE_SANDBOX_SERVICES; refuse what is unsafe."""
+    for name in sorted(os.environ):
+        if name.startswith("TOLLGATE_") and name not in VARIABLES:
+            close = difflib.get_close_matches(name, VARIABLES, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise EnvironmentError(
+                f"{name} is not a variable tollgate reads{hint}; known: {', '.join(VARIABLES)}"
+            )
     mode = os.environ.get("TOLLGATE_ENV", "").strip().lower() or "sandbox"
     if mode not in MODES:
         raise EnvironmentError(f"TOLLGATE_ENV={mode!r} is not one of {', '.join(MODES)}")

@@ -1,6 +1,9 @@
 """Scope: TOLLGATE_ENV — production refuses missing credentials, mixes need an opt-in, and the
 Fivetran sandbox never writes generated rows into a warehouse that is not its own."""
 
+import re
+from pathlib import Path
+
 import pytest
 from dagster import DagsterInstance
 
@@ -96,6 +99,14 @@ def test_production_with_every_credential_tags_targets_and_no_secret(monkeypatch
         ({"FIVETRAN_API_KEY": "k"}, ["credentials are incomplete", "FIVETRAN_API_SECRET"]),
         ({"TOLLGATE_SANDBOX_SERVICES": "fivtran"}, ["unknown services ['fivtran']"]),
         ({"TOLLGATE_ENV": "prod"}, ["TOLLGATE_ENV='prod'"]),
+        # Before, ignored: the shipped contracts were checked instead of the user's.
+        (
+            {"TOLLGATE_CONTRACT_DIR": "/srv/contracts"},
+            [
+                "TOLLGATE_CONTRACT_DIR is not a variable tollgate reads (did you mean "
+                "TOLLGATE_CONTRACTS_DIR?)"
+            ],
+        ),  # fmt: skip
     ],
 )
 def test_sandbox_mode_refuses_unsafe_or_misspelled_setups(monkeypatch, variables, expected):
@@ -147,8 +158,6 @@ def test_the_fivetran_sandbox_never_writes_into_a_real_warehouse(monkeypatch, sn
 def test_the_documented_postgres_storage_is_valid_config_with_an_installed_driver():
     """dagster.yaml's comments show the production storage block. Without `scheme`, SQLAlchemy
     2.1 asks for psycopg 3, which dagster-postgres does not install: the block failed as shown."""
-    import re
-
     import sqlalchemy
     import yaml
     from dagster._config import validate_config
@@ -218,3 +227,14 @@ def test_opening_the_warehouse_outside_a_run_builds_no_dagster_instance_each_tim
         with environment.open_warehouse() as warehouse:
             assert warehouse.query("select 1 as one") == [{"one": 1}]
     assert len(built) == 1
+
+
+def test_every_tollgate_variable_the_code_reads_is_known():
+    """The list unknown names are refused against must hold every name the code reads."""
+    root = Path(environment.__file__).parent
+    read = {
+        name
+        for path in root.rglob("*.py")
+        for name in re.findall(r"[\"'](TOLLGATE_[A-Z_]+)[\"']", path.read_text())
+    }
+    assert read and read <= set(environment.VARIABLES)
