@@ -632,3 +632,12 @@ def _check_references(contract: Contract, contracts: dict[str, Contract]) -> Non
                         contract.file, f"foreign key to {target}: {connector}.{parent} has no "
                         f"column {key!r}", table.name, column.name
                     )  # fmt: skip
+                parent_column = parent_table.column(key)
+                if parent_column.is_pii and column.classification != parent_column.classification:
+                    # Else its values (the same PII) would be scanned, redacted and recorded as
+                    # a column that holds none.
+                    raise ContractError(
+                        contract.file, f"foreign key to {target}: that key is classified "
+                        f"{parent_column.classification}, and this column holds its values: "
+                        f"classify it {parent_column.classification} too", table.name, column.name
+                    )  # fmt: skip

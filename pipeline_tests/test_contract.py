@@ -72,6 +72,12 @@ def test_good_contract_loads(tmp_path):
             "customer_id",
         ),
         (
+            ("to: customers.id", "to: customers.email"),
+            "that key is classified email, and this column holds its values: classify it email",
+            "orders",
+            "customer_id",
+        ),
+        (
             ("value: {freshness: warn}", "value: {freshness: loud}"),
             "severity must map",
             "orders",
