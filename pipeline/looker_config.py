@@ -4,6 +4,7 @@ an error naming the file and the place, never a setting silently dropped."""
 import types
 import typing
 from collections import Counter
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,8 @@ import pydantic
 import yaml
 
 from pipeline.contract_schema import suggest
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when installed
 
 
 class _Strict(pydantic.BaseModel):
@@ -57,8 +60,14 @@ class LookerConfig(_Strict):
 
 def load_config(path: Path) -> LookerConfig:
     """The file at `path`, validated; ValueError naming the file and the key on any problem."""
+    stat = path.stat()
+    return _load(path, stat.st_mtime_ns, stat.st_size)
+
+
+@cache  # read by the refreshes, the Looker checks' severities and the models beside them
+def _load(path: Path, modified: int, size: int) -> LookerConfig:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)
     except yaml.YAMLError as error:
         raise ValueError(f"{path}: is not valid YAML: {error}") from None
     try:
