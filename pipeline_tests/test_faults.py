@@ -90,7 +90,10 @@ def test_never_synced_connector_has_no_assets_and_no_refresh():
     result = subset.execute_in_process(raise_on_error=False)
     message = step_errors(result)["looker__crm_etl"]
     assert "Refusing to refresh looker/crm_etl" in message
-    assert "crm_published.deals, which no contract publishes" in message
+    assert (
+        "crm_published.deals, which nothing publishes: crm.yaml contracts it, but connector "
+        "'crm' is not in the Fivetran workspace, so no check audits it" in message
+    )
     assert not [r for r in looker_api.requests_seen() if r["method"] == "PATCH"]
 
 
