@@ -188,10 +188,21 @@ def contracts_dir() -> Path:
     )
 
 
+def contract_files(folder: Path | None = None) -> list[Path]:
+    """The folder's contract files (*.yaml, *.yml); an error when there is none to read."""
+    folder = folder or contracts_dir()
+    if not folder.is_dir():
+        raise ContractError(folder, "is not a folder: no contract could be read")
+    files = sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
+    if not files:
+        raise ContractError(folder, "holds no contract (*.yaml or *.yml): nothing would be checked")
+    return files
+
+
 def load_contracts(folder: Path | None = None) -> dict[str, Contract]:
     """Every contract in the folder, keyed by connector name, cross-checked with each other."""
     contracts: dict[str, Contract] = {}
-    for path in sorted((folder or contracts_dir()).glob("*.yaml")):
+    for path in contract_files(folder):
         contract = load_contract(path)
         if contract.connector in contracts:
             raise ContractError(

@@ -19,7 +19,7 @@ from dagster import (
     MetadataValue,
 )
 
-from pipeline.contract import contracts_dir
+from pipeline.contract import contract_files, contracts_dir
 from pipeline.junit import junit
 from pipeline.locking import append_line, locked, read_lines, write_atomic
 from pipeline.settings import REPO_ROOT, reports_dir
@@ -133,10 +133,7 @@ def report(
 
 def contract_hashes() -> dict[str, str]:
     """sha256 of every contract file, by file name."""
-    return {
-        path.name: hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(contracts_dir().glob("*.yaml"))
-    }
+    return {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in contract_files()}
 
 
 @cache

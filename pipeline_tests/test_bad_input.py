@@ -133,6 +133,17 @@ def test_empty_file_and_second_contract_for_a_connector_are_named(tmp_path):
         load_contracts(tmp_path)
 
 
+def test_a_contract_folder_that_is_missing_or_empty_or_spelt_yml_is_never_skipped(tmp_path):
+    """Before: a misspelt folder or an empty one loaded no contract, silently, and a `.yml`
+    file was passed over: its connector's tables went unchecked."""
+    with pytest.raises(ContractError, match="is not a folder: no contract could be read"):
+        load_contracts(tmp_path / "contrcts")
+    with pytest.raises(ContractError, match=r"holds no contract \(\*.yaml or \*.yml\)"):
+        load_contracts(tmp_path)
+    (tmp_path / "shop.yml").write_text(textwrap.dedent(SHOP))
+    assert list(load_contracts(tmp_path)) == ["shop"]
+
+
 def test_contract_table_the_connector_does_not_sync_stops_loading(tmp_path, monkeypatch):
     folder = tmp_path / "contracts"
     shutil.copytree(CONTRACTS_DIR, folder)
