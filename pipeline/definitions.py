@@ -65,7 +65,10 @@ def build_definitions() -> Definitions:
     # One lookml/<model> per model, between the published tables and the model's refreshes (and
     # one per model on the same connection that no refresh covers); its Looker checks run with it.
     severities = check_severities()
-    models = [*lookml_models(refreshes), *served_alongside(refreshes, readable)]
+    models = [
+        replace(m, owners=tuple(sorted({published[k].owner for k in m.deps})))
+        for m in [*lookml_models(refreshes), *served_alongside(refreshes, readable)]
+    ]
     lookml_assets = [build_lookml_asset(m, contracts, readable, severities) for m in models]
     # What each refresh must verify itself: every blocking check upstream of what it reads,
     # its model's Looker checks included.

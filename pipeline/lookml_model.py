@@ -84,6 +84,7 @@ class LookmlModel:
     problems: tuple[str, ...] = ()  # the refreshes' unresolved lineage or ungated reads
     checks: tuple[str, ...] = tuple(DESCRIPTIONS)  # the Looker checks judged on it
     undeclared_connection: str = ""  # its connection, when looker_refreshes.yaml does not name it
+    owners: tuple[str, ...] = ()  # the owners of the published tables it reads
 
 
 def lookml_key(model: str) -> AssetKey:
@@ -165,6 +166,7 @@ def build_lookml_asset(
                 deps=list(model.deps),
                 group_name="looker",
                 kinds={"looker"},
+                owners=list(model.owners),
                 description=f"What Looker serves for model {model.name}; its checks gate every "
                 "refresh.",
                 automation_condition=REFRESH_CONDITION,

@@ -274,6 +274,9 @@ def test_ui_shows_assets_owners_groups_lineage_and_checks(webserver):
         # Owned by whoever owns the tables it reads: the people a held-back refresh waits on.
         readers = {OWNERS[dep.split("/")[1]] for dep in deps}
         assert {f"team:{o['team']}" for o in nodes[asset]["owners"]} == readers
+    for model in lookml:  # so are a model's Looker checks, and their failures
+        owners = [f"team:{o['team']}" for o in nodes[model]["owners"]]
+        assert owners == [OWNERS[model.split("/")[1]]]
 
     contract = {key(n["assetKey"]["path"]): n for n in webserver.gql(ASSET_CONTRACT)["assetNodes"]}
     charges_node = contract["fivetran/payments/charges"]
