@@ -20,7 +20,7 @@ from dagster import (
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from pipeline import publish
-from pipeline.checks.factory import AUDITED_VERSION
+from pipeline.checks.factory import AUDITED_VERSION, CONTRACT_DIGEST
 from pipeline.checks.scan_history import COMPLETED, record_metadata
 
 HISTORY_SEARCHED = 100  # check results read at once, for this run's own or a published version's
@@ -98,6 +98,20 @@ def audited_version(
             "contract check whole, then publish"
         )
     return versions.pop()
+
+
+def judged_by_another_contract(
+    latest: Mapping[AssetCheckKey, AssetCheckExecutionRecord | None],
+    checks: Sequence[AssetCheckKey],
+    digest: str,
+) -> list[str]:
+    """The checks whose verdict was reached by another version of the table's contract (results
+    written before the digest was recorded count as such)."""
+    return [
+        check.name
+        for check in checks
+        if metadata_value(record_metadata(latest[check]).get(CONTRACT_DIGEST)) != digest
+    ]
 
 
 def judged(

@@ -18,6 +18,7 @@ from dagster import (
 from pipeline import gate, publish
 from pipeline.automation import publish_condition
 from pipeline.checks.factory import fivetran_key, safe_name
+from pipeline.checks.incremental import contract_digest
 from pipeline.checks.keys import FOREIGN_KEYS_CHECK
 from pipeline.checks.redact import scrub_error
 from pipeline.checks.scan_history import record_metadata
@@ -245,9 +246,21 @@ def verified_version(
     """The audited snapshot every blocking check of the table passed on; Failure if there is none."""
     source = fivetran_key(table.connector, table.name)
     try:
-        return gate.audited_version(latest, blocking, source)
+        version = gate.audited_version(latest, blocking, source)
     except Failure as failure:
         raise refused(table, [failure.description or ""]) from None
+    # A pass by the contract as it was is no pass by the contract as it is.
+    if stale := gate.judged_by_another_contract(latest, blocking, contract_digest(table)):
+        which = "its checks" if len(stale) == len(blocking) else ", ".join(stale)
+        contract = table.file.name if table.file else "contract"
+        raise refused(
+            table,
+            [
+                f"its contract ({contract}) changed since {which} passed on version {version}: "
+                "run the table's checks again, then publish"
+            ],
+        )
+    return version
 
 
 def publish_table(

@@ -1,6 +1,7 @@
 """Scope: write-audit-publish in-process — Looker's tables change only to audited, passing versions."""
 
 import dataclasses
+import shutil
 
 import lkml
 import pytest
@@ -18,7 +19,7 @@ from sqlglot import exp
 from pipeline import gate, publish
 from pipeline.checks.factory import AUDITED_VERSION, fivetran_key
 from pipeline.checks.keys import FOREIGN_KEYS_CHECK
-from pipeline.contract import ColumnContract, TableContract, load_contracts
+from pipeline.contract import CONTRACTS_DIR, ColumnContract, TableContract, load_contracts
 from pipeline.definitions import build_definitions
 from pipeline.looker_lineage import LOOKML_DIR
 from pipeline.published import (
@@ -239,6 +240,34 @@ def test_checks_that_passed_on_different_snapshots_do_not_publish():
     assert not result.success
     [failure] = result.get_step_failure_events()
     assert "different snapshots" in failure.step_failure_data.error.message
+
+
+def test_checks_passed_by_the_contract_as_it_was_do_not_publish(tmp_path, monkeypatch):
+    """customers passed by its contract; the contract then caps it at 1,000 rows (it has 2,000).
+    Before, a publish alone took the old verdicts as passes and showed Looker the 2,000 rows."""
+    instance = DagsterInstance.ephemeral()
+    sync_audit_publish(instance, {CUSTOMERS})
+    contracts = tmp_path / "contracts"
+    shutil.copytree(CONTRACTS_DIR, contracts)
+    payments = contracts / "payments.yaml"
+    payments.write_text(payments.read_text().replace("max: 5000000}", "max: 1000}", 1))
+    monkeypatch.setenv("TOLLGATE_CONTRACTS_DIR", str(contracts))
+    result = publish_only(instance, {PUBLISHED_CUSTOMERS})
+    assert PUBLISHED_CUSTOMERS not in materialized(result)
+    [failure] = result.get_step_failure_events()
+    message = failure.step_failure_data.error.message
+    assert "Refusing to publish payments_published.customers: its contract (payments.yaml) " in (
+        message
+    )
+    assert "changed since its checks passed on version v" in message
+    assert "run the table's checks again, then publish" in message
+    # Judged again by the contract as it is, customers fails, and still does not publish.
+    job = build_definitions().resolve_implicit_global_asset_job_def()
+    rerun = job.get_subset(asset_selection={CUSTOMERS, PUBLISHED_CUSTOMERS})
+    again = rerun.execute_in_process(instance=instance, raise_on_error=False)
+    assert PUBLISHED_CUSTOMERS not in materialized(again)
+    failed = {e.check_name for e in again.get_asset_check_evaluations() if not e.passed}
+    assert "row_count_in_bounds" in failed
 
 
 ORPHANS = """SELECT count(*) AS n FROM payments_published.charges c

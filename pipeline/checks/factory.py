@@ -43,6 +43,7 @@ from pipeline.settings import REPO_ROOT
 from pipeline.warehouse import Warehouse
 
 AUDITED_VERSION = "audited_version"  # metadata key: the snapshot version a result judged
+CONTRACT_DIGEST = "contract_digest"  # metadata key: the version of the contract it judged by
 # A step hands its results to Dagster at least this often: a connection held longer would keep
 # the UI without news of a large connector, and other steps out of a DuckDB file, for that long.
 HOLD_SECONDS = 30.0
@@ -445,7 +446,11 @@ def _result(
         )
     if not verdict.passed:
         description += f" (owner: {table.owner})"
-    metadata: dict[str, Any] = {"owner": table.owner, "contract": _shown(table.file)}
+    metadata: dict[str, Any] = {
+        "owner": table.owner,
+        "contract": _shown(table.file),
+        CONTRACT_DIGEST: incremental.contract_digest(table),
+    }
     if version:
         metadata[AUDITED_VERSION] = version
     if audit:
