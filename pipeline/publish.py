@@ -420,11 +420,57 @@ def _roll_back(
     if orphans:
         print("Rolling back although: " + "; ".join(orphans), file=sys.stderr)
 
+    rolled: list[tuple[TableContract, str]] = []
+
     def act(table: TableContract) -> str:
-        return "rolled back from {} to {}".format(*rollback(warehouse, table))
+        was, now = rollback(warehouse, table)
+        rolled.append((table, now))
+        return f"rolled back from {was} to {now}"
 
     failed += _each([t for t in tables if (t.connector, t.name) in moved], act)
+    if rolled:
+        _tell_dagster(rolled)
     return 1 if failed else 0
+
+
+def _tell_dagster(rolled: Sequence[tuple[TableContract, str]]) -> None:
+    """Record what each rolled-back table shows now as its published asset's materialization:
+    Looker's caches and PDTs still hold rows of the version rolled back, and the refreshes
+    downstream run again on it (the automation sensor's next tick, or the command printed)."""
+    import os
+
+    from dagster import AssetMaterialization, DagsterInstance
+
+    from pipeline.published import published_key  # it imports this module
+
+    keys = [published_key(table.connector, table.name) for table, _ in rolled]
+    selection = " or ".join(f'key:"{key.to_user_string()}"+' for key in keys)
+    refresh = f"dg launch --assets '({selection}) and kind:looker'"
+    if not os.environ.get("DAGSTER_HOME"):
+        print(
+            "DAGSTER_HOME is not set, so Dagster was not told of the rollback: Looker still "
+            f"serves what it cached from the version rolled back until you run {refresh} "
+            "(with DAGSTER_HOME set to your Dagster instance)",
+            file=sys.stderr,
+        )
+        return
+    instance = DagsterInstance.get()
+    for (table, version), key in zip(rolled, keys, strict=True):
+        instance.report_runless_asset_event(
+            AssetMaterialization(
+                asset_key=key,
+                description=f"rolled back to {version}",
+                metadata={
+                    "version": version,
+                    "published_as": f"{table.published_schema}.{table.name}",
+                    "rolled_back": True,
+                },
+            )
+        )
+    print(
+        "Dagster records the rollback: the Looker refreshes downstream run on the automation "
+        f"sensor's next tick, or now with {refresh}"
+    )
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ REAL_SERVICE_VARIABLES = (
     "TOLLGATE_SANDBOX_CSV_DIR",
     "TOLLGATE_CONTRACTS_DIR",
     "TOLLGATE_LOOKML_DIR",
+    "DAGSTER_HOME",  # `make test` sets the repo's: no test writes into its instance
 )
 
 

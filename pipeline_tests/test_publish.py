@@ -637,13 +637,55 @@ def test_rollback_restores_the_previous_published_version(capsys):
     assert fingerprint("payments_published.charges") != first
 
     assert publish.main(["rollback", "payments.charges"]) == 0
-    assert "rolled back from" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "rolled back from" in out
+    assert "DAGSTER_HOME is not set, so Dagster was not told of the rollback" in err
     assert fingerprint("payments_published.charges") == first
     assert fingerprint("payments_published.customers")[2] > first[2]  # only the named table
     # The first version has nothing before it: a second rollback refuses, naming the table.
     assert publish.main(["rollback", "payments.charges"]) == 1
     assert "payments_published.charges has no earlier published version" in capsys.readouterr().err
     assert fingerprint("payments_published.charges") == first
+
+
+def refreshes_requested(result) -> set[str]:
+    """The Looker refreshes an automation tick requested."""
+    keys = {r.key for r in result.results if r.true_subset.size > 0}
+    return {k.to_user_string() for k in keys if isinstance(k, AssetKey) and k.path[0] == "looker"}
+
+
+def test_a_rollback_reruns_the_looker_refreshes_that_cached_the_version_rolled_back(
+    tmp_path, monkeypatch, capsys
+):
+    """Looker's caches and PDTs were built from the version rolled back. Before, Dagster never
+    heard of the rollback: automation requested no refresh, and Looker kept serving those rows."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    defs = build_definitions()
+    with DagsterInstance.local_temp(str(home)) as instance:
+        assert run_gate(FAST_PDT, instance).success
+        [row] = warehouse().query("SELECT min(id) AS id FROM payments.customers")
+        source_edits.edit_source(
+            "payments_sandbox", "customers", upsert=[{"id": row["id"], "country": "NZ"}]
+        )
+        assert run_gate(FAST_PDT, instance).success
+        settled = evaluate_automation_conditions(defs=defs, instance=instance)
+        before = evaluate_automation_conditions(defs=defs, instance=instance, cursor=settled.cursor)
+        assert not {k for k in refreshes_requested(before)}
+
+        assert publish.main(["rollback", "payments.customers"]) == 0
+        out = capsys.readouterr().out
+        assert "Dagster records the rollback" in out
+        assert (
+            """dg launch --assets '(key:"published/payments/customers"+) and kind:looker'""" in out
+        )
+        event = instance.get_latest_materialization_event(PUBLISHED_CUSTOMERS)
+        customers = load_contracts()["payments"].tables["customers"]
+        shown = publish.history(warehouse(), customers)[-1]
+        assert event.asset_materialization.metadata["version"].value == shown
+        after = evaluate_automation_conditions(defs=defs, instance=instance, cursor=before.cursor)
+        assert refreshes_requested(after) == {"looker/payments_etl", "looker/revenue_by_customer"}
 
 
 def test_a_rollback_that_would_orphan_a_childs_rows_refuses(capsys):
