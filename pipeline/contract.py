@@ -211,8 +211,35 @@ def load_contracts(folder: Path | None = None) -> dict[str, Contract]:
             )  # fmt: skip
         contracts[contract.connector] = contract
     for contract in contracts.values():
+        _check_published_schema(contract, contracts)
         _check_references(contract, contracts)
     return contracts
+
+
+def _check_published_schema(contract: Contract, contracts: dict[str, Contract]) -> None:
+    """Publishing writes into the published schema: never another connector's landing schema,
+    the audit schema, or a schema another contract publishes to."""
+    from pipeline.publish import AUDIT_SCHEMA  # it imports this module
+
+    schema = contract.published_schema.lower()
+    for other in contracts.values():
+        if other is contract:
+            continue
+        if schema == other.connector.lower():
+            clash = f"connector {other.connector!r}'s landing schema ({other.file.name})"
+        elif schema == other.published_schema.lower():
+            clash = f"the published schema of {other.file.name} too"
+        else:
+            continue
+        raise ContractError(
+            contract.file, f"publishedSchema {contract.published_schema!r} is {clash}: publishing "
+            "would write over its tables, and Looker could not tell them apart"
+        )  # fmt: skip
+    if schema == AUDIT_SCHEMA:
+        raise ContractError(
+            contract.file, f"publishedSchema {contract.published_schema!r} is tollgate's audit "
+            "schema, where the snapshots and the ledger live"
+        )  # fmt: skip
 
 
 def load_contract(path: Path) -> Contract:

@@ -1,5 +1,6 @@
 """Scope: contract loading — every malformed case stops with file, table and column named."""
 
+import re
 import textwrap
 
 import pytest
@@ -98,6 +99,42 @@ def test_each_malformed_case_names_file_table_column(tmp_path, change, message, 
     error = raised.value
     assert message in str(error)
     assert error.file.name == "shop.yaml" and error.table == table and error.column == column
+
+
+OTHER = """apiVersion: v3.0.2
+kind: DataContract
+id: crm
+name: crm
+version: 1.0.0
+status: active
+team: {name: revops}
+customProperties: [{property: publishedSchema, value: reporting}]
+schema:
+  - name: customers
+    properties:
+      - {name: id, physicalType: VARCHAR, primaryKey: true}
+"""
+
+
+@pytest.mark.parametrize(
+    ("published", "named", "message"),
+    [
+        ("crm", "shop.yaml", "publishedSchema 'crm' is connector 'crm''s landing schema (crm.yaml)"),
+        ("reporting", "crm.yaml", "publishedSchema 'reporting' is the published schema of shop.yaml"),
+        ("tollgate_audit", "shop.yaml", "publishedSchema 'tollgate_audit' is tollgate's audit schema"),
+    ],
+)  # fmt: skip
+def test_a_published_schema_that_would_write_over_other_tables_is_refused(
+    tmp_path, published, named, message
+):
+    """Before: shop published its customers as views into crm's landing schema (or beside crm's
+    own published customers), replacing tables there."""
+    custom = f"customProperties: [{{property: publishedSchema, value: {published}}}]\nschema:"
+    write(tmp_path, GOOD.replace("schema:", custom, 1))
+    (tmp_path / "crm.yaml").write_text(OTHER)
+    with pytest.raises(ContractError, match=re.escape(message)) as raised:
+        load_contracts(tmp_path)
+    assert raised.value.file.name == named
 
 
 def test_pii_without_handling_is_rejected(tmp_path):
