@@ -360,6 +360,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "rollback":
             failed = _roll_back(warehouse, tables, every, args.allow_orphans)
+            if not failed and not args.hold:
+                print(
+                    "Not held: the next publish (a run, automation) shows each table's latest "
+                    "passing audit again, possibly the version rolled back from; roll back with "
+                    "--hold, or hold, to keep it back"
+                )
             if failed or not args.hold:
                 return failed
         return _hold_or_release(warehouse, tables, args.command != "release")

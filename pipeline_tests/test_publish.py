@@ -639,6 +639,7 @@ def test_rollback_restores_the_previous_published_version(capsys):
     assert publish.main(["rollback", "payments.charges"]) == 0
     out, err = capsys.readouterr()
     assert "rolled back from" in out
+    assert "Not held: the next publish (a run, automation) shows each table's latest" in out
     assert "DAGSTER_HOME is not set, so Dagster was not told of the rollback" in err
     assert fingerprint("payments_published.charges") == first
     assert fingerprint("payments_published.customers")[2] > first[2]  # only the named table
@@ -741,7 +742,8 @@ def test_a_held_table_stays_rolled_back_until_released(capsys):
 
     capsys.readouterr()
     assert publish.main(["rollback", "payments.customers", "--hold"]) == 0
-    assert "payments_published.customers: held at v" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "payments_published.customers: held at v" in out and "Not held" not in out
     assert fingerprint("payments_published.customers") == first
     held = publish_only(instance, {PUBLISHED_CUSTOMERS})
     assert not held.success and not materialized(held)
