@@ -506,6 +506,12 @@ def _table(
         if column.name in seen:
             raise ContractError(path, "is listed twice", obj.name, column.name)
         seen.add(column.name)
+    if not any(column.primary_key for column in columns):
+        # Else no rule would hold its rows unique, nor its ids to be present.
+        raise fail(
+            "declares no primaryKey: mark the column(s) that identify a row `primaryKey: true` "
+            "(Fivetran's `_fivetran_id` for a source table without one)"
+        )
     return TableContract(
         connector=connector,
         name=obj.name,

@@ -149,7 +149,8 @@ def test_contract_table_the_connector_does_not_sync_stops_loading(tmp_path, monk
     shutil.copytree(CONTRACTS_DIR, folder)
     with (folder / "payments.yaml").open("a") as file:
         file.write(
-            "  - name: refunds\n    properties:\n      - {name: id, physicalType: VARCHAR}\n"
+            "  - name: refunds\n    properties:\n"
+            "      - {name: id, physicalType: VARCHAR, primaryKey: true}\n"
         )
     monkeypatch.setenv("TOLLGATE_CONTRACTS_DIR", str(folder))
     with pytest.raises(

@@ -90,6 +90,15 @@ def test_good_contract_loads(tmp_path):
             "orders",
             "id",
         ),
+        (  # before: loaded, and no rule held its rows unique
+            (
+                "- {name: id, physicalType: BIGINT, primaryKey: true}",
+                "- {name: id, physicalType: BIGINT}",
+            ),
+            "declares no primaryKey: mark the column(s) that identify a row",
+            "orders",
+            None,
+        ),
     ],
 )
 def test_each_malformed_case_names_file_table_column(tmp_path, change, message, table, column):
