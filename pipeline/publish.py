@@ -9,6 +9,7 @@ without guessing.
 """
 
 import argparse
+import os
 import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -443,8 +444,6 @@ def _tell_dagster(rolled: Sequence[tuple[TableContract, str]]) -> None:
     """Record what each rolled-back table shows now as its published asset's materialization:
     Looker's caches and PDTs still hold rows of the version rolled back, and the refreshes
     downstream run again on it (the automation sensor's next tick, or the command printed)."""
-    import os
-
     from dagster import AssetMaterialization, DagsterInstance
 
     from pipeline.published import published_key  # it imports this module

@@ -41,6 +41,14 @@ def lookml_copy(tmp_path: Path, monkeypatch) -> Path:
     return project
 
 
+def keyed_view(name: str, table: str) -> str:
+    """LookML of a view `name` over `table`, with its id as primary key."""
+    return (
+        f"view: {name} {{\n  sql_table_name: {table} ;;\n"
+        "  dimension: id { primary_key: yes  sql: ${TABLE}.id ;; }\n}\n"
+    )
+
+
 def edit(path: Path, old: str, new: str) -> None:
     text = path.read_text()
     assert old in text, f"{old!r} not in {path}"
@@ -121,8 +129,7 @@ def test_looker_reading_a_landing_table_outside_every_refresh_withholds_its_mode
     read Fivetran's landing table: no refresh's lineage covers them, yet Looker queries them."""
     project = lookml_copy(tmp_path, monkeypatch)
     (project / "views" / "payments" / "raw_charges.view.lkml").write_text(
-        "view: raw_charges {\n  sql_table_name: payments.charges ;;\n"
-        "  dimension: id { primary_key: yes  sql: ${TABLE}.id ;; }\n}\n"
+        keyed_view("raw_charges", "payments.charges")
     )
     edit(
         project / "payments.model.lkml",
@@ -163,8 +170,7 @@ def test_a_model_no_refresh_belongs_to_is_held_to_published_tables_too(tmp_path,
         "  dimension: name { sql: ${TABLE}.name ;; }\n}\n"
     )
     (project / "views" / "raw" / "raw_charges.view.lkml").write_text(
-        "view: raw_charges {\n  sql_table_name: payments.charges ;;\n"
-        "  dimension: id { primary_key: yes  sql: ${TABLE}.id ;; }\n}\n"
+        keyed_view("raw_charges", "payments.charges")
     )
     (project / "app.model.lkml").write_text(
         'connection: "reporting"\ninclude: "/views/raw/*.view.lkml"\nexplore: raw_charges {}\n'
@@ -207,8 +213,7 @@ def test_a_contracted_table_nothing_publishes_fails_the_model_reading_it(tmp_pat
     monkeypatch.setenv("TOLLGATE_CONTRACTS_DIR", str(contracts))
     project = lookml_copy(tmp_path, monkeypatch)
     (project / "views" / "payments" / "orders.view.lkml").write_text(
-        "view: orders {\n  sql_table_name: shop_published.orders ;;\n"
-        "  dimension: id { primary_key: yes  sql: ${TABLE}.id ;; }\n}\n"
+        keyed_view("orders", "shop_published.orders")
     )
     edit(
         project / "payments.model.lkml",

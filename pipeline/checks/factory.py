@@ -200,7 +200,10 @@ def _with_failures(
     verdict = Verdict(False, f"the check could not run: {scrub_error(failed[table.name])}")
     context.log.error(f"{table.connector}.{table.name}: {verdict.summary}")
     done = {result.check_name for result in judged}
-    return judged + [_result(table, r, verdict, "") for r in rules if r.check_name not in done]
+    digest = incremental.contract_digest(table)
+    return judged + [
+        _result(table, r, verdict, "", digest) for r in rules if r.check_name not in done
+    ]
 
 
 def _inputs(
@@ -349,6 +352,7 @@ def evaluate(
     """Judge every rule; a rule that cannot run fails with its error, never passes."""
     if state is None:
         state = table_state(table, rules, warehouse)
+    digest = plan.contract if plan else incremental.contract_digest(table)  # once per table
     if isinstance(state, Exception):
         for rule in rules:
             yield _result(
@@ -356,6 +360,7 @@ def evaluate(
                 rule,
                 Verdict(False, f"cannot read the table: {scrub_error(state)}"),
                 "",
+                digest,
                 version,
             )
         return
@@ -384,7 +389,7 @@ def evaluate(
         verdict, sql = judged[rule.check_name]
         read_every_row = verdict.metadata.pop(incremental.READ_EVERY_ROW, None)
         audit = plan.record(rule, read_every_row) if plan else None
-        yield _result(table, rule, verdict, sql, version, audit)
+        yield _result(table, rule, verdict, sql, digest, version, audit)
 
 
 def _judge(
@@ -435,6 +440,7 @@ def _result(
     rule: Rule,
     verdict: Verdict,
     sql: str,
+    digest: str,
     version: str | None = None,
     audit: dict[str, Any] | None = None,
 ) -> AssetCheckResult:
@@ -449,7 +455,7 @@ def _result(
     metadata: dict[str, Any] = {
         "owner": table.owner,
         "contract": _shown(table.file),
-        CONTRACT_DIGEST: incremental.contract_digest(table),
+        CONTRACT_DIGEST: digest,
     }
     if version:
         metadata[AUDITED_VERSION] = version
